@@ -1,0 +1,66 @@
+"""Colour preservation (Gatys et al., "Preserving Color in Neural Artistic Style Transfer").
+
+Pure functions on RGB tensors (B, 3, H, W) in [0, 1].
+"""
+
+from __future__ import annotations
+
+import torch
+
+# ITU-R BT.601 RGB -> YIQ; Y is the luminance.
+_RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114],
+                            [0.595716, -0.274453, -0.321263],
+                            [0.211456, -0.522591, 0.311135]])
+
+
+def rgb_to_yiq(rgb: torch.Tensor) -> torch.Tensor:
+    """RGB -> YIQ (channel 0 is luminance)."""
+    return torch.einsum("ij,bjhw->bihw", _RGB_TO_YIQ.to(rgb), rgb)
+
+
+def yiq_to_rgb(yiq: torch.Tensor) -> torch.Tensor:
+    """YIQ -> RGB."""
+    return torch.einsum("ij,bjhw->bihw", torch.linalg.inv(_RGB_TO_YIQ).to(yiq), yiq)
+
+
+def luminance(rgb: torch.Tensor) -> torch.Tensor:
+    """Luminance replicated to 3 channels, so VGG sees a grey image."""
+    return rgb_to_yiq(rgb)[:, :1].expand(-1, 3, -1, -1).contiguous()
+
+
+def match_luminance(style_lum: torch.Tensor, content_lum: torch.Tensor) -> torch.Tensor:
+    """Shift/scale the style's luminance to the content's mean and deviation (paper eq. 1)."""
+    s_mean, s_std = style_lum.mean(), style_lum.std().clamp_min(1e-6)
+    c_mean, c_std = content_lum.mean(), content_lum.std()
+    return ((style_lum - s_mean) * (c_std / s_std) + c_mean).clamp(0, 1)
+
+
+def with_luminance(luma_rgb: torch.Tensor, colour_source: torch.Tensor) -> torch.Tensor:
+    """Combine the luminance of ``luma_rgb`` with the I/Q colour of ``colour_source``."""
+    y = rgb_to_yiq(luma_rgb)[:, :1]
+    iq = rgb_to_yiq(colour_source)[:, 1:]
+    return yiq_to_rgb(torch.cat([y, iq], 1)).clamp(0, 1)
+
+
+def match_color(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Linear colour transfer: give ``source`` the mean and covariance of ``target``'s colours.
+
+    The paper's "colour histogram matching" variant: x' = A (x - mu_s) + mu_t with
+    A = Σ_t^½ Σ_s^-½ (symmetric square roots).
+    """
+    def stats(img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        flat = img.reshape(3, -1).double()
+        mu = flat.mean(1, keepdim=True)
+        centred = flat - mu
+        cov = centred @ centred.T / flat.shape[1] + 1e-5 * torch.eye(3, dtype=flat.dtype)
+        return mu, cov
+
+    def sqrtm(cov: torch.Tensor, power: float) -> torch.Tensor:
+        values, vectors = torch.linalg.eigh(cov)
+        return vectors @ torch.diag(values.clamp_min(1e-8) ** power) @ vectors.T
+
+    mu_s, cov_s = stats(source)
+    mu_t, cov_t = stats(target)
+    transform = sqrtm(cov_t, 0.5) @ sqrtm(cov_s, -0.5)
+    flat = transform @ (source.reshape(3, -1).double() - mu_s) + mu_t
+    return flat.reshape(source.shape).to(source.dtype).clamp(0, 1)

@@ -1,0 +1,181 @@
+"""The optimisation loop: several jobs of one output size in one forward/backward pass."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+
+from .imageio import tensor_to_image
+from .job import Job, PreparedJob, prepare
+from .losses import content_loss, style_loss, tv_loss
+from .vgg import VGGFeatures
+from .weights import VGGWeights, load_weights
+
+
+@dataclass(frozen=True)
+class LossTerms:
+    """Unweighted loss terms of one job and the weighted total."""
+
+    content: float
+    style: float
+    tv: float
+    total: float
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Reported to the callback after every step of every job."""
+
+    job: int  # index of the job in the batch
+    step: int  # steps done so far
+    steps: int  # steps requested
+    losses: LossTerms  # of the image the step started from
+    preview: Image.Image | None  # current image, every ``preview_every`` steps
+
+
+@dataclass(frozen=True)
+class Result:
+    """The stylised image and the run's figures."""
+
+    image: Image.Image
+    steps_run: int
+    losses: LossTerms  # of the returned image
+    initial_losses: LossTerms  # of the start image
+    seconds: float
+    stopped: str | None = None  # None (all steps ran), "deadline" or "cancelled"
+
+
+Callback = Callable[[Progress], bool | None]  # returning True stops that job
+
+
+class Stylizer:
+    """Loads VGG19 once; stylises jobs (load once, serve many)."""
+
+    def __init__(self, weights: VGGWeights | str | None = None, device: str = "cpu"):
+        self.device = torch.device(device)
+        loaded = weights if isinstance(weights, VGGWeights) else load_weights(weights)
+        self.net = VGGFeatures(loaded).to(self.device)
+
+    def stylize(self, job: Job, callback: Callback | None = None,
+                deadline: float | None = None) -> Result:
+        """Stylise one job. ``deadline`` is a ``time.monotonic()`` instant."""
+        return self.stylize_batch([job], callback, deadline)[0]
+
+    def stylize_batch(self, jobs: Sequence[Job], callback: Callback | None = None,
+                      deadline: float | None = None) -> list[Result]:
+        """Stylise jobs sharing :meth:`Job.batch_key` together; results in job order.
+
+        Every job keeps its own parameters (weights, optimiser, steps, seed...). When a job
+        has run its steps it leaves the batch; the others go on.
+        """
+        if len({job.batch_key() for job in jobs}) > 1:
+            raise ValueError("jobs of one batch need the same output size, layers and pooling")
+        start = time.perf_counter()
+        # The server may call this under torch.inference_mode(); the loop needs autograd.
+        with torch.inference_mode(False), torch.enable_grad():
+            prepared = [prepare(job, self.net, self.device) for job in jobs]
+            run = _BatchRun(self.net, prepared, callback)
+            run.optimise(deadline)
+            final = run.evaluate(list(range(len(jobs))), grad=False)
+        seconds = time.perf_counter() - start
+        return [
+            Result(image=tensor_to_image(p.finish(run.pixels[i])), steps_run=run.steps_run[i],
+                   losses=final[i], initial_losses=run.first_losses[i] or final[i],
+                   seconds=seconds, stopped=run.stopped[i])
+            for i, p in enumerate(prepared)
+        ]
+
+
+class _BatchRun:
+    """State of one batched optimisation.
+
+    Batch independence: VGG in eval mode treats batch items separately, and the batch's
+    loss is the *sum* of per-job losses, so the gradient reaching a job's pixels is that of
+    its own loss. Each job's pixels are a separate tensor with its **own optimiser**: for
+    L-BFGS its own curvature history and step length, never one line search or one history
+    over the concatenated batch (which would couple the jobs through shared dot products).
+    """
+
+    def __init__(self, net: VGGFeatures, prepared: list[PreparedJob], callback: Callback | None):
+        self.net, self.prepared, self.callback = net, prepared, callback
+        self.pixels = [p.init.clone().requires_grad_(True) for p in prepared]
+        self.optimizers = [_make_optimizer(x, p.job) for x, p in zip(self.pixels, prepared)]
+        self.steps_run = [0] * len(prepared)
+        self.stopped: list[str | None] = [None] * len(prepared)
+        self.first_losses: list[LossTerms | None] = [None] * len(prepared)
+
+    def active(self) -> list[int]:
+        return [i for i, p in enumerate(self.prepared)
+                if self.stopped[i] is None and self.steps_run[i] < p.job.params.steps]
+
+    def optimise(self, deadline: float | None) -> None:
+        while indices := self.active():
+            if deadline is not None and time.monotonic() >= deadline:
+                for i in indices:
+                    self.stopped[i] = "deadline"
+                return
+            losses = self.evaluate(indices, grad=True)
+            for k, i in enumerate(indices):
+                self._step(i, losses[k])
+
+    def _step(self, i: int, losses: LossTerms) -> None:
+        """Apply job ``i``'s optimiser to the gradient already in its pixels."""
+        x, job = self.pixels[i], self.prepared[i].job
+        if self.first_losses[i] is None:
+            self.first_losses[i] = losses
+        x.grad = x.grad.contiguous()  # the slice of the batch's gradient may be strided
+        # L-BFGS with max_iter=1 calls the closure exactly once, at the start of step(); the
+        # forward/backward for the whole batch has already run, so it returns that loss.
+        self.optimizers[i].step(lambda: torch.tensor(losses.total))
+        with torch.no_grad():
+            x.clamp_(0, 1)  # keep pixels valid (neural-style instead lets them drift)
+        x.grad = None
+        self.steps_run[i] += 1
+        if self.callback is not None:
+            every = job.params.preview_every
+            preview = None
+            if every and self.steps_run[i] % every == 0:
+                preview = tensor_to_image(self.prepared[i].finish(x.detach()))
+            progress = Progress(i, self.steps_run[i], job.params.steps, losses, preview)
+            if self.callback(progress):
+                self.stopped[i] = "cancelled"
+
+    def evaluate(self, indices: list[int], grad: bool) -> list[LossTerms]:
+        """Losses of jobs ``indices`` from one forward (and backward if ``grad``)."""
+        jobs = [self.prepared[i] for i in indices]
+        params = [p.job.params for p in jobs]
+        device = self.pixels[0].device
+        weight = lambda attr: torch.tensor([getattr(q, attr) for q in params], device=device)
+        with torch.set_grad_enabled(grad):
+            x = torch.cat([self.pixels[i] for i in indices])
+            names = params[0].content_layers + params[0].style_layers
+            features = self.net(self.net.convention.to_model(x), dict.fromkeys(names),
+                                params[0].pooling)
+            c = content_loss(features, _cat([p.content_targets for p in jobs]))
+            s = style_loss(features, _cat([p.style_targets for p in jobs]),
+                           {n: torch.tensor([p.layer_weights[n] for p in jobs], device=device)
+                            for n in params[0].style_layers})
+            t = tv_loss(x)
+            total = weight("content_weight") * c + weight("style_weight") * s \
+                + weight("tv_weight") * t
+            if grad:
+                total.sum().backward()
+        rows = torch.stack([c, s, t, total], 1).detach().cpu().tolist()
+        return [LossTerms(*row) for row in rows]
+
+
+def _cat(dicts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    return {name: torch.cat([d[name] for d in dicts]) for name in dicts[0]}
+
+
+def _make_optimizer(pixels: torch.Tensor, job: Job) -> torch.optim.Optimizer:
+    p = job.params
+    if p.optimizer == "adam":
+        return torch.optim.Adam([pixels], lr=p.lr)
+    # One L-BFGS iteration per step() so the loop controls evaluation, deadlines and
+    # progress; no line search (as neural-style), history of 100 pairs.
+    return torch.optim.LBFGS([pixels], lr=1.0, max_iter=1, history_size=100)

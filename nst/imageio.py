@@ -1,0 +1,107 @@
+"""Decoding, normalising, resizing and encoding images (Pillow), and tensor conversion."""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError
+
+DEFAULT_MAX_PIXELS = 50_000_000  # decoded pixels allowed for one input image
+FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"),
+           "webp": ("WEBP", "image/webp")}
+
+
+def decode_image(data: bytes | os.PathLike | str, *, field: str = "image",
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decode bytes or a path to an RGB image.
+
+    The declared size is checked against ``max_pixels`` *before* pixels are decoded
+    (decompression-bomb guard). EXIF orientation is applied. Animated images give their
+    first frame. Modes are converted to RGB: 16-bit and 32-bit greyscale are scaled to
+    8 bits; CMYK goes through Pillow's conversion; transparency (RGBA, LA, PA, P with a
+    transparent colour) is composited on white, so transparent areas become white.
+    """
+    source = io.BytesIO(bytes(data)) if isinstance(data, bytes | bytearray) else data
+    if isinstance(source, io.BytesIO) and not source.getbuffer().nbytes:
+        raise ImageError(f"{field} is empty", field=field, code="missing_image")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(source)
+            width, height = image.size
+            if width < 1 or height < 1:
+                raise ImageError(f"{field} has no pixels", field=field, code="invalid_image")
+            if width * height > max_pixels:
+                raise ImageError(
+                    f"{field} is {width}x{height} = {width * height} pixels; the limit is "
+                    f"{max_pixels}", field=field, code="image_too_large")
+            image.load()
+            image = ImageOps.exif_transpose(image)
+            return to_rgb(image)
+    except ImageError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"{field} is not a supported image: {exc}", field=field,
+                         code="not_an_image") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageError(f"{field} is corrupt or truncated: {exc}", field=field,
+                         code="corrupt_image") from None
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to 8-bit RGB (see :func:`decode_image`)."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        # Pillow's convert("L") clips 16-bit values instead of scaling them.
+        array = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        array = np.clip(array / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        image = Image.fromarray(array, mode="L")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def resize_longest(image: Image.Image, size: int) -> Image.Image:
+    """Resize so the longer side is ``size`` pixels, keeping the aspect ratio."""
+    width, height = image.size
+    scale = size / max(width, height)
+    new = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return image if new == image.size else image.resize(new, Image.Resampling.LANCZOS)
+
+
+def encode_image(image: Image.Image, fmt: str = "png", quality: int = 92) -> bytes:
+    """Encode to ``png`` (default), ``jpeg`` or ``webp`` bytes."""
+    pil_format, _ = FORMATS[fmt]
+    buffer = io.BytesIO()
+    options = {"optimize": False} if fmt == "png" else {"quality": quality}
+    image.save(buffer, format=pil_format, **options)
+    return buffer.getvalue()
+
+
+def content_type(fmt: str) -> str:
+    """MIME type of an output format name."""
+    return FORMATS[fmt][1]
+
+
+def image_to_tensor(image: Image.Image) -> torch.Tensor:
+    """RGB image -> float tensor (1, 3, H, W) in [0, 1]."""
+    array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).unsqueeze(0)
+
+
+def tensor_to_image(tensor: torch.Tensor) -> Image.Image:
+    """Tensor (3, H, W) or (1, 3, H, W) in [0, 1] -> RGB image (rounded to 8 bits)."""
+    array = tensor.detach().float().reshape(-1, *tensor.shape[-2:]).clamp(0, 1)
+    array = (array.permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
+    return Image.fromarray(array, mode="RGB")

@@ -1,0 +1,64 @@
+"""VGG19 layer names and their indices in torchvision's ``vgg19().features``.
+
+torchvision's configuration "E" (``torchvision.models.vgg.cfgs``) is the single source
+of the layout; names follow the paper: ``conv{block}_{n}``, ``relu{block}_{n}``,
+``pool{block}``.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from torchvision.models.vgg import cfgs
+
+from .errors import ParamError
+
+VGG19_CONFIG = "E"
+
+
+@cache
+def layer_names() -> tuple[str, ...]:
+    """Names of ``features[0] .. features[36]`` in order."""
+    names: list[str] = []
+    block, conv = 1, 0
+    for item in cfgs[VGG19_CONFIG]:
+        if item == "M":
+            names.append(f"pool{block}")
+            block, conv = block + 1, 0
+        else:
+            conv += 1
+            names += [f"conv{block}_{conv}", f"relu{block}_{conv}"]
+    return tuple(names)
+
+
+@cache
+def layer_indices() -> dict[str, int]:
+    """Map a layer name (``conv4_2``) to its index in ``features`` (21)."""
+    return {name: i for i, name in enumerate(layer_names())}
+
+
+def layer_index(name: str, *, field: str = "layers") -> int:
+    """Index of ``name`` in ``features``; a clear error for an unknown name."""
+    try:
+        return layer_indices()[name]
+    except KeyError:
+        raise ParamError(
+            f"unknown VGG19 layer {name!r}; valid names are conv1_1..conv5_4, "
+            "relu1_1..relu5_4 and pool1..pool5",
+            field=field,
+        ) from None
+
+
+@cache
+def conv_shapes() -> dict[int, tuple[int, int]]:
+    """``features`` index of every conv layer -> (out_channels, in_channels)."""
+    shapes: dict[int, tuple[int, int]] = {}
+    index, channels = 0, 3
+    for item in cfgs[VGG19_CONFIG]:
+        if item == "M":
+            index += 1
+        else:
+            shapes[index] = (int(item), channels)
+            channels = int(item)
+            index += 2
+    return shapes

@@ -1,0 +1,186 @@
+"""Every stylisation parameter, declared once: type, default, allowed range, description.
+
+The CLI (``nst.cli``) and the server's request parser are generated from these
+declarations; :meth:`StyleParams.from_mapping` parses untrusted values (strings included) and
+raises :class:`~nst.errors.ParamError` naming the field and the allowed range.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ParamError
+from .layers import layer_indices
+
+
+def _param(default: Any, help: str, *, lo: float | None = None, hi: float | None = None,
+           choices: tuple[str, ...] | None = None, kind: str | None = None) -> Any:
+    meta = {"help": help, "lo": lo, "hi": hi, "choices": choices,
+            "kind": kind or type(default).__name__}
+    if isinstance(default, tuple | list):
+        return field(default_factory=lambda: tuple(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+
+@dataclass(frozen=True)
+class StyleParams:
+    """Parameters of one stylisation job (all keyword-only, all validated)."""
+
+    size: int = _param(512, "longest side of the output in pixels", lo=16, hi=4096)
+    steps: int = _param(300, "optimisation steps (one forward+backward each)", lo=1, hi=10000)
+    content_weight: float = _param(1.0, "weight of the content loss (alpha)", lo=0.0, hi=1e6)
+    style_weight: float = _param(5.0, "weight of the style loss (beta)", lo=0.0, hi=1e9)
+    tv_weight: float = _param(10.0, "weight of the total-variation smoothing loss", lo=0.0, hi=1e6)
+    optimizer: str = _param("lbfgs", "optimiser of the pixels", choices=("lbfgs", "adam"))
+    lr: float = _param(0.02, "Adam learning rate (pixels are in 0..1)", lo=1e-5, hi=1.0)
+    init: str = _param("content", "starting image; 'image' needs an init image",
+                       choices=("content", "noise", "style", "image"))
+    seed: int = _param(0, "random seed: same inputs and seed give the same image", lo=0,
+                       hi=2**31 - 1)
+    style_scale: float = _param(1.0, "style image size relative to the output", lo=0.1, hi=4.0)
+    style_weights: tuple[float, ...] = _param(
+        (), "blend weights of several style images (default: equal)", kind="floats")
+    preserve_color: str = _param("none", "keep the content's colours",
+                                 choices=("none", "luminance", "histogram"))
+    pooling: str = _param("max", "VGG pooling", choices=("max", "avg"))
+    content_layers: tuple[str, ...] = _param(("relu4_2",), "layers of the content loss",
+                                             kind="layers")
+    style_layers: tuple[str, ...] = _param(STYLE_LAYERS, "layers of the style loss",
+                                           kind="layers")
+    style_layer_weights: tuple[float, ...] = _param(
+        (), "per-style-layer weights (default: equal)", kind="floats")
+    preview_every: int = _param(0, "report a preview image every N steps (0: never)", lo=0,
+                                hi=10000)
+    format: str = _param("png", "output image format", choices=("png", "jpeg", "webp"))
+    quality: int = _param(92, "JPEG/WebP quality", lo=1, hi=100)
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            _check(f, getattr(self, f.name))
+        if self.style_layer_weights and len(self.style_layer_weights) != len(self.style_layers):
+            raise ParamError(
+                f"style_layer_weights needs one weight per style layer "
+                f"({len(self.style_layers)}), got {len(self.style_layer_weights)}",
+                field="style_layer_weights")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], *,
+                     limits: Mapping[str, float] | None = None) -> "StyleParams":
+        """Parse untrusted values (e.g. form fields as strings or bytes).
+
+        Unknown names are an error. ``limits`` may lower a field's maximum (server limits).
+        """
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        parsed = {}
+        for name, raw in values.items():
+            if name not in known:
+                raise ParamError(f"unknown parameter {name!r}; known: {', '.join(known)}",
+                                 field=name)
+            parsed[name] = _coerce(known[name], raw)
+        params = cls(**parsed)
+        for name, hi in (limits or {}).items():
+            if getattr(params, name) > hi:
+                raise ParamError(f"{name} must be at most {_num(hi)} on this server, got "
+                                 f"{getattr(params, name)}", field=name, code="limit_exceeded")
+        return params
+
+    def replace(self, **changes: Any) -> "StyleParams":
+        """A copy with ``changes`` applied and validated."""
+        return dataclasses.replace(self, **changes)
+
+
+def describe(f: dataclasses.Field) -> str:
+    """Human text for a field: description, range or choices, default."""
+    m = f.metadata
+    allowed = (f"one of {', '.join(m['choices'])}" if m["choices"]
+               else f"{_num(m['lo'])}..{_num(m['hi'])}" if m["lo"] is not None else "")
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    return f"{m['help']} [{allowed}{'; ' if allowed else ''}default {default!r}]"
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else f"{value:g}"
+
+
+def _range_error(f: dataclasses.Field, value: Any) -> ParamError:
+    m = f.metadata
+    what = {"int": "an integer", "float": "a number"}.get(m["kind"], m["kind"])
+    return ParamError(f"{f.name} must be {what} in [{_num(m['lo'])}, {_num(m['hi'])}], "
+                      f"got {value!r}", field=f.name)
+
+
+def _check(f: dataclasses.Field, value: Any) -> None:
+    m = f.metadata
+    kind = m["kind"]
+    if kind == "int":
+        if not isinstance(value, int) or isinstance(value, bool) or not m["lo"] <= value <= m["hi"]:
+            raise _range_error(f, value)
+    elif kind == "float":
+        if (not isinstance(value, int | float) or isinstance(value, bool)
+                or not math.isfinite(value) or not m["lo"] <= value <= m["hi"]):
+            raise _range_error(f, value)
+    elif kind == "str":
+        if value not in m["choices"]:
+            raise ParamError(f"{f.name} must be one of {', '.join(m['choices'])}, got {value!r}",
+                             field=f.name)
+    elif kind == "floats":
+        if not isinstance(value, tuple) or any(
+                isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v)
+                or v < 0 for v in value) or (value and sum(value) <= 0):
+            raise ParamError(f"{f.name} must be a list of non-negative numbers with a positive "
+                             f"sum, got {value!r}", field=f.name)
+    elif kind == "layers":
+        if not isinstance(value, tuple) or not value or len(value) > 16:
+            raise ParamError(f"{f.name} must list 1 to 16 VGG19 layer names", field=f.name)
+        for name in value:
+            if name not in layer_indices():
+                raise ParamError(f"{f.name}: unknown VGG19 layer {name!r} (valid: conv1_1.."
+                                 "conv5_4, relu1_1..relu5_4, pool1..pool5)", field=f.name)
+
+
+def _coerce(f: dataclasses.Field, raw: Any) -> Any:
+    """Turn a request value (str, bytes, number, list) into the field's type."""
+    kind = f.metadata["kind"]
+    if isinstance(raw, bytes | bytearray):
+        try:
+            raw = bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            raise ParamError(f"{f.name} is not UTF-8 text", field=f.name) from None
+    if isinstance(raw, str):
+        raw = raw.strip()
+    if kind == "int":
+        if isinstance(raw, str):
+            try:
+                return int(raw, 10)
+            except ValueError:
+                raise _range_error(f, raw) from None
+        if isinstance(raw, float) and raw.is_integer():
+            return int(raw)
+        return raw
+    if kind == "float":
+        if isinstance(raw, str):
+            try:
+                return float(raw)
+            except ValueError:
+                raise _range_error(f, raw) from None
+        return raw
+    if kind == "str":
+        return raw.lower() if isinstance(raw, str) else raw
+    if isinstance(raw, str):
+        raw = [part.strip() for part in raw.split(",") if part.strip()]
+    if not isinstance(raw, list | tuple):
+        return raw
+    if kind == "floats":
+        try:
+            return tuple(float(v) if isinstance(v, str) else v for v in raw)
+        except ValueError:
+            raise ParamError(f"{f.name} must be a list of numbers, got {raw!r}",
+                             field=f.name) from None
+    return tuple(raw)

@@ -1,0 +1,68 @@
+"""VGG19 feature extractor: named activations from one truncated forward pass."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+from torchvision.models.vgg import cfgs, make_layers
+
+from .errors import ParamError
+from .layers import VGG19_CONFIG, layer_index, layer_names
+from .weights import VGGWeights
+
+POOLINGS = ("max", "avg")
+
+
+class VGGFeatures(nn.Module):
+    """Frozen, eval-mode VGG19 ``features`` cut after the deepest conv the weights cover.
+
+    ReLUs are not in place, so an activation returned for ``conv4_2`` is not overwritten by
+    ``relu4_2``. ``forward`` stops at the deepest requested layer.
+    """
+
+    def __init__(self, weights: VGGWeights):
+        super().__init__()
+        full = make_layers(cfgs[VGG19_CONFIG], batch_norm=False)
+        # Keep conv layers the weights cover plus the ReLU after the deepest one.
+        self.layers = nn.Sequential(*list(full)[: weights.last_index + 2])
+        for i, module in enumerate(self.layers):
+            if isinstance(module, nn.ReLU):
+                self.layers[i] = nn.ReLU(inplace=False)
+        missing, unexpected = self.layers.load_state_dict(
+            {k.removeprefix("features."): v for k, v in weights.state_dict.items()}, strict=True
+        )
+        assert not missing and not unexpected
+        self.requires_grad_(False)
+        self.eval()
+        self.convention = weights.convention
+        self.available = layer_names()[: len(self.layers)]
+
+    def check_layers(self, names: Iterable[str], field: str) -> None:
+        """Raise :class:`ParamError` if a layer is unknown or deeper than the weights."""
+        for name in names:
+            if layer_index(name, field=field) >= len(self.layers):
+                raise ParamError(
+                    f"layer {name!r} is deeper than the loaded weights allow "
+                    f"(they end at {self.available[-1]})",
+                    field=field,
+                )
+
+    def forward(  # type: ignore[override]
+        self, x: torch.Tensor, names: Iterable[str], pooling: str = "max"
+    ) -> dict[str, torch.Tensor]:
+        """Activations of ``names`` for network input ``x`` (B, 3, H, W)."""
+        wanted = {layer_index(n): n for n in names}
+        if pooling not in POOLINGS:
+            raise ParamError(f"pooling must be one of {POOLINGS}", field="pooling")
+        out: dict[str, torch.Tensor] = {}
+        for i, module in enumerate(self.layers[: max(wanted) + 1]):
+            if isinstance(module, nn.MaxPool2d) and pooling == "avg":
+                # Gatys et al. report smoother results with average pooling.
+                x = nn.functional.avg_pool2d(x, kernel_size=2, stride=2)
+            else:
+                x = module(x)
+            if i in wanted:
+                out[wanted[i]] = x
+        return out
