@@ -46,8 +46,10 @@ def decode_image(data: bytes | os.PathLike | str, *, field: str = "image",
             return to_rgb(image)
     except ImageError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"{field} is too large: {exc}", field=field,
+                         code="image_too_large") from None
+    except UnidentifiedImageError as exc:
         raise ImageError(f"{field} is not a supported image: {exc}", field=field,
                          code="not_an_image") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
@@ -62,7 +64,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
         array = np.asarray(image, dtype=np.float64)
         peak = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
         array = np.clip(array / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        image = Image.fromarray(array, mode="L")
+        image = Image.fromarray(array)
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
@@ -104,4 +106,4 @@ def tensor_to_image(tensor: torch.Tensor) -> Image.Image:
     """Tensor (3, H, W) or (1, 3, H, W) in [0, 1] -> RGB image (rounded to 8 bits)."""
     array = tensor.detach().float().reshape(-1, *tensor.shape[-2:]).clamp(0, 1)
     array = (array.permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
-    return Image.fromarray(array, mode="RGB")
+    return Image.fromarray(array)

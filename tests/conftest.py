@@ -1,0 +1,40 @@
+"""Shared fixtures: the real weights and images from ../shared."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from nst.weights import default_weights_path
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+CONTENT = SHARED / "images/content"
+STYLE = SHARED / "images/style"
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session")
+def weights_path() -> Path:
+    path = default_weights_path()
+    if not path.is_file():
+        pytest.skip(f"real VGG19 weights not found at {path} (set NST_WEIGHTS)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def stylizer(weights_path):
+    from nst import Stylizer
+    return Stylizer(str(weights_path))
+
+
+@pytest.fixture(scope="session")
+def images():
+    """Decoded real images by name."""
+    from nst import decode_image
+    if not CONTENT.is_dir():
+        pytest.skip(f"shared images not found at {CONTENT}")
+    return {p.name: decode_image(p) for d in (CONTENT, STYLE) for p in sorted(d.iterdir())}

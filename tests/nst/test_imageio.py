@@ -1,0 +1,115 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from nst.errors import ImageError
+from nst.imageio import decode_image, encode_image, image_to_tensor, resize_longest, tensor_to_image
+
+
+def png(image: Image.Image, fmt: str = "PNG", **kw) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def test_greyscale_becomes_rgb():
+    out = decode_image(png(Image.new("L", (4, 3), 100)))
+    assert out.mode == "RGB" and out.size == (4, 3) and out.getpixel((0, 0)) == (100, 100, 100)
+
+
+def test_alpha_is_composited_on_white():
+    rgba = Image.new("RGBA", (2, 2), (255, 0, 0, 0))
+    rgba.putpixel((0, 0), (255, 0, 0, 255))
+    out = decode_image(png(rgba))
+    assert out.getpixel((0, 0)) == (255, 0, 0) and out.getpixel((1, 1)) == (255, 255, 255)
+    la = Image.new("LA", (2, 2), (0, 0))
+    assert decode_image(png(la)).getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_palette_with_and_without_transparency():
+    p = Image.new("RGB", (2, 2), (0, 128, 255)).convert("P", palette=Image.Palette.ADAPTIVE)
+    assert decode_image(png(p)).getpixel((1, 1)) == (0, 128, 255)
+    p.info["transparency"] = p.getpixel((0, 0))
+    assert decode_image(png(p, transparency=p.getpixel((0, 0)))).getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_cmyk_jpeg():
+    cmyk = Image.new("CMYK", (8, 8), (0, 255, 255, 0))  # red
+    r, g, b = decode_image(png(cmyk, "JPEG")).getpixel((4, 4))
+    assert r > 200 and g < 60 and b < 60
+
+
+def test_sixteen_bit_is_scaled_not_clipped():
+    array = np.full((2, 2), 32768, dtype=np.uint16)
+    image = Image.fromarray(array)
+    assert decode_image(png(image)).getpixel((0, 0)) == (128, 128, 128)
+
+
+def test_exif_orientation_is_applied():
+    image = Image.new("RGB", (4, 2), (0, 0, 0))
+    image.putpixel((0, 0), (255, 255, 255))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 clockwise to display
+    out = decode_image(png(image, "JPEG", exif=exif, quality=100))
+    assert out.size == (2, 4)
+    assert out.getpixel((1, 0))[0] > 200  # top-left moved to top-right
+
+
+def test_animated_gif_gives_first_frame():
+    frames = [Image.new("RGB", (4, 4), c) for c in ((255, 0, 0), (0, 0, 255))]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:])
+    r, g, b = decode_image(buf.getvalue()).getpixel((0, 0))
+    assert r > 200 and b < 50
+
+
+@pytest.mark.parametrize("data, code", [
+    (b"", "missing_image"),
+    (b"hello, I am text pretending to be a png", "not_an_image"),
+])
+def test_not_images(data, code):
+    with pytest.raises(ImageError) as err:
+        decode_image(data, field="content")
+    assert err.value.code == code and err.value.field == "content"
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_truncated_image_is_corrupt(fmt):
+    data = png(Image.effect_noise((64, 64), 50).convert("RGB"), fmt)
+    with pytest.raises(ImageError) as err:
+        decode_image(data[: len(data) // 2], field="style")
+    assert err.value.code == "corrupt_image" and err.value.field == "style"
+
+
+def test_decompression_bomb_is_refused_before_decoding():
+    bomb = png(Image.new("L", (20000, 20000)), optimize=True)
+    assert len(bomb) < 1_000_000
+    with pytest.raises(ImageError) as err:
+        decode_image(bomb, field="content", max_pixels=10_000_000)
+    assert err.value.code == "image_too_large" and err.value.field == "content"
+
+
+def test_resize_longest_keeps_aspect():
+    assert resize_longest(Image.new("RGB", (400, 200)), 100).size == (100, 50)
+    assert resize_longest(Image.new("RGB", (30, 60)), 120).size == (60, 120)
+
+
+@pytest.mark.parametrize("fmt, magic", [("png", b"\x89PNG"), ("jpeg", b"\xff\xd8"),
+                                        ("webp", b"RIFF")])
+def test_encode_formats(fmt, magic):
+    data = encode_image(Image.new("RGB", (8, 8), (10, 20, 30)), fmt)
+    assert data.startswith(magic)
+    assert decode_image(data).size == (8, 8)
+
+
+def test_tensor_round_trip_is_exact_for_8_bit():
+    image = Image.effect_noise((16, 8), 60).convert("RGB")
+    assert np.array_equal(np.asarray(tensor_to_image(image_to_tensor(image))), np.asarray(image))
+
+
+def test_pixel_limit_is_checked_from_the_header():
+    data = png(Image.new("L", (3000, 2000)))
+    with pytest.raises(ImageError, match="3000x2000 = 6000000 pixels; the limit is 5000000"):
+        decode_image(data, max_pixels=5_000_000)

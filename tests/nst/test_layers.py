@@ -1,0 +1,35 @@
+import pytest
+
+from nst.errors import ParamError
+from nst.layers import conv_shapes, layer_index, layer_names
+
+
+@pytest.mark.parametrize("name, index", [
+    ("conv1_1", 0), ("relu1_1", 1), ("pool1", 4), ("conv2_1", 5), ("conv3_1", 10),
+    ("conv4_1", 19), ("conv4_2", 21), ("relu4_2", 22), ("conv5_1", 28), ("relu5_1", 29),
+    ("conv5_4", 34), ("pool5", 36),
+])
+def test_layer_index_matches_torchvision_features(name, index):
+    assert layer_index(name) == index
+
+
+def test_every_torchvision_module_is_named():
+    from torchvision.models import vgg19
+    features = vgg19(weights=None).features
+    names = layer_names()
+    assert len(names) == len(features) == 37
+    for name, module in zip(names, features):
+        kind = type(module).__name__
+        assert {"conv": "Conv2d", "relu": "ReLU", "pool": "MaxPool2d"}[name.rstrip("0123456789_")] == kind
+
+
+def test_conv_shapes_follow_vgg19():
+    shapes = conv_shapes()
+    assert len(shapes) == 16
+    assert shapes[0] == (64, 3) and shapes[21] == (512, 512) and shapes[10] == (256, 128)
+
+
+def test_unknown_layer_names_the_field():
+    with pytest.raises(ParamError) as err:
+        layer_index("conv6_1", field="style_layers")
+    assert err.value.field == "style_layers" and "conv6_1" in err.value.message
