@@ -6,6 +6,7 @@ inside the optimisation loop.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -15,6 +16,7 @@ from PIL import Image
 from . import color
 from .errors import ParamError
 from .imageio import image_to_tensor, resize_longest
+from .layers import min_input_side
 from .losses import gram_matrix
 from .params import StyleParams
 from .vgg import VGGFeatures
@@ -80,10 +82,14 @@ def prepare(job: Job, net: VGGFeatures, device: torch.device) -> PreparedJob:
     net.check_layers(p.content_layers, "content_layers")
     net.check_layers(p.style_layers, "style_layers")
     width, height = job.output_size()
+    need = min_input_side(p.content_layers + p.style_layers)
+    if min(width, height) < need:
+        raise ParamError(f"the output would be {width}x{height}; the chosen layers need at "
+                         f"least {need} px on the shorter side", field="size")
     content_rgb = image_to_tensor(job.content.resize((width, height), Image.Resampling.LANCZOS))
     content_rgb = content_rgb.to(device)
-    style_side = max(16, round(p.size * p.style_scale))
-    styles = [image_to_tensor(resize_longest(s, style_side)).to(device) for s in job.styles]
+    styles = [image_to_tensor(resize_longest(s, _style_side(s, p, need))).to(device)
+              for s in job.styles]
     content = content_rgb
     if p.preserve_color == "luminance":
         content = color.luminance(content_rgb)
@@ -97,6 +103,12 @@ def prepare(job: Job, net: VGGFeatures, device: torch.device) -> PreparedJob:
     layer_w = p.style_layer_weights or (1.0,) * len(p.style_layers)
     layer_weights = {n: w / sum(layer_w) for n, w in zip(p.style_layers, layer_w)}
     return PreparedJob(job, content_rgb, init, content_targets, style_targets, layer_weights)
+
+
+def _style_side(style: Image.Image, p: StyleParams, need: int) -> int:
+    """Longest side of a style image: ``style_scale`` x ``size``, but deep enough for VGG."""
+    aspect = max(style.size) / min(style.size)
+    return max(round(p.size * p.style_scale), math.ceil(need * aspect))
 
 
 def _blended_grams(net: VGGFeatures, styles: list[torch.Tensor],

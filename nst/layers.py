@@ -62,3 +62,9 @@ def conv_shapes() -> dict[int, tuple[int, int]]:
             channels = int(item)
             index += 2
     return shapes
+
+
+def min_input_side(names: tuple[str, ...] | list[str]) -> int:
+    """Smallest image side (pixels) that still reaches every layer in ``names``."""
+    deepest = max(layer_index(n) for n in names)
+    return 2 ** sum(1 for name in layer_names()[:deepest] if name.startswith("pool"))

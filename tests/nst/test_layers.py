@@ -33,3 +33,10 @@ def test_unknown_layer_names_the_field():
     with pytest.raises(ParamError) as err:
         layer_index("conv6_1", field="style_layers")
     assert err.value.field == "style_layers" and "conv6_1" in err.value.message
+
+
+def test_min_input_side_counts_pools_before_the_deepest_layer():
+    from nst.layers import min_input_side
+    assert min_input_side(["relu1_1"]) == 1
+    assert min_input_side(["conv2_1"]) == 2
+    assert min_input_side(["relu1_1", "relu5_1"]) == 16

@@ -1,0 +1,162 @@
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from nst import Job, ParamError, StyleParams
+from nst.color import match_color, rgb_to_yiq, yiq_to_rgb
+
+
+def pixels(image) -> np.ndarray:
+    return np.asarray(image).astype(np.int16)
+
+
+@pytest.fixture(scope="module")
+def astronaut(images):
+    return images["astronaut.png"]
+
+
+@pytest.fixture(scope="module")
+def starry(images):
+    return images["starry_night.jpg"]
+
+
+def test_same_seed_gives_bit_identical_output(stylizer, astronaut, starry):
+    params = StyleParams(size=48, steps=6, init="noise", seed=3)
+    a = stylizer.stylize(Job(astronaut, [starry], params)).image
+    b = stylizer.stylize(Job(astronaut, [starry], params)).image
+    c = stylizer.stylize(Job(astronaut, [starry], params.replace(seed=4))).image
+    assert np.array_equal(pixels(a), pixels(b))
+    assert not np.array_equal(pixels(a), pixels(c))
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_batched_job_equals_job_alone(stylizer, images, astronaut, starry, optimizer):
+    params = StyleParams(size=48, steps=12, optimizer=optimizer)
+    other = Job(images["coffee.png"].resize((400, 400)), [images["the_scream.jpg"]],
+                params.replace(style_weight=50.0, steps=5, optimizer="adam"))
+    alone = stylizer.stylize(Job(astronaut, [starry], params))
+    batched = stylizer.stylize_batch([Job(astronaut, [starry], params), other])
+    assert np.array_equal(pixels(alone.image), pixels(batched[0].image))
+    assert alone.losses == batched[0].losses
+    assert [r.steps_run for r in batched] == [12, 5]
+
+
+def test_batch_needs_one_output_size(stylizer, astronaut, starry, images):
+    jobs = [Job(astronaut, [starry], StyleParams(size=48)),
+            Job(images["chelsea.png"], [starry], StyleParams(size=48))]
+    assert jobs[0].batch_key() != jobs[1].batch_key()
+    with pytest.raises(ValueError, match="same output size"):
+        stylizer.stylize_batch(jobs)
+
+
+@pytest.mark.slow
+def test_astronaut_in_the_style_of_starry_night(stylizer, astronaut, starry):
+    result = stylizer.stylize(Job(astronaut, [starry], StyleParams(size=128, steps=40)))
+    first, last = result.initial_losses, result.losses
+    assert result.image.size == (128, 128) and result.steps_run == 40
+    assert last.style < first.style / 10, (first, last)
+    assert last.content < 1.0  # relative error: the content is still there
+    assert last.total < first.total
+    content = pixels(astronaut.resize((128, 128)))
+    assert np.abs(pixels(result.image) - content).mean() > 15  # visibly different
+
+
+def test_progress_callback_sees_every_step_and_previews(stylizer, astronaut, starry):
+    seen = []
+    params = StyleParams(size=32, steps=4, preview_every=2)
+    stylizer.stylize(Job(astronaut, [starry], params), callback=seen.append)
+    assert [p.step for p in seen] == [1, 2, 3, 4]
+    assert [p.preview is not None for p in seen] == [False, True, False, True]
+    assert seen[1].preview.size == (32, 32)
+    assert all(p.steps == 4 and p.losses.total > 0 for p in seen)
+
+
+def test_callback_can_stop_a_job(stylizer, astronaut, starry):
+    result = stylizer.stylize(Job(astronaut, [starry], StyleParams(size=32, steps=50)),
+                              callback=lambda p: p.step >= 3)
+    assert result.steps_run == 3 and result.stopped == "cancelled"
+
+
+def test_deadline_stops_early_and_returns_the_image(stylizer, astronaut, starry):
+    result = stylizer.stylize(Job(astronaut, [starry], StyleParams(size=32, steps=10000)),
+                              deadline=time.monotonic() + 1.0)
+    assert result.stopped == "deadline" and 0 < result.steps_run < 10000
+    assert result.image.size == (32, 32)
+
+
+def test_targets_are_computed_once(stylizer, astronaut, starry, monkeypatch):
+    from nst import job as job_module
+    calls = []
+    original = job_module._blended_grams
+    monkeypatch.setattr(job_module, "_blended_grams",
+                        lambda *a: calls.append(1) or original(*a))
+    stylizer.stylize(Job(astronaut, [starry], StyleParams(size=32, steps=5)))
+    assert calls == [1]
+
+
+def test_several_styles_blend(stylizer, astronaut, starry, images):
+    scream = images["the_scream.jpg"]
+    params = StyleParams(size=32, steps=3, style_weights=(3.0, 1.0))
+    result = stylizer.stylize(Job(astronaut, [starry, scream], params))
+    assert result.steps_run == 3
+    with pytest.raises(ParamError, match="style_weights has 2 values for 3") as err:
+        stylizer.stylize(Job(astronaut, [starry, scream, scream], params))
+    assert err.value.field == "style_weights"
+
+
+@pytest.mark.parametrize("changes", [
+    {"optimizer": "adam", "lr": 0.05}, {"init": "noise"}, {"init": "style"},
+    {"pooling": "avg"}, {"style_scale": 0.5}, {"content_layers": ("conv4_2",)},
+    {"style_layer_weights": (1.0, 1.0, 1.0, 0.5, 0.5)},
+])
+def test_options_run_and_lower_the_loss(stylizer, astronaut, starry, changes):
+    result = stylizer.stylize(Job(astronaut, [starry], StyleParams(size=48, steps=8, **changes)))
+    assert result.losses.total < result.initial_losses.total
+
+
+def test_init_image(stylizer, astronaut, starry, images):
+    params = StyleParams(size=32, steps=1, init="image", style_weight=0.0, content_weight=0.0,
+                         tv_weight=0.0)
+    with pytest.raises(ParamError, match="init image"):
+        stylizer.stylize(Job(astronaut, [starry], params))
+    coffee = images["coffee.png"]
+    result = stylizer.stylize(Job(astronaut, [starry], params, init_image=coffee))
+    expected = pixels(coffee.resize((32, 32)))
+    assert np.abs(pixels(result.image) - expected).mean() < 3  # zero loss: stays at init
+
+
+def test_luminance_mode_keeps_content_colours(stylizer, astronaut, starry):
+    params = StyleParams(size=48, steps=10, preserve_color="luminance")
+    out = torch.from_numpy(pixels(stylizer.stylize(Job(astronaut, [starry], params)).image))
+    content = torch.from_numpy(pixels(astronaut.resize((48, 48))))
+    to_iq = lambda a: rgb_to_yiq(a.permute(2, 0, 1)[None].float() / 255)[0, 1:]
+    assert (to_iq(out) - to_iq(content)).abs().mean() < 0.02
+
+
+def test_histogram_mode_runs(stylizer, astronaut, starry):
+    result = stylizer.stylize(Job(astronaut, [starry],
+                                  StyleParams(size=48, steps=5, preserve_color="histogram")))
+    assert result.losses.style < result.initial_losses.style
+
+
+def test_color_helpers():
+    x = torch.rand(1, 3, 8, 8)
+    assert torch.allclose(yiq_to_rgb(rgb_to_yiq(x)), x, atol=1e-5)
+    source, target = torch.rand(1, 3, 16, 16) * 0.5, torch.rand(1, 3, 16, 16) * 0.3 + 0.6
+    matched = match_color(source, target)
+    assert torch.allclose(matched.mean((2, 3)), target.mean((2, 3)), atol=0.02)
+
+
+def test_engine_runs_under_inference_mode(stylizer, astronaut, starry):
+    with torch.inference_mode():
+        result = stylizer.stylize(Job(astronaut, [starry], StyleParams(size=32, steps=2)))
+    assert result.steps_run == 2
+
+
+def test_too_small_output_is_a_size_error(stylizer, images, starry):
+    wide = images["chelsea.png"].resize((400, 40))
+    with pytest.raises(ParamError, match="need at least 16 px") as err:
+        stylizer.stylize(Job(wide, [starry], StyleParams(size=64, steps=1)))
+    assert err.value.field == "size"
