@@ -1,0 +1,31 @@
+# Every command of the README is a target here.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SHARED := $(abspath ../shared)
+export NST_WEIGHTS ?= $(SHARED)/weights/vgg19-caffe-imagenet-conv5_1.safetensors
+
+.PHONY: venv test test-fast bench demo clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+test: venv  ## run every test
+	$(PY) -m pytest
+
+test-fast: venv  ## skip the slow end-to-end optimisations
+	$(PY) -m pytest -m "not slow"
+
+bench: venv  ## engine vs the seeds' loop at 256 px (see docs/benchmarks.md)
+	$(PY) bench/bench_engine.py --size 256 --steps 100
+
+demo: venv  ## the README's figure
+	$(PY) -m nst $(SHARED)/images/content/astronaut.png $(SHARED)/images/style/starry_night.jpg \
+		-o docs/images/astronaut_starry_night.png --size 256 --steps 150
+
+clean:
+	rm -rf $(VENV) .pytest_cache model_store logs
