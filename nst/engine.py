@@ -152,7 +152,6 @@ class _BatchRun:
         x, job = self.pixels[i], self.prepared[i].job
         if self.first_losses[i] is None:
             self.first_losses[i] = losses
-        x.grad = x.grad.contiguous()  # the slice of the batch's gradient may be strided
         # L-BFGS with max_iter=1 calls the closure exactly once, at the start of step(); the
         # forward/backward for the whole batch has already run, so it returns that loss.
         self.optimizers[i].step(lambda: torch.tensor(losses.total))

@@ -99,7 +99,7 @@ def content_type(fmt: str) -> str:
 def image_to_tensor(image: Image.Image) -> torch.Tensor:
     """RGB image -> float tensor (1, 3, H, W) in [0, 1]."""
     array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).unsqueeze(0)
+    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
 def tensor_to_image(tensor: torch.Tensor) -> Image.Image:

@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""Engine vs a plain reimplementation of the seeds' loop, side by side, same images/weights.
+
+    python bench/bench_engine.py --size 256 --steps 100
+
+The baseline is the loop of the notes the product was specified from: the full VGG19
+``features`` (layers past conv5_1 get random weights, as our weights file stops there; they
+cost time but not loss), content and style targets recomputed at every step, fp32, torch's
+L-BFGS driving a closure. Both optimise the same objective (``nst.losses``, default
+weights) from the content image. Reported: ms per step, the baseline's loss after
+``--steps`` steps, and the wall time each needs to reach that loss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from torchvision.models.vgg import cfgs, make_layers
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from nst import Job, StyleParams, Stylizer, decode_image  # noqa: E402
+from nst.imageio import image_to_tensor, resize_longest  # noqa: E402
+from nst.layers import layer_index  # noqa: E402
+from nst.losses import content_loss, gram_matrix, style_loss, tv_loss  # noqa: E402
+from nst.weights import load_weights  # noqa: E402
+
+SHARED = ROOT.parent / "shared/images"
+
+
+def seeds_loop(weights, content_img, style_img, params: StyleParams, steps: int):
+    """The baseline; returns (seconds, losses per step, final loss)."""
+    vgg = make_layers(cfgs["E"])
+    vgg.load_state_dict({k.removeprefix("features."): v for k, v in weights.state_dict.items()},
+                        strict=False)
+    vgg = vgg.eval().requires_grad_(False)
+    for i, m in enumerate(vgg):
+        if isinstance(m, nn.ReLU):
+            vgg[i] = nn.ReLU(inplace=False)
+    conv = weights.convention
+    names = {layer_index(n): n for n in params.content_layers + params.style_layers}
+    weights_per_layer = {n: 1 / len(params.style_layers) for n in params.style_layers}
+
+    def extract(x):
+        out = {}
+        for i, layer in enumerate(vgg):  # the full network, every time
+            x = layer(x)
+            if i in names:
+                out[names[i]] = x
+        return out
+
+    h, w = content_img.shape[-2:]
+    img = content_img.clone().requires_grad_(True)
+    optimizer = torch.optim.LBFGS([img], max_iter=steps, history_size=100)
+    history = []
+
+    def closure():
+        with torch.no_grad():
+            img.clamp_(0, 1)
+        optimizer.zero_grad()
+        content_t = extract(conv.to_model(content_img))  # targets recomputed every step
+        style_t = {n: gram_matrix(f) for n, f in extract(conv.to_model(style_img)).items()
+                   if n in params.style_layers}
+        feats = extract(conv.to_model(img))
+        loss = (params.content_weight * content_loss(
+                    {n: feats[n] for n in params.content_layers},
+                    {n: content_t[n] for n in params.content_layers})
+                + params.style_weight * style_loss(feats, style_t, weights_per_layer)
+                + params.tv_weight * tv_loss(img))[0]
+        loss.backward()
+        history.append((time.perf_counter(), loss.item()))
+        return loss
+
+    start = time.perf_counter()
+    optimizer.step(closure)
+    seconds = time.perf_counter() - start
+    return seconds, [(t - start, v) for t, v in history[:steps]]
+
+
+def engine_run(stylizer, content, style, params, target):
+    """Our engine until its loss reaches ``target``; returns (seconds, [(elapsed, loss)])."""
+    history = []
+    start = time.perf_counter()
+
+    def record(progress) -> bool:
+        history.append((time.perf_counter() - start, progress.losses.total))
+        return progress.losses.total <= target  # stop once there
+
+    stylizer.stylize(Job(content, [style], params), callback=record)
+    return time.perf_counter() - start, history
+
+
+def time_to(history, target):
+    """Elapsed seconds at the first step whose loss is at or below ``target``."""
+    return next((t for t, v in history if v <= target), float("nan"))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--content", default=str(SHARED / "content/astronaut.png"))
+    parser.add_argument("--style", default=str(SHARED / "style/starry_night.jpg"))
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    weights = load_weights()
+    content, style = decode_image(args.content), decode_image(args.style)
+    params = StyleParams(size=args.size, steps=args.steps * 3)  # engine: up to 3x to get there
+
+    c = image_to_tensor(resize_longest(content, args.size))
+    s = image_to_tensor(resize_longest(style, args.size))
+    base_s, base_hist = seeds_loop(weights, c, s, params, args.steps)
+    target = base_hist[-1][1]
+    rows = [("seeds' loop (baseline)", base_s / len(base_hist), len(base_hist),
+             base_hist[-1][0], 1.0)]
+    for label, invariant in (("nst engine, batch_invariant=True (default)", True),
+                             ("nst engine, batch_invariant=False", False)):
+        stylizer = Stylizer(weights, batch_invariant=invariant)
+        secs, hist = engine_run(stylizer, content, style, params, target)
+        reach = time_to(hist, target)
+        rows.append((label, secs / len(hist), len(hist), reach, base_hist[-1][0] / reach))
+    print(f"# {args.size} px, {args.steps} steps, {args.threads} threads, "
+          f"{platform.processor() or platform.machine()}, torch {torch.__version__}")
+    print(f"baseline loss after {args.steps} steps: {target:.4f}")
+    print("| run | ms/step | steps to baseline's loss | s to baseline's loss | speed-up |\n"
+          "|---|---|---|---|---|")
+    for label, per_step, steps, reach, ratio in rows:
+        print(f"| {label} | {per_step * 1000:.0f} | {steps} | {reach:.1f} | {ratio:.2f}x |")
+    print(json.dumps({"target_loss": target, "rows": rows}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
