@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 SHARED := $(abspath ../shared)
 export NST_WEIGHTS ?= $(SHARED)/weights/vgg19-caffe-imagenet-conv5_1.safetensors
 
-.PHONY: venv test test-fast bench demo clean
+.PHONY: venv test test-fast bench demo clean serve stop mar
 
 venv: $(VENV)/.installed
 
@@ -13,6 +13,15 @@ $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
+
+mar: venv  ## model_store/style_transfer.mar
+	$(PY) scripts/build_mar.py
+
+serve: mar  ## TorchServe on 127.0.0.1:8080/8081/8082, returns once the model is READY
+	$(PY) scripts/server.py start
+
+stop: venv
+	$(PY) scripts/server.py stop
 
 test: venv  ## run every test
 	$(PY) -m pytest
@@ -28,4 +37,4 @@ demo: venv  ## the README's figure
 		-o docs/images/astronaut_starry_night.png --size 256 --steps 150
 
 clean:
-	rm -rf $(VENV) .pytest_cache model_store logs
+	rm -rf $(VENV) .pytest_cache model_store logs .run

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from .imageio import tensor_to_image
-from .job import Job, PreparedJob, prepare
+from .job import Job, PreparedJob, check, prepare
 from .losses import content_loss, style_loss, tv_loss
 from .vgg import VGGFeatures
 from .weights import VGGWeights, load_weights
@@ -70,6 +70,10 @@ class Stylizer:
         self.batch_invariant = batch_invariant
         loaded = weights if isinstance(weights, VGGWeights) else load_weights(weights)
         self.net = VGGFeatures(loaded).to(self.device)
+
+    def check(self, job: Job) -> None:
+        """Raise the input error :meth:`stylize` would raise for ``job``, at no cost."""
+        check(job, self.net)
 
     def stylize(self, job: Job, callback: Callback | None = None,
                 deadline: float | None = None) -> Result:

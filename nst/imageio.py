@@ -49,8 +49,8 @@ def decode_image(data: bytes | os.PathLike | str, *, field: str = "image",
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(f"{field} is too large: {exc}", field=field,
                          code="image_too_large") from None
-    except UnidentifiedImageError as exc:
-        raise ImageError(f"{field} is not a supported image: {exc}", field=field,
+    except UnidentifiedImageError:
+        raise ImageError(f"{field} is not an image in a supported format", field=field,
                          code="not_an_image") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(f"{field} is corrupt or truncated: {exc}", field=field,

@@ -75,8 +75,8 @@ class PreparedJob:
         return pixels.clamp(0, 1)
 
 
-def prepare(job: Job, net: VGGFeatures, device: torch.device) -> PreparedJob:
-    """Resize and colour-process a job's images and compute its loss targets once."""
+def check(job: Job, net: VGGFeatures) -> None:
+    """Raise the :class:`ParamError` that :func:`prepare` would, without any compute."""
     job.validate()
     p = job.params
     net.check_layers(p.content_layers, "content_layers")
@@ -86,6 +86,14 @@ def prepare(job: Job, net: VGGFeatures, device: torch.device) -> PreparedJob:
     if min(width, height) < need:
         raise ParamError(f"the output would be {width}x{height}; the chosen layers need at "
                          f"least {need} px on the shorter side", field="size")
+
+
+def prepare(job: Job, net: VGGFeatures, device: torch.device) -> PreparedJob:
+    """Resize and colour-process a job's images and compute its loss targets once."""
+    check(job, net)
+    p = job.params
+    width, height = job.output_size()
+    need = min_input_side(p.content_layers + p.style_layers)
     content_rgb = image_to_tensor(job.content.resize((width, height), Image.Resampling.LANCZOS))
     content_rgb = content_rgb.to(device)
     styles = [image_to_tensor(resize_longest(s, _style_side(s, p, need))).to(device)

@@ -1,0 +1,52 @@
+"""The handler's Prometheus metrics (declared in ../metrics.yaml, emitted here)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nst import Result
+
+# name -> (type, unit, extra label). Must match metrics.yaml (a test checks it).
+METRICS = {
+    "nst_jobs_total": ("counter", "Count", "outcome"),
+    "nst_optimization_seconds_total": ("counter", "Seconds", None),
+    "nst_optimization_steps_total": ("counter", "Count", None),
+    "nst_output_pixels_total": ("counter", "Count", None),
+    "nst_deadline_stops_total": ("counter", "Count", None),
+    "nst_batch_jobs": ("gauge", "Count", None),
+    "nst_final_style_loss": ("gauge", "None", None),
+    "nst_final_content_loss": ("gauge", "None", None),
+}
+
+
+class HandlerMetrics:
+    """Thin wrapper over TorchServe's ``context.metrics``; a no-op without it."""
+
+    def __init__(self, context_metrics: Any | None):
+        self._metrics = context_metrics
+
+    def _emit(self, name: str, value: float, label: str | None = None) -> None:
+        if self._metrics is None:
+            return
+        from ts.metrics.dimension import Dimension
+        from ts.metrics.metric_type_enum import MetricTypes
+        kind, unit, label_name = METRICS[name]
+        dims = [Dimension(label_name, label)] if label_name else []
+        self._metrics.add_metric(name, value, unit, dimensions=dims,
+                                 metric_type=MetricTypes(kind))
+
+    def job_outcome(self, outcome: str, count: int = 1) -> None:
+        """Count jobs by outcome: ok, deadline, invalid, error."""
+        self._emit("nst_jobs_total", count, outcome)
+
+    def batch(self, jobs: int, results: list[Result]) -> None:
+        """Record one jointly optimised group."""
+        self._emit("nst_batch_jobs", jobs)
+        self._emit("nst_optimization_seconds_total", results[0].seconds)
+        self._emit("nst_optimization_steps_total", max(r.steps_run for r in results))
+        for r in results:
+            self._emit("nst_output_pixels_total", r.image.width * r.image.height)
+            self._emit("nst_final_style_loss", r.losses.style)
+            self._emit("nst_final_content_loss", r.losses.content)
+            if r.stopped == "deadline":
+                self._emit("nst_deadline_stops_total", 1)

@@ -1,0 +1,132 @@
+"""Turn one TorchServe request (``data[i]`` plus its headers) into an ``nst.Job``.
+
+Two encodings are accepted:
+
+* ``multipart/form-data``: file fields ``content``, ``style`` (more styles as ``style_2`` ..
+  ``style_N``: TorchServe keeps only the last of repeated form fields), optional
+  ``init_image``; text fields for parameters and ``stream``.
+* ``application/json``: ``{"content": b64, "style": b64 | [b64, ...], "init_image": b64,
+  "params": {...}, "stream": bool}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from nst import Job, StyleParams, decode_image
+from nst.errors import ImageError, NSTError, ParamError
+
+from .settings import ServerSettings
+
+IMAGE_FIELDS = ("content", "style", "init_image")
+JSON_KEYS = {"content", "style", "init_image", "params", "stream"}
+_STYLE_FIELD = re.compile(r"^style(?:_([1-9][0-9]?))?$")
+
+
+@dataclass
+class ParsedRequest:
+    """A validated request ready for the engine."""
+
+    job: Job
+    stream: bool
+    want_json: bool
+
+
+def parse_request(request: Mapping[str, Any], headers: Mapping[str, str],
+                  settings: ServerSettings) -> ParsedRequest:
+    """Validate one request; raises :class:`nst.errors.NSTError` naming the bad field."""
+    if "body" in request and len(request) == 1:
+        fields = _json_fields(request["body"])
+    else:
+        fields = dict(request)
+    styles = _style_images(fields, settings)
+    content = _image(fields.pop("content", None), "content", settings)
+    init = fields.pop("init_image", None)
+    stream = _flag(fields.pop("stream", False), "stream")
+    params = StyleParams.from_mapping({**settings.defaults, **fields}, limits=settings.limits)
+    init_image = _image(init, "init_image", settings) if init is not None else None
+    job = Job(content=content, styles=styles, params=params, init_image=init_image)
+    job.validate()
+    accept = headers.get("accept", "")
+    return ParsedRequest(job, stream, want_json="application/json" in accept.lower())
+
+
+def _json_fields(body: Any) -> dict[str, Any]:
+    """Flatten a JSON body into the multipart field layout."""
+    if isinstance(body, bytes | bytearray):
+        if not body:
+            raise ImageError("the request body is empty: send multipart/form-data with "
+                             "'content' and 'style' files, or JSON", field="content",
+                             code="missing_field")
+        raise NSTError("the body is neither multipart/form-data nor valid JSON",
+                       field="body", code="malformed_body")
+    if not isinstance(body, dict):
+        raise NSTError("the JSON body must be an object", field="body", code="malformed_body")
+    unknown = set(body) - JSON_KEYS
+    if unknown:
+        name = sorted(unknown)[0]
+        raise ParamError(f"unknown key {name!r}; parameters go inside 'params'", field=name)
+    params = body.get("params", {})
+    if not isinstance(params, dict):
+        raise ParamError("'params' must be an object", field="params")
+    fields = {k: v for k, v in body.items() if k != "params"}
+    style = fields.pop("style", None)
+    if isinstance(style, list):
+        fields.update({("style" if i == 0 else f"style_{i + 1}"): s for i, s in enumerate(style)})
+    elif style is not None:
+        fields["style"] = style
+    for key, value in params.items():
+        fields.setdefault(key, value)
+    for name in [k for k in fields if _STYLE_FIELD.match(k) or k in IMAGE_FIELDS]:
+        fields[name] = _b64(fields[name], name)
+    return fields
+
+
+def _b64(value: Any, field: str) -> bytes:
+    if not isinstance(value, str):
+        raise ImageError(f"{field} must be a base64 string", field=field, code="invalid_base64")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ImageError(f"{field} is not valid base64", field=field,
+                         code="invalid_base64") from None
+
+
+def _style_images(fields: dict[str, Any], settings: ServerSettings) -> list:
+    """Pop ``style``, ``style_2`` .. in order and decode them."""
+    names = sorted((k for k in fields if _STYLE_FIELD.match(k)),
+                   key=lambda k: int(_STYLE_FIELD.match(k).group(1) or 1))
+    if not names:
+        raise ImageError("missing 'style' image", field="style", code="missing_field")
+    if len(names) > settings.max_styles:
+        raise ParamError(f"at most {settings.max_styles} style images per request, got "
+                         f"{len(names)}", field="style", code="limit_exceeded")
+    return [_image(fields.pop(name), name, settings) for name in names]
+
+
+def _image(value: Any, field: str, settings: ServerSettings):
+    if value is None:
+        raise ImageError(f"missing '{field}' image", field=field, code="missing_field")
+    if isinstance(value, str):
+        value = value.encode("latin-1", errors="replace")
+    if not isinstance(value, bytes | bytearray):
+        raise ImageError(f"{field} must be an image file", field=field, code="not_an_image")
+    return decode_image(bytes(value), field=field, max_pixels=settings.max_input_pixels)
+
+
+def _flag(value: Any, field: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = bytes(value).decode("utf-8", "replace") if isinstance(value, bytes | bytearray) \
+        else str(value)
+    text = text.strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ParamError(f"{field} must be true or false, got {text!r}", field=field)

@@ -1,0 +1,55 @@
+"""Server limits and defaults, read from the ``handler:`` block of model-config.yaml."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from nst.errors import ParamError
+from nst.params import StyleParams
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Operator-set limits (one place: model-config.yaml ``handler:``)."""
+
+    max_size: int = 1024  # longest output side, pixels
+    max_steps: int = 1000
+    max_input_pixels: int = 40_000_000  # decoded pixels per uploaded image
+    max_styles: int = 4
+    deadline_margin_s: float = 10.0  # stop this long before responseTimeout
+    response_timeout_s: float = 120.0  # from model-config.yaml ``responseTimeout``
+    batch_invariant: bool = True  # see nst.engine.Stylizer
+    defaults: Mapping[str, Any] = field(default_factory=dict)  # StyleParams overrides
+
+    @classmethod
+    def from_model_config(cls, config: Mapping[str, Any] | None) -> "ServerSettings":
+        """Build from the parsed model-config.yaml; unknown keys are an error."""
+        config = config or {}
+        block = dict(config.get("handler") or {})
+        known = {f.name for f in fields(cls)} - {"response_timeout_s"}
+        unknown = set(block) - known
+        if unknown:
+            raise ValueError(f"unknown keys in model-config handler block: {sorted(unknown)}")
+        if "responseTimeout" in config:
+            block["response_timeout_s"] = float(config["responseTimeout"])
+        settings = cls(**block)
+        settings.base_params()  # validate the defaults at load time, not per request
+        return settings
+
+    @property
+    def limits(self) -> dict[str, float]:
+        """Per-field maxima enforced on requests."""
+        return {"size": self.max_size, "steps": self.max_steps}
+
+    def base_params(self) -> StyleParams:
+        """The server's default parameters (StyleParams defaults + ``defaults``)."""
+        try:
+            return StyleParams.from_mapping(self.defaults, limits=self.limits)
+        except ParamError as exc:
+            raise ValueError(f"model-config handler.defaults: {exc}") from exc
+
+    def deadline_budget_s(self) -> float:
+        """Seconds a batch may optimise before it must answer."""
+        return max(1.0, self.response_timeout_s - self.deadline_margin_s)
