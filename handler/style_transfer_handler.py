@@ -80,7 +80,7 @@ class StyleTransferHandler:
         metrics.batch(len(jobs), results)
         for (i, parsed), result in zip(members, results):
             metrics.job_outcome("deadline" if result.stopped == "deadline" else "ok")
-            replies[i] = self._success(context, i, parsed, result)
+            replies[i] = self._success(context, i, parsed, result, len(jobs))
 
     @staticmethod
     def _streamer(members, context):
@@ -100,9 +100,10 @@ class StyleTransferHandler:
         return send
 
     @staticmethod
-    def _success(context, i: int, parsed: ParsedRequest, result) -> bytes:
+    def _success(context, i: int, parsed: ParsedRequest, result, batch_jobs: int) -> bytes:
         params = parsed.job.params
         context.set_response_header(i, "X-NST-Steps", str(result.steps_run))
+        context.set_response_header(i, "X-NST-Batch-Jobs", str(batch_jobs))
         if result.stopped:
             context.set_response_header(i, "X-NST-Stopped", result.stopped)
         if parsed.stream:

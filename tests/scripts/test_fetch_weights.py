@@ -1,19 +1,15 @@
 """The fetch script's offline steps: hash check and conversion (no download here)."""
 
 import hashlib
-import importlib.util
-from pathlib import Path
 
 import pytest
 import torch
 from torchvision.models import vgg19
 
 from nst.weights import TORCHVISION_CONVENTION, load_weights
+from tests.scripts_loader import load_script
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts/fetch_weights.py"
-spec = importlib.util.spec_from_file_location("fetch_weights", SCRIPT)
-fetch = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(fetch)
+fetch = load_script("fetch_weights")
 
 
 def test_converts_a_full_torchvision_state_dict(tmp_path):

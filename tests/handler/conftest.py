@@ -1,0 +1,86 @@
+"""A real TorchServe for the handler tests, on free loopback ports, isolated in tmp dirs."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from tests.conftest import CONTENT, STYLE
+from tests.scripts_loader import load_script
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Small limits so the tests are quick on 2 cores; a short responseTimeout and a large margin
+# give the handler a 12 s budget per batch, which the deadline test relies on.
+TEST_MODEL_CONFIG = {
+    "minWorkers": 1, "maxWorkers": 1, "batchSize": 4, "maxBatchDelay": 1500,
+    "responseTimeout": 45,
+    "handler": {"max_size": 256, "max_steps": 400, "max_input_pixels": 5_000_000,
+                "max_styles": 3, "deadline_margin_s": 33,
+                "defaults": {"size": 64, "steps": 5}},
+}
+
+
+@dataclass
+class Server:
+    inference: str
+    management: str
+    metrics: str
+    log_dir: Path
+
+    @property
+    def predict_url(self) -> str:
+        return f"{self.inference}/predictions/style_transfer"
+
+    def worker_pids(self) -> list[int]:
+        reply = requests.get(f"{self.management}/models/style_transfer", timeout=10)
+        return [w["pid"] for m in reply.json() for w in m["workers"]]
+
+    def metrics_text(self) -> str:
+        return requests.get(f"{self.metrics}/metrics", timeout=10).text
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, weights_path) -> Server:
+    if not CONTENT.is_dir() or not STYLE.is_dir():
+        pytest.skip("shared images missing")
+    base = tmp_path_factory.mktemp("torchserve")
+    build_mar, control = load_script("build_mar"), load_script("server")
+    model_config = base / "model-config.yaml"
+    model_config.write_text(yaml.safe_dump(TEST_MODEL_CONFIG))
+    store = base / "model_store"
+    build_mar.build(weights_path, model_config, store)
+    inference, management, metrics, grpc1, grpc2, worker = free_ports(6)
+    config = base / "config.properties"
+    config.write_text("\n".join([
+        f"inference_address=http://127.0.0.1:{inference}",
+        f"management_address=http://127.0.0.1:{management}",
+        f"metrics_address=http://127.0.0.1:{metrics}",
+        f"grpc_inference_port={grpc1}", f"grpc_management_port={grpc2}",
+        f"initial_worker_port={worker}",
+        f"model_store={store}", "metrics_mode=prometheus",
+        f"metrics_config={ROOT / 'metrics.yaml'}",
+        "disable_token_authorization=true", "enable_model_api=false",
+        "max_request_size=8000000", "max_response_size=33554432",
+        "default_workers_per_model=1", "",
+    ]))
+    run_dir, log_dir = base / "run", base / "logs"
+    control.start(config, run_dir, log_dir, store, timeout=240)
+    yield Server(f"http://127.0.0.1:{inference}", f"http://127.0.0.1:{management}",
+                 f"http://127.0.0.1:{metrics}", log_dir)
+    control.stop(run_dir)

@@ -1,0 +1,184 @@
+"""The product as users call it: HTTP against a real TorchServe with the real weights."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from PIL import Image
+
+from tests.conftest import CONTENT, STYLE
+
+ASTRONAUT = (CONTENT / "astronaut.png").read_bytes()
+CHELSEA = (CONTENT / "chelsea.png").read_bytes()
+STARRY = (STYLE / "starry_night.jpg").read_bytes()
+SCREAM = (STYLE / "the_scream.jpg").read_bytes()
+
+
+def multipart(server, content=ASTRONAUT, style=STARRY, headers=None, timeout=120, **fields):
+    files = {"content": ("content.png", content), "style": ("style.jpg", style)}
+    files = {k: v for k, v in files.items() if v is not None}
+    return requests.post(server.predict_url, files=files, data=fields, headers=headers,
+                         timeout=timeout)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def test_multipart_returns_a_png_of_the_requested_size(server):
+    reply = multipart(server, content=CHELSEA, size="96", steps="4")
+    assert reply.status_code == 200, reply.text
+    assert reply.headers["content-type"] == "image/png"
+    image = Image.open(io.BytesIO(reply.content))
+    assert image.format == "PNG" and image.size == (96, 64)
+    assert reply.headers["X-NST-Steps"] == "4"
+
+
+def test_json_request_and_json_answer(server):
+    body = {"content": b64(ASTRONAUT), "style": [b64(STARRY), b64(SCREAM)],
+            "params": {"size": 48, "steps": 3, "style_weights": [2, 1], "format": "jpeg"}}
+    reply = requests.post(server.predict_url, json=body,
+                          headers={"Accept": "application/json"}, timeout=120)
+    assert reply.status_code == 200, reply.text
+    answer = reply.json()
+    assert answer["steps_run"] == 3 and answer["content_type"] == "image/jpeg"
+    assert answer["losses"]["style"] < answer["initial_losses"]["style"]
+    image = Image.open(io.BytesIO(base64.b64decode(answer["image"])))
+    assert image.format == "JPEG" and image.size == (48, 48)
+
+
+def test_more_styles_as_numbered_fields(server):
+    files = {"content": ASTRONAUT, "style": STARRY, "style_2": SCREAM}
+    reply = requests.post(server.predict_url, files=files, data={"size": "32", "steps": "2"},
+                          headers={"Accept": "application/json"}, timeout=120)
+    assert reply.status_code == 200, reply.text
+
+
+def test_concurrent_requests_are_optimised_together(server):
+    with ThreadPoolExecutor(3) as pool:
+        replies = list(pool.map(lambda s: multipart(server, size="64", steps="6", seed=str(s)),
+                                range(3)))
+    assert [r.status_code for r in replies] == [200, 200, 200]
+    assert max(int(r.headers["X-NST-Batch-Jobs"]) for r in replies) >= 2
+    assert 'nst_batch_jobs{' in server.metrics_text()
+
+
+def test_a_bad_request_in_a_batch_fails_alone(server):
+    pids = server.worker_pids()
+    requests_ = [dict(size="64", steps="5"), dict(size="64", steps="-3"),
+                 dict(size="64", steps="5", seed="9")]
+    with ThreadPoolExecutor(3) as pool:
+        replies = list(pool.map(lambda f: multipart(server, **f), requests_))
+    assert [r.status_code for r in replies] == [200, 400, 200]
+    assert replies[1].json()["field"] == "steps"
+    assert max(int(replies[i].headers["X-NST-Batch-Jobs"]) for i in (0, 2)) == 2
+    assert server.worker_pids() == pids
+
+
+BAD_REQUESTS = [
+    ("missing content", dict(content=None), 400, "missing_field", "content"),
+    ("missing style", dict(style=None), 400, "missing_field", "style"),
+    ("text as png", dict(content=b"just some text, honestly"), 400, "not_an_image", "content"),
+    ("truncated png", dict(content=ASTRONAUT[:5000]), 400, "corrupt_image", "content"),
+    ("truncated jpeg", dict(style=STARRY[:4000]), 400, "corrupt_image", "style"),
+    ("steps not a number", dict(steps="many"), 400, "invalid_parameter", "steps"),
+    ("steps fractional", dict(steps="2.5"), 400, "invalid_parameter", "steps"),
+    ("weight NaN", dict(style_weight="nan"), 400, "invalid_parameter", "style_weight"),
+    ("negative size", dict(size="-5"), 400, "invalid_parameter", "size"),
+    ("size over the server limit", dict(size="1000"), 400, "limit_exceeded", "size"),
+    ("steps over the server limit", dict(steps="5000"), 400, "limit_exceeded", "steps"),
+    ("unknown parameter", dict(stpes="3"), 400, "invalid_parameter", "stpes"),
+    ("bad stream flag", dict(stream="perhaps"), 400, "invalid_parameter", "stream"),
+]
+
+
+@pytest.mark.parametrize("name, fields, status, code, field", BAD_REQUESTS,
+                         ids=[b[0] for b in BAD_REQUESTS])
+def test_bad_multipart_requests_get_a_json_error(server, name, fields, status, code, field):
+    pids = server.worker_pids()
+    reply = multipart(server, **fields)
+    assert reply.status_code == status, reply.text
+    assert reply.json()["error"] == code and reply.json()["field"] == field
+    assert reply.json()["message"]
+    assert server.worker_pids() == pids
+
+
+def test_too_many_pixels_is_413(server):
+    buffer = io.BytesIO()
+    Image.new("L", (4000, 2000)).save(buffer, format="PNG")
+    reply = multipart(server, content=buffer.getvalue())
+    assert reply.status_code == 413
+    assert reply.json()["error"] == "image_too_large" and reply.json()["field"] == "content"
+
+
+def test_too_many_styles(server):
+    body = {"content": b64(ASTRONAUT), "style": [b64(STARRY)] * 4}
+    reply = requests.post(server.predict_url, json=body, timeout=60)
+    assert reply.status_code == 400 and reply.json()["error"] == "limit_exceeded"
+
+
+@pytest.mark.parametrize("body, headers, code, field", [
+    (b"{not json", {"Content-Type": "application/json"}, "malformed_body", "body"),
+    (b"", {}, "missing_field", "content"),
+    (json.dumps({"content": "@@@", "style": b64(STARRY)}).encode(),
+     {"Content-Type": "application/json"}, "invalid_base64", "content"),
+    (json.dumps({"content": b64(ASTRONAUT), "style": b64(STARRY), "steps": 3}).encode(),
+     {"Content-Type": "application/json"}, "invalid_parameter", "steps"),
+    (json.dumps([1, 2]).encode(), {"Content-Type": "application/json"}, "malformed_body",
+     "body"),
+])
+def test_bad_json_requests(server, body, headers, code, field):
+    reply = requests.post(server.predict_url, data=body, headers=headers, timeout=60)
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["error"] == code and reply.json()["field"] == field
+
+
+def test_worker_survives_and_serves_after_bad_requests(server):
+    pids = server.worker_pids()
+    multipart(server, content=b"\x89PNG\r\n\x1a\nbroken")
+    reply = multipart(server, size="32", steps="2")
+    assert reply.status_code == 200
+    assert server.worker_pids() == pids
+
+
+def test_streaming_sends_progress_before_the_image(server):
+    reply = requests.post(server.predict_url, files={"content": ASTRONAUT, "style": STARRY},
+                          data={"size": "32", "steps": "4", "stream": "true",
+                                "preview_every": "2"}, stream=True, timeout=120)
+    assert reply.status_code == 200
+    assert reply.headers["content-type"] == "application/x-ndjson"
+    lines = [json.loads(line) for line in reply.iter_lines() if line]
+    assert [line["type"] for line in lines] == ["progress"] * 4 + ["result"]
+    assert [line["step"] for line in lines[:4]] == [1, 2, 3, 4]
+    assert "preview_png" in lines[1] and "preview_png" not in lines[0]
+    final = Image.open(io.BytesIO(base64.b64decode(lines[-1]["image"])))
+    assert final.size == (32, 32) and lines[-1]["steps_run"] == 4
+
+
+def test_long_job_stops_before_the_response_timeout(server):
+    pids = server.worker_pids()
+    started = time.monotonic()
+    reply = multipart(server, size="128", steps="400", timeout=60)
+    elapsed = time.monotonic() - started
+    assert reply.status_code == 200
+    assert reply.headers["X-NST-Stopped"] == "deadline"
+    assert 0 < int(reply.headers["X-NST-Steps"]) < 400
+    assert elapsed < 45  # responseTimeout
+    assert server.worker_pids() == pids
+    assert 'nst_deadline_stops_total{' in server.metrics_text()
+
+
+def test_metrics_expose_the_handlers_figures(server):
+    multipart(server, size="32", steps="2")
+    text = server.metrics_text()
+    for name in ("nst_jobs_total{outcome=\"ok\"", "nst_optimization_seconds_total{",
+                 "nst_optimization_steps_total{", "nst_output_pixels_total{",
+                 "nst_final_style_loss{", "nst_final_content_loss{",
+                 "ts_inference_requests_total{"):
+        assert name in text, name
