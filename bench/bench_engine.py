@@ -121,12 +121,10 @@ def main() -> int:
     target = base_hist[-1][1]
     rows = [("seeds' loop (baseline)", base_s / len(base_hist), len(base_hist),
              base_hist[-1][0], 1.0)]
-    for label, invariant in (("nst engine, batch_invariant=True (default)", True),
-                             ("nst engine, batch_invariant=False", False)):
-        stylizer = Stylizer(weights, batch_invariant=invariant)
-        secs, hist = engine_run(stylizer, content, style, params, target)
-        reach = time_to(hist, target)
-        rows.append((label, secs / len(hist), len(hist), reach, base_hist[-1][0] / reach))
+    stylizer = Stylizer(weights)
+    secs, hist = engine_run(stylizer, content, style, params, target)
+    reach = time_to(hist, target)
+    rows.append(("nst engine", secs / len(hist), len(hist), reach, base_hist[-1][0] / reach))
     print(f"# {args.size} px, {args.steps} steps, {args.threads} threads, "
           f"{platform.processor() or platform.machine()}, torch {torch.__version__}")
     print(f"baseline loss after {args.steps} steps: {target:.4f}")

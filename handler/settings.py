@@ -20,7 +20,7 @@ class ServerSettings:
     max_styles: int = 4
     deadline_margin_s: float = 10.0  # stop this long before responseTimeout
     response_timeout_s: float = 120.0  # from model-config.yaml ``responseTimeout``
-    batch_invariant: bool = True  # see nst.engine.Stylizer
+    batch_invariant: bool | None = None  # None: auto (see nst.engine.Stylizer)
     defaults: Mapping[str, Any] = field(default_factory=dict)  # StyleParams overrides
 
     @classmethod

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -58,16 +56,17 @@ class Stylizer:
     """Loads VGG19 once; stylises jobs (load once, serve many)."""
 
     def __init__(self, weights: VGGWeights | str | None = None, device: str = "cpu", *,
-                 batch_invariant: bool = True):
-        """``batch_invariant`` (CPU): compute each job's arithmetic exactly as if it ran
-        alone, so batching never changes a result. oneDNN's convolutions pick a different
-        blocking per batch size; the rounding differences (~1e-7) are amplified by L-BFGS's
-        curvature updates into visibly different images after a few dozen steps. PyTorch's
-        native convolution handles batch items one by one and is bit-identical, at ~35 %
-        more time per step here. Pass False to trade that guarantee for speed.
+                 batch_invariant: bool | None = None):
+        """``batch_invariant``: run the network once per job, so batching never changes a
+        result (bit for bit). A batched pass picks different convolution blockings per batch
+        size; their rounding differences (~1e-7) are amplified by L-BFGS's curvature updates
+        into visibly different images after a few dozen steps. On a CPU a batched pass is no
+        faster than one pass per job, so ``None`` (auto) means True on CPU and False on GPUs,
+        where one batched pass is much cheaper and results agree up to rounding.
         """
         self.device = torch.device(device)
-        self.batch_invariant = batch_invariant
+        self.batch_invariant = (self.device.type == "cpu" if batch_invariant is None
+                                else batch_invariant)
         loaded = weights if isinstance(weights, VGGWeights) else load_weights(weights)
         self.net = VGGFeatures(loaded).to(self.device)
 
@@ -91,11 +90,11 @@ class Stylizer:
             raise ValueError("jobs of one batch need the same output size, layers and pooling")
         start = time.perf_counter()
         # The server may call this under torch.inference_mode(); the loop needs autograd.
-        with torch.inference_mode(False), torch.enable_grad(), self._conv_backend():
+        with torch.inference_mode(False), torch.enable_grad():
             prepared = [prepare(job, self.net, self.device) for job in jobs]
-            run = _BatchRun(self.net, prepared, callback)
+            run = _BatchRun(self.net, prepared, callback, self.batch_invariant)
             run.optimise(deadline)
-            final = run.evaluate(list(range(len(jobs))), grad=False)
+            final = run.evaluate_chunked(list(range(len(jobs))), grad=False)
         seconds = time.perf_counter() - start
         return [
             Result(image=tensor_to_image(p.finish(run.pixels[i])), steps_run=run.steps_run[i],
@@ -103,20 +102,6 @@ class Stylizer:
                    seconds=seconds, stopped=run.stopped[i])
             for i, p in enumerate(prepared)
         ]
-
-
-    def _conv_backend(self) -> contextlib.AbstractContextManager:
-        if self.device.type != "cpu" or not self.batch_invariant:
-            return contextlib.nullcontext()
-        return _without_onednn()
-
-
-@contextlib.contextmanager
-def _without_onednn() -> Iterator[None]:
-    with warnings.catch_warnings():  # flags() warns about an unrelated TF32 setting
-        warnings.simplefilter("ignore", UserWarning)
-        with torch.backends.mkldnn.flags(enabled=False):
-            yield
 
 
 class _BatchRun:
@@ -129,8 +114,10 @@ class _BatchRun:
     over the concatenated batch (which would couple the jobs through shared dot products).
     """
 
-    def __init__(self, net: VGGFeatures, prepared: list[PreparedJob], callback: Callback | None):
+    def __init__(self, net: VGGFeatures, prepared: list[PreparedJob], callback: Callback | None,
+                 one_pass_per_job: bool = False):
         self.net, self.prepared, self.callback = net, prepared, callback
+        self.one_pass_per_job = one_pass_per_job
         self.pixels = [p.init.clone().requires_grad_(True) for p in prepared]
         self.optimizers = [_make_optimizer(x, p.job) for x, p in zip(self.pixels, prepared)]
         self.steps_run = [0] * len(prepared)
@@ -147,7 +134,7 @@ class _BatchRun:
                 for i in indices:
                     self.stopped[i] = "deadline"
                 return
-            losses = self.evaluate(indices, grad=True)
+            losses = self.evaluate_chunked(indices, grad=True)
             for k, i in enumerate(indices):
                 self._step(i, losses[k])
 
@@ -171,6 +158,11 @@ class _BatchRun:
             progress = Progress(i, self.steps_run[i], job.params.steps, losses, preview)
             if self.callback(progress):
                 self.stopped[i] = "cancelled"
+
+    def evaluate_chunked(self, indices: list[int], grad: bool) -> list[LossTerms]:
+        """:meth:`evaluate` in one pass, or one pass per job when batch-invariant."""
+        chunks = [[i] for i in indices] if self.one_pass_per_job else [indices]
+        return [terms for chunk in chunks for terms in self.evaluate(chunk, grad)]
 
     def evaluate(self, indices: list[int], grad: bool) -> list[LossTerms]:
         """Losses of jobs ``indices`` from one batched VGG forward (and backward if ``grad``).

@@ -182,3 +182,19 @@ def test_metrics_expose_the_handlers_figures(server):
                  "nst_final_style_loss{", "nst_final_content_loss{",
                  "ts_inference_requests_total{"):
         assert name in text, name
+
+
+def test_client_script_streams_and_writes_the_image(server, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+    out = tmp_path / "client.png"
+    script = Path(__file__).resolve().parents[2] / "scripts/stylize.py"
+    done = subprocess.run([sys.executable, str(script), str(CONTENT / "chelsea.png"),
+                           str(STYLE / "the_scream.jpg"), str(STYLE / "shipwreck.jpg"),
+                           "-o", str(out), "--url", server.predict_url, "--stream",
+                           "--param", "size=48", "--param", "steps=3"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "3/3" in done.stderr and "3 steps" in done.stdout
+    assert Image.open(out).size == (48, 32)
