@@ -32,9 +32,9 @@ test-fast: venv  ## skip the slow end-to-end optimisations
 bench: venv  ## engine vs the seeds' loop at 256 px (see docs/benchmarks.md)
 	$(PY) bench/bench_engine.py --size 256 --steps 100
 
-demo: venv  ## the README's figure
-	$(PY) -m nst $(SHARED)/images/content/astronaut.png $(SHARED)/images/style/starry_night.jpg \
-		-o docs/images/astronaut_starry_night.png --size 256 --steps 150
+demo: venv  ## the CLI on the shared images, writes out/demo.png
+	mkdir -p out && $(PY) -m nst $(SHARED)/images/content/astronaut.png $(SHARED)/images/style/starry_night.jpg \
+		-o out/demo.png --size 256 --steps 150
 
 clean:
 	rm -rf $(VENV) .pytest_cache model_store logs .run

@@ -58,10 +58,14 @@ def start(config: Path, run_dir: Path, log_dir: Path, model_store: Path,
         raise SystemExit("TorchServe needs Java 17 or newer on PATH (Debian/Ubuntu: "
                          "apt-get install openjdk-17-jre-headless; macOS: brew install openjdk@17)")
     env = server_env(run_dir, log_dir)
-    subprocess.run([str(VENV_BIN / "torchserve"), "--start", "--ncs", "--ts-config",
-                    str(config), "--model-store", str(model_store),
-                    "--models", f"{MODEL}={MODEL}.mar"],
-                   check=True, env=env, cwd=config.parent, stdout=subprocess.DEVNULL)
+    # The Java daemon inherits the launcher's output: send it to a file, not to our caller's
+    # pipe (which would then stay open as long as the server runs).
+    with (log_dir / "torchserve_console.log").open("ab") as console:
+        subprocess.run([str(VENV_BIN / "torchserve"), "--start", "--ncs", "--ts-config",
+                        str(config), "--model-store", str(model_store),
+                        "--models", f"{MODEL}={MODEL}.mar"],
+                       check=True, env=env, cwd=config.parent, stdout=console, stderr=console,
+                       stdin=subprocess.DEVNULL)
     props = read_properties(config)
     wait_ready(props["management_address"], timeout, log_dir)
     return props
