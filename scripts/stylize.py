@@ -14,6 +14,7 @@ import argparse
 import base64
 import json
 import sys
+import time
 from pathlib import Path
 
 import requests
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="a request parameter, e.g. --param size=256 --param steps=100")
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--retries", type=int, default=5, help="retries after a 503 (busy)")
     args = parser.parse_args(argv)
     fields = dict(p.split("=", 1) for p in args.param)
     if args.stream:
@@ -67,8 +69,15 @@ def main(argv: list[str] | None = None) -> int:
     headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
     if not args.stream:
         headers["Accept"] = "application/json"
-    reply = requests.post(args.url, files=build_files(args.content, args.styles), data=fields,
-                          headers=headers, stream=args.stream, timeout=args.timeout)
+    files = build_files(args.content, args.styles)
+    for attempt in range(args.retries + 1):
+        reply = requests.post(args.url, files=files, data=fields, headers=headers,
+                              stream=args.stream, timeout=args.timeout)
+        if reply.status_code != 503 or attempt == args.retries:
+            break
+        wait = min(30.0, 2.0 ** attempt)  # queue full; TorchServe sends no Retry-After
+        print(f"server busy (503), retrying in {wait:.0f} s", file=sys.stderr)
+        time.sleep(wait)
     if reply.status_code != 200:
         print(f"error {reply.status_code}: {reply.text}", file=sys.stderr)
         return 1

@@ -77,7 +77,7 @@ def server(tmp_path_factory, weights_path) -> Server:
         f"metrics_config={ROOT / 'metrics.yaml'}",
         "disable_token_authorization=true", "enable_model_api=false",
         "max_request_size=8000000", "max_response_size=33554432",
-        "default_workers_per_model=1", "",
+        "default_workers_per_model=1", "job_queue_size=6", "",
     ]))
     run_dir, log_dir = base / "run", base / "logs"
     control.start(config, run_dir, log_dir, store, timeout=240)
