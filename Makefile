@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 SHARED := $(abspath ../shared)
 export NST_WEIGHTS ?= $(SHARED)/weights/vgg19-caffe-imagenet-conv5_1.safetensors
 
-.PHONY: venv test test-fast bench demo clean serve stop mar
+.PHONY: venv test test-fast bench load demo clean serve stop mar
 
 venv: $(VENV)/.installed
 
@@ -31,6 +31,9 @@ test-fast: venv  ## skip the slow end-to-end optimisations
 
 bench: venv  ## engine vs the seeds' loop at 256 px (see docs/benchmarks.md)
 	$(PY) bench/bench_engine.py --size 256 --steps 100
+
+load: venv  ## the long load run against `make serve` (see docs/reliability.md)
+	$(PY) bench/load.py --clients 24 --requests 4 --size 64 --steps 5
 
 demo: venv  ## the CLI on the shared images, writes out/demo.png
 	mkdir -p out && $(PY) -m nst $(SHARED)/images/content/astronaut.png $(SHARED)/images/style/starry_night.jpg \

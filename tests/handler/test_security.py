@@ -1,0 +1,100 @@
+"""Secure defaults: what each config exposes, token auth for deployments, no inputs or
+secrets on disk."""
+
+from __future__ import annotations
+
+import io
+import json
+import secrets
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from PIL import Image, PngImagePlugin
+
+from tests.conftest import STYLE
+from tests.handler.conftest import free_ports
+from tests.scripts_loader import load_script
+
+ROOT = Path(__file__).resolve().parents[2]
+control = load_script("server")
+
+
+def props(name: str) -> dict[str, str]:
+    return control.read_properties(ROOT / name)
+
+
+def test_local_config_listens_on_loopback_only_without_model_api():
+    local = props("config.properties")
+    for key in ("inference_address", "management_address", "metrics_address"):
+        assert local[key].startswith("http://127.0.0.1:"), key
+    assert local["enable_model_api"] == "false"
+
+
+def test_deployment_config_keeps_token_auth_and_a_private_management_api():
+    deploy = props("deploy/config.properties")
+    assert "disable_token_authorization" not in deploy  # TorchServe's default: on
+    assert deploy["management_address"].startswith("http://127.0.0.1:")
+    assert deploy["enable_model_api"] == "false"
+    assert deploy["allowed_urls"].startswith("file://") and "model-store" in deploy["allowed_urls"]
+
+
+def test_token_auth_is_enforced_with_the_deployment_settings(tmp_path):
+    """A real TorchServe with token auth on: no key, no answer; the key file stays in its
+    working directory, outside the project tree."""
+    inference, management, metrics, g1, g2 = free_ports(5)
+    config = tmp_path / "config.properties"
+    config.write_text("\n".join([
+        f"inference_address=http://127.0.0.1:{inference}",
+        f"management_address=http://127.0.0.1:{management}",
+        f"metrics_address=http://127.0.0.1:{metrics}",
+        f"grpc_inference_port={g1}", f"grpc_management_port={g2}",
+        f"model_store={tmp_path}", "enable_model_api=false", ""]))
+    run_dir = tmp_path / "run"
+    env = control.server_env(run_dir, tmp_path / "logs")
+    subprocess.run([str(control.VENV_BIN / "torchserve"), "--start", "--ncs", "--ts-config",
+                    str(config), "--model-store", str(tmp_path)], env=env, cwd=run_dir,
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        key_file = run_dir / "key_file.json"
+        deadline = time.monotonic() + 60
+        while not key_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        keys = json.loads(key_file.read_text())
+        url = f"http://127.0.0.1:{inference}/ping"
+        for _ in range(60):
+            try:
+                anonymous = requests.get(url, timeout=5)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.5)
+        assert anonymous.status_code in (400, 401)  # TorchServe answers 400 without a token
+        token = keys["inference"]["key"]
+        assert requests.get(url, headers={"Authorization": f"Bearer {token}"},
+                            timeout=5).status_code == 200
+        assert not (ROOT / "key_file.json").exists()
+    finally:
+        control.stop(run_dir)
+
+
+def test_uploads_and_tokens_never_reach_the_disk(server):
+    marker = secrets.token_hex(16)
+    info = PngImagePlugin.PngInfo()
+    info.add_text("marker", marker)
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 40), (10, 200, 30)).save(buffer, format="PNG", pnginfo=info)
+    token = f"secret-{secrets.token_hex(8)}"
+    reply = requests.post(server.predict_url,
+                          files={"content": buffer.getvalue(),
+                                 "style": (STYLE / "shipwreck.jpg").read_bytes()},
+                          data={"size": "32", "steps": "1"},
+                          headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    assert reply.status_code == 200
+    base = server.log_dir.parent  # the server's run dir, TMPDIR, logs and model store
+    for path in base.rglob("*"):
+        if path.is_file() and path.stat().st_size < 50_000_000:
+            data = path.read_bytes()
+            assert marker.encode() not in data, path
+            assert token.encode() not in data, path
