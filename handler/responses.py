@@ -42,12 +42,15 @@ def image_body(result: Result, params: StyleParams) -> tuple[bytes, str]:
     return encode_image(result.image, params.format, params.quality), content_type(params.format)
 
 
+def _result_dict(result: Result, params: StyleParams) -> dict:
+    data, mime = image_body(result, params)
+    return {"image": base64.b64encode(data).decode(), "content_type": mime,
+            **result_summary(result)}
+
+
 def json_body(result: Result, params: StyleParams) -> bytes:
     """The image as base64 plus the run's figures."""
-    data, mime = image_body(result, params)
-    body = {"image": base64.b64encode(data).decode(), "content_type": mime,
-            **result_summary(result)}
-    return json.dumps(body).encode()
+    return json.dumps(_result_dict(result, params)).encode()
 
 
 def progress_line(progress: Progress) -> bytes:
@@ -61,4 +64,4 @@ def progress_line(progress: Progress) -> bytes:
 
 def final_line(result: Result, params: StyleParams) -> bytes:
     """The last NDJSON line of a stream: the image and the run's figures."""
-    return json.dumps({"type": "result", **json.loads(json_body(result, params))}).encode() + b"\n"
+    return json.dumps({"type": "result", **_result_dict(result, params)}).encode() + b"\n"

@@ -102,6 +102,7 @@ class StyleTransferHandler:
     @staticmethod
     def _success(context, i: int, parsed: ParsedRequest, result, batch_jobs: int) -> bytes:
         params = parsed.job.params
+        log.info("request %d: %s", i, result_summary(result))
         context.set_response_header(i, "X-NST-Steps", str(result.steps_run))
         context.set_response_header(i, "X-NST-Batch-Jobs", str(batch_jobs))
         if result.stopped:
@@ -114,7 +115,6 @@ class StyleTransferHandler:
             return json_body(result, params)
         data, mime = image_body(result, params)
         context.set_response_content_type(i, mime)
-        log.info("request %d: %s", i, result_summary(result))
         return data
 
     @staticmethod

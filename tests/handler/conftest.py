@@ -55,6 +55,20 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
+def write_loopback_config(path: Path, settings: list[str]) -> dict[str, int]:
+    """Write a config.properties with every port free on 127.0.0.1, plus ``settings``."""
+    names = ("inference", "management", "metrics", "grpc_inference", "grpc_management",
+             "worker")
+    ports = dict(zip(names, free_ports(len(names))))
+    lines = [f"{n}_address=http://127.0.0.1:{ports[n]}"
+             for n in ("inference", "management", "metrics")]
+    lines += [f"grpc_inference_port={ports['grpc_inference']}",
+              f"grpc_management_port={ports['grpc_management']}",
+              f"initial_worker_port={ports['worker']}"]
+    path.write_text("\n".join(lines + settings) + "\n")
+    return ports
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory, weights_path) -> Server:
     if not CONTENT.is_dir() or not STYLE.is_dir():
@@ -65,20 +79,14 @@ def server(tmp_path_factory, weights_path) -> Server:
     model_config.write_text(yaml.safe_dump(TEST_MODEL_CONFIG))
     store = base / "model_store"
     build_mar.build(weights_path, model_config, store)
-    inference, management, metrics, grpc1, grpc2, worker = free_ports(6)
     config = base / "config.properties"
-    config.write_text("\n".join([
-        f"inference_address=http://127.0.0.1:{inference}",
-        f"management_address=http://127.0.0.1:{management}",
-        f"metrics_address=http://127.0.0.1:{metrics}",
-        f"grpc_inference_port={grpc1}", f"grpc_management_port={grpc2}",
-        f"initial_worker_port={worker}",
+    ports = write_loopback_config(config, [
         f"model_store={store}", "metrics_mode=prometheus",
         f"metrics_config={ROOT / 'metrics.yaml'}",
         "disable_token_authorization=true", "enable_model_api=false",
         "max_request_size=8000000", "max_response_size=33554432",
-        "default_workers_per_model=1", "job_queue_size=6", "",
-    ]))
+        "default_workers_per_model=1", "job_queue_size=6"])
+    inference, management, metrics = ports["inference"], ports["management"], ports["metrics"]
     run_dir, log_dir = base / "run", base / "logs"
     control.start(config, run_dir, log_dir, store, timeout=240)
     yield Server(f"http://127.0.0.1:{inference}", f"http://127.0.0.1:{management}",

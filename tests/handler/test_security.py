@@ -15,7 +15,7 @@ import requests
 from PIL import Image, PngImagePlugin
 
 from tests.conftest import STYLE
-from tests.handler.conftest import free_ports
+from tests.handler.conftest import write_loopback_config
 from tests.scripts_loader import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,14 +44,9 @@ def test_deployment_config_keeps_token_auth_and_a_private_management_api():
 def test_token_auth_is_enforced_with_the_deployment_settings(tmp_path):
     """A real TorchServe with token auth on: no key, no answer; the key file stays in its
     working directory, outside the project tree."""
-    inference, management, metrics, g1, g2 = free_ports(5)
     config = tmp_path / "config.properties"
-    config.write_text("\n".join([
-        f"inference_address=http://127.0.0.1:{inference}",
-        f"management_address=http://127.0.0.1:{management}",
-        f"metrics_address=http://127.0.0.1:{metrics}",
-        f"grpc_inference_port={g1}", f"grpc_management_port={g2}",
-        f"model_store={tmp_path}", "enable_model_api=false", ""]))
+    inference = write_loopback_config(config, [f"model_store={tmp_path}",
+                                               "enable_model_api=false"])["inference"]
     run_dir = tmp_path / "run"
     env = control.server_env(run_dir, tmp_path / "logs")
     subprocess.run([str(control.VENV_BIN / "torchserve"), "--start", "--ncs", "--ts-config",
