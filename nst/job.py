@@ -86,6 +86,13 @@ def check(job: Job, net: VGGFeatures) -> None:
     if min(width, height) < need:
         raise ParamError(f"the output would be {width}x{height}; the chosen layers need at "
                          f"least {need} px on the shorter side", field="size")
+    wanted = max(round(p.size * p.style_scale), need)
+    for style in job.styles:
+        # A sliver-shaped style must be enlarged until its short side reaches ``need``;
+        # refuse shapes that would blow up memory that way.
+        if _style_side(style, p, need) > 4 * wanted:
+            raise ParamError(f"a {style.width}x{style.height} style image is too elongated "
+                             f"for size {p.size}", field="style")
 
 
 def prepare(job: Job, net: VGGFeatures, device: torch.device) -> PreparedJob:

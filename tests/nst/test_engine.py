@@ -160,3 +160,11 @@ def test_too_small_output_is_a_size_error(stylizer, images, starry):
     with pytest.raises(ParamError, match="need at least 16 px") as err:
         stylizer.stylize(Job(wide, [starry], StyleParams(size=64, steps=1)))
     assert err.value.field == "size"
+
+
+def test_sliver_style_image_is_refused(stylizer, astronaut):
+    from PIL import Image
+    sliver = Image.new("RGB", (4000, 2), (200, 100, 0))
+    with pytest.raises(ParamError, match="too elongated") as err:
+        stylizer.check(Job(astronaut, [sliver], StyleParams(size=64, steps=1)))
+    assert err.value.field == "style"
