@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 SHARED := $(abspath ../shared)
-export NST_WEIGHTS ?= $(SHARED)/weights/vgg19-caffe-imagenet-conv5_1.safetensors
 
 .PHONY: venv test test-fast bench load demo clean serve stop mar
 
