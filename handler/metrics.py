@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from nst import Result
 
 # name -> (type, unit, extra label). Must match metrics.yaml (a test checks it).
@@ -16,6 +18,7 @@ METRICS = {
     "nst_batch_jobs": ("gauge", "Count", None),
     "nst_final_style_loss": ("gauge", "None", None),
     "nst_final_content_loss": ("gauge", "None", None),
+    "nst_gpu_memory_peak_ratio": ("gauge", "Percent", None),
 }
 
 
@@ -36,7 +39,7 @@ class HandlerMetrics:
                                  metric_type=MetricTypes(kind))
 
     def job_outcome(self, outcome: str, count: int = 1) -> None:
-        """Count jobs by outcome: ok, deadline, invalid, error."""
+        """Count jobs by outcome: ok, deadline, invalid, unauthorized, error."""
         self._emit("nst_jobs_total", count, outcome)
 
     def batch(self, jobs: int, results: list[Result]) -> None:
@@ -50,3 +53,11 @@ class HandlerMetrics:
             self._emit("nst_final_content_loss", r.losses.content)
             if r.stopped == "deadline":
                 self._emit("nst_deadline_stops_total", 1)
+
+    def gpu_memory(self, device: torch.device) -> None:
+        """Peak GPU memory of the last group as a fraction of the device's; GPUs only."""
+        if device.type != "cuda":
+            return
+        total = torch.cuda.get_device_properties(device).total_memory
+        self._emit("nst_gpu_memory_peak_ratio", torch.cuda.max_memory_allocated(device) / total)
+        torch.cuda.reset_peak_memory_stats(device)

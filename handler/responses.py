@@ -16,8 +16,8 @@ NDJSON = "application/x-ndjson"
 
 
 def error_status(error: NSTError) -> int:
-    """HTTP status for an input error: 413 for oversized images, else 400."""
-    return 413 if error.code == "image_too_large" else 400
+    """HTTP status for an input error: 401 for a bad API key, 413 for oversized images, else 400."""
+    return {"unauthorized": 401, "image_too_large": 413}.get(error.code, 400)
 
 
 def error_body(error: NSTError) -> bytes:

@@ -9,6 +9,8 @@ from collections import defaultdict
 
 import torch
 
+from handler.activity import busy
+from handler.auth import ApiKeys, Unauthorized
 from handler.metrics import HandlerMetrics
 from handler.parsing import ParsedRequest, parse_request
 from handler.responses import (JSON, NDJSON, error_body, error_status, final_line,
@@ -28,11 +30,13 @@ class StyleTransferHandler:
         self.initialized = False
         self.settings = ServerSettings()
         self.stylizer: Stylizer | None = None
+        self.api_keys: ApiKeys | None = None
 
     def initialize(self, context) -> None:
         """Read settings from model-config.yaml, pick the device, load the weights."""
         props = context.system_properties
         self.settings = ServerSettings.from_model_config(context.model_yaml_config)
+        self.api_keys = ApiKeys.from_env()
         gpu_id = props.get("gpu_id")
         device = f"cuda:{gpu_id}" if torch.cuda.is_available() and gpu_id is not None else "cpu"
         # The weights travel as the archive's serialized file (scripts/build_mar.py).
@@ -45,6 +49,10 @@ class StyleTransferHandler:
 
     def handle(self, data: list, context) -> list:
         """Answer every request of the batch; a bad one never fails the others."""
+        with busy():
+            return self._handle(data, context)
+
+    def _handle(self, data: list, context) -> list:
         start = time.monotonic()
         deadline = start + self.settings.deadline_budget_s()
         metrics = HandlerMetrics(getattr(context, "metrics", None))
@@ -52,11 +60,15 @@ class StyleTransferHandler:
         groups: dict[tuple, list[tuple[int, ParsedRequest]]] = defaultdict(list)
         for i, request in enumerate(data):
             try:
-                parsed = parse_request(request, _headers(context, i), self.settings)
+                headers = _headers(context, i)
+                if self.api_keys is not None:
+                    self.api_keys.check(headers)
+                parsed = parse_request(request, headers, self.settings)
                 self.stylizer.check(parsed.job)
             except NSTError as exc:
                 replies[i] = self._error(context, i, exc)
-                metrics.job_outcome("invalid")
+                metrics.job_outcome("unauthorized" if isinstance(exc, Unauthorized)
+                                    else "invalid")
                 continue
             groups[parsed.job.batch_key()].append((i, parsed))
         for members in groups.values():
@@ -78,6 +90,7 @@ class StyleTransferHandler:
             metrics.job_outcome("error", len(members))
             return
         metrics.batch(len(jobs), results)
+        metrics.gpu_memory(self.stylizer.device)
         for (i, parsed), result in zip(members, results):
             metrics.job_outcome("deadline" if result.stopped == "deadline" else "ok")
             replies[i] = self._success(context, i, parsed, result, len(jobs))
@@ -122,6 +135,8 @@ class StyleTransferHandler:
         status = error_status(exc)
         context.set_response_status(status, exc.code, idx=i)
         context.set_response_content_type(i, JSON)
+        if status == 401:
+            context.set_response_header(i, "WWW-Authenticate", "Bearer")
         return error_body(exc)
 
 

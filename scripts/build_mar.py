@@ -2,6 +2,8 @@
 """Build ``model_store/style_transfer.mar`` with torch-model-archiver.
 
     python scripts/build_mar.py [--weights FILE] [--config model-config.yaml] [--out model_store]
+    python scripts/build_mar.py --override FILE [...]      # model-config.yaml with FILE merged over it
+    python scripts/build_mar.py [--override FILE] --packed-in DIR   # exit 0 if DIR's .mar packs that
 
 The archive holds the handler entry point, the ``handler`` and ``nst`` packages (as extra
 files), the weights as the serialized file, and model-config.yaml.
@@ -14,7 +16,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -24,12 +29,44 @@ MODEL_NAME = "style_transfer"
 PACKAGES = ("nst", "handler")
 
 
-def build(weights: Path, config: Path, out_dir: Path, version: str = "1.0") -> Path:
+def merge(base: dict, override: dict) -> dict:
+    """``override`` over ``base``; nested mappings (``handler:``, its ``defaults:``) merge too."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            value = merge(merged[key], value)
+        merged[key] = value
+    return merged
+
+
+def model_config(config: Path, override: Path | None) -> dict:
+    """The model-config that will be packed: ``config``, with ``override`` merged over it."""
+    merged = yaml.safe_load(config.read_text()) or {}
+    if override is not None:
+        merged = merge(merged, yaml.safe_load(override.read_text()) or {})
+    return merged
+
+
+def packed_config(mar: Path) -> dict | None:
+    """The model-config.yaml inside ``mar``, or None when there is no readable archive."""
+    try:
+        with zipfile.ZipFile(mar) as archive:
+            return yaml.safe_load(archive.read("model-config.yaml"))
+    except (OSError, KeyError, zipfile.BadZipFile, yaml.YAMLError):
+        return None
+
+
+def build(weights: Path, config: Path, out_dir: Path, version: str = "1.0",
+          override: Path | None = None) -> Path:
     """Stage the packages and run torch-model-archiver; returns the .mar path."""
     load_weights(weights)  # fail here, not in the worker, on a bad weights file
     out_dir.mkdir(parents=True, exist_ok=True)
     archiver = Path(sys.executable).with_name("torch-model-archiver")
     with tempfile.TemporaryDirectory() as tmp:
+        packed = config
+        if override is not None:
+            packed = Path(tmp) / "model-config.yaml"
+            packed.write_text(yaml.safe_dump(model_config(config, override), sort_keys=False))
         stage = Path(tmp) / "extra"
         for package in PACKAGES:
             shutil.copytree(ROOT / package, stage / package,
@@ -39,7 +76,7 @@ def build(weights: Path, config: Path, out_dir: Path, version: str = "1.0") -> P
         subprocess.run([str(archiver), "--model-name", MODEL_NAME, "--version", version,
                         "--serialized-file", str(weights),
                         "--handler", str(ROOT / "handler/style_transfer_handler.py"),
-                        "--extra-files", str(stage), "--config-file", str(config),
+                        "--extra-files", str(stage), "--config-file", str(packed),
                         "--export-path", str(out_dir), "--force"], check=True)
     return out_dir / f"{MODEL_NAME}.mar"
 
@@ -49,8 +86,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", type=Path, default=default_weights_path())
     parser.add_argument("--config", type=Path, default=ROOT / "model-config.yaml")
     parser.add_argument("--out", type=Path, default=ROOT / "model_store")
+    parser.add_argument("--override", type=Path, metavar="FILE",
+                        help="YAML merged over --config (e.g. a Kubernetes ConfigMap)")
+    parser.add_argument("--packed-in", type=Path, metavar="DIR",
+                        help="only check: exit 0 if DIR's .mar already packs this config, else 1")
     args = parser.parse_args(argv)
-    mar = build(args.weights, args.config, args.out)
+    if args.packed_in:
+        wanted = model_config(args.config, args.override)
+        return 0 if packed_config(args.packed_in / f"{MODEL_NAME}.mar") == wanted else 1
+    mar = build(args.weights, args.config, args.out, override=args.override)
     print(f"built {mar} ({mar.stat().st_size / 1e6:.1f} MB)")
     return 0
 

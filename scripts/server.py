@@ -42,22 +42,24 @@ def read_properties(path: Path) -> dict[str, str]:
     return props
 
 
-def server_env(run_dir: Path, log_dir: Path) -> dict[str, str]:
-    """Environment isolating this server's pid file, sockets and logs."""
+def server_env(run_dir: Path, log_dir: Path,
+               extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment isolating this server's pid file, sockets and logs (plus ``extra``)."""
     tmp = run_dir / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
     log_dir.mkdir(parents=True, exist_ok=True)
     return {**os.environ, "TMPDIR": str(tmp), "TEMP": str(tmp), "LOG_LOCATION": str(log_dir),
-            "METRICS_LOCATION": str(log_dir), "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
+            "METRICS_LOCATION": str(log_dir), "PATH": f"{VENV_BIN}:{os.environ['PATH']}",
+            **(extra or {})}
 
 
 def start(config: Path, run_dir: Path, log_dir: Path, model_store: Path,
-          timeout: float = 180.0) -> dict[str, str]:
+          timeout: float = 180.0, extra_env: dict[str, str] | None = None) -> dict[str, str]:
     """Start TorchServe in the background and wait for a READY worker."""
     if shutil.which("java") is None:
         raise SystemExit("TorchServe needs Java 17 or newer on PATH (Debian/Ubuntu: "
                          "apt-get install openjdk-17-jre-headless; macOS: brew install openjdk@17)")
-    env = server_env(run_dir, log_dir)
+    env = server_env(run_dir, log_dir, extra_env)
     # The Java daemon inherits the launcher's output: send it to a file, not to our caller's
     # pipe (which would then stay open as long as the server runs).
     with (log_dir / "torchserve_console.log").open("ab") as console:

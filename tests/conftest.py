@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from nst.weights import default_weights_path
+from tests.live_server import server  # noqa: F401  (the session's real TorchServe)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CONTENT = SHARED / "images/content"

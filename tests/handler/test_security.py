@@ -15,7 +15,7 @@ import requests
 from PIL import Image, PngImagePlugin
 
 from tests.conftest import STYLE
-from tests.handler.conftest import write_loopback_config
+from tests.live_server import write_loopback_config
 from tests.scripts_loader import load_script
 
 ROOT = Path(__file__).resolve().parents[2]

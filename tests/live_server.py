@@ -1,4 +1,7 @@
-"""A real TorchServe for the handler tests, on free loopback ports, isolated in tmp dirs."""
+"""A real TorchServe for the handler and deploy tests, on free loopback ports, in tmp dirs.
+
+The ``server`` fixture is registered in tests/conftest.py, so every test folder can use it.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +13,9 @@ import pytest
 import requests
 import yaml
 
-from tests.conftest import CONTENT, STYLE
 from tests.scripts_loader import load_script
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 # Small limits so the tests are quick on 2 cores; a short responseTimeout and a large margin
 # give the handler a 12 s budget per batch, which the deadline test relies on.
@@ -32,6 +34,7 @@ class Server:
     management: str
     metrics: str
     log_dir: Path
+    state_dir: Path  # NST_STATE_DIR: the handler's busy markers
 
     @property
     def predict_url(self) -> str:
@@ -71,6 +74,7 @@ def write_loopback_config(path: Path, settings: list[str]) -> dict[str, int]:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory, weights_path) -> Server:
+    from tests.conftest import CONTENT, STYLE
     if not CONTENT.is_dir() or not STYLE.is_dir():
         pytest.skip("shared images missing")
     base = tmp_path_factory.mktemp("torchserve")
@@ -87,8 +91,10 @@ def server(tmp_path_factory, weights_path) -> Server:
         "max_request_size=8000000", "max_response_size=33554432",
         "default_workers_per_model=1", "job_queue_size=6"])
     inference, management, metrics = ports["inference"], ports["management"], ports["metrics"]
-    run_dir, log_dir = base / "run", base / "logs"
-    control.start(config, run_dir, log_dir, store, timeout=240)
+    run_dir, log_dir, state_dir = base / "run", base / "logs", base / "state"
+    state_dir.mkdir()
+    control.start(config, run_dir, log_dir, store, timeout=240,
+                  extra_env={"NST_STATE_DIR": str(state_dir)})
     yield Server(f"http://127.0.0.1:{inference}", f"http://127.0.0.1:{management}",
-                 f"http://127.0.0.1:{metrics}", log_dir)
+                 f"http://127.0.0.1:{metrics}", log_dir, state_dir)
     control.stop(run_dir)
