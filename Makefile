@@ -4,14 +4,24 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SHARED := $(abspath ../shared)
 
-.PHONY: venv test test-fast bench load demo clean serve stop mar
+IMAGE ?= nst-server:0.1.0
+REGISTRY ?= registry.example.com
+
+.PHONY: venv tools test test-fast bench load demo clean serve stop mar image image-push
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
+
+# Prometheus and promtool for the monitoring tests: Debian's package, installed if missing
+# (needs root, as on CI; elsewhere install it yourself: apt-get install prometheus).
+tools:
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
+		apt-get install -y --no-install-recommends prometheus >/dev/null || { \
+		apt-get update >/dev/null && apt-get install -y --no-install-recommends prometheus >/dev/null; }; }
 
 mar: venv  ## model_store/style_transfer.mar
 	$(PY) scripts/build_mar.py
@@ -22,10 +32,10 @@ serve: mar  ## TorchServe on 127.0.0.1:8080/8081/8082, returns once the model is
 stop: venv
 	$(PY) scripts/server.py stop
 
-test: venv  ## run every test
+test: venv tools  ## run every test
 	$(PY) -m pytest
 
-test-fast: venv  ## skip the slow end-to-end optimisations
+test-fast: venv tools  ## skip the slow end-to-end optimisations
 	$(PY) -m pytest -m "not slow"
 
 bench: venv  ## engine vs the seeds' loop at 256 px (see docs/benchmarks.md)
@@ -37,6 +47,13 @@ load: venv  ## the long load run against `make serve` (see docs/reliability.md)
 demo: venv  ## the CLI on the shared images, writes out/demo.png
 	mkdir -p out && $(PY) -m nst $(SHARED)/images/content/astronaut.png $(SHARED)/images/style/starry_night.jpg \
 		-o out/demo.png --size 256 --steps 150
+
+image:  ## the GPU image (Docker; BUILD_ARGS="--build-arg BASE_IMAGE=ubuntu:24.04 ..." for CPU)
+	docker build $(BUILD_ARGS) -t $(IMAGE) .
+
+image-push: image
+	docker tag $(IMAGE) $(REGISTRY)/$(IMAGE)
+	docker push $(REGISTRY)/$(IMAGE)
 
 clean:
 	rm -rf $(VENV) .pytest_cache model_store logs .run

@@ -53,6 +53,15 @@ def test_json_request_and_json_answer(server):
     assert image.format == "JPEG" and image.size == (48, 48)
 
 
+def test_kserve_v1_route_takes_the_same_body(server):
+    """KServe's v1 predict path (deploy/kserve) reaches the same handler, body unchanged."""
+    body = {"content": b64(ASTRONAUT), "style": b64(STARRY), "params": {"size": 32, "steps": 2}}
+    reply = requests.post(f"{server.inference}/v1/models/style_transfer:predict", json=body,
+                          timeout=120)
+    assert reply.status_code == 200, reply.text
+    assert Image.open(io.BytesIO(reply.content)).size == (32, 32)
+
+
 def test_more_styles_as_numbered_fields(server):
     files = {"content": ASTRONAUT, "style": STARRY, "style_2": SCREAM}
     reply = requests.post(server.predict_url, files=files, data={"size": "32", "steps": "2"},

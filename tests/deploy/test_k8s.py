@@ -1,0 +1,174 @@
+"""Kubernetes manifests: schema-valid (kubernetes-validate, strict) and consistent."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.scripts_loader import load_script
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+K8S_VERSION = "1.33.0"  # the oldest release our manifests promise to work with
+build_mar = load_script("build_mar")
+
+
+def load(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def kustomization() -> dict:
+    return load(DEPLOY / "kustomization.yaml")
+
+
+def resources() -> dict[str, dict]:
+    """kind -> manifest, as kustomization.yaml lists them."""
+    docs = [load(DEPLOY / name) for name in kustomization()["resources"]]
+    return {doc["kind"]: doc for doc in docs}
+
+
+def generated_configmap() -> dict:
+    """The ConfigMap kustomize's configMapGenerator makes (before its hash suffix)."""
+    generator = kustomization()["configMapGenerator"][0]
+    data = {Path(f).name: (DEPLOY / f).read_text() for f in generator["files"]}
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": generator["name"]},
+            "data": data}
+
+
+def container() -> dict:
+    return resources()["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+
+
+CORE_KINDS = ("Namespace", "Deployment", "Service", "HorizontalPodAutoscaler",
+              "PodDisruptionBudget", "NetworkPolicy")
+
+
+@pytest.mark.parametrize("kind", CORE_KINDS)
+def test_core_manifest_is_schema_valid(kind):
+    manifest = resources()[kind]
+    kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
+    kubernetes_validate.validate(manifest, kubernetes_validate.utils.latest_version(),
+                                 strict=True)
+
+
+def test_generated_configmap_is_schema_valid():
+    kubernetes_validate.validate(generated_configmap(), K8S_VERSION, strict=True)
+
+
+def test_validator_rejects_a_broken_deployment():
+    broken = copy.deepcopy(resources()["Deployment"])
+    broken["spec"]["template"]["spec"]["containers"][0]["resources"]["limit"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, K8S_VERSION, strict=True)
+
+
+def test_every_referenced_file_exists():
+    for name in kustomization()["resources"]:
+        assert (DEPLOY / name).is_file(), name
+    for name in kustomization()["configMapGenerator"][0]["files"]:
+        assert (DEPLOY / name).is_file(), name
+
+
+def test_deployment_asks_for_a_gpu_and_bounded_cpu_and_memory():
+    res = container()["resources"]
+    assert res["limits"]["nvidia.com/gpu"] == 1 == res["requests"]["nvidia.com/gpu"]
+    for kind in ("cpu", "memory"):
+        assert kind in res["requests"] and kind in res["limits"]
+
+
+def test_probes_use_the_healthcheck_script():
+    c = container()
+    assert c["readinessProbe"]["exec"]["command"][-1] == "ready"
+    assert c["startupProbe"]["exec"]["command"][-1] == "ready"
+    assert c["livenessProbe"]["exec"]["command"][-1] == "live"
+    for probe in ("readinessProbe", "startupProbe", "livenessProbe"):
+        assert "/opt/nst/scripts/healthcheck.py" in c[probe]["exec"]["command"]
+
+
+def test_termination_outlasts_the_longest_job():
+    """preStop drains for longer than a job may run; the grace period covers the drain."""
+    merged = build_mar.model_config(ROOT / "model-config.yaml",
+                                    DEPLOY / "k8s/model-overrides.yaml")
+    command = container()["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[2] == "drain"
+    drain_s = float(command[command.index("--timeout") + 1])
+    grace_s = resources()["Deployment"]["spec"]["template"]["spec"][
+        "terminationGracePeriodSeconds"]
+    assert merged["responseTimeout"] < drain_s < grace_s
+
+
+def test_configmap_and_secret_are_mounted_where_the_env_points():
+    c = container()
+    spec = resources()["Deployment"]["spec"]["template"]["spec"]
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    env = {e["name"]: e["value"] for e in c["env"]}
+    assert volumes["config"]["configMap"]["name"] == generated_configmap()["metadata"]["name"]
+    for var, key in (("TS_CONFIG_FILE", "config.properties"),
+                     ("NST_MODEL_OVERRIDE", "model-overrides.yaml")):
+        assert env[var] == f"{mounts['config']}/{key}"
+        assert key in generated_configmap()["data"]
+    assert "secretName" in volumes["api-keys"]["secret"]
+    assert env["NST_API_KEYS_FILE"].startswith(mounts["api-keys"] + "/")
+    assert env["TS_DISABLE_TOKEN_AUTHORIZATION"] == "true"  # replaced by the Secret's keys
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    for writable in ("/home/model-server/run", "/home/model-server/logs", "/tmp"):
+        assert writable in mounts.values()
+
+
+def test_service_monitor_hpa_pdb_and_policy_point_at_the_pods():
+    r = resources()
+    labels = r["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    ports = {p["name"]: p["containerPort"] for p in container()["ports"]}
+    assert 8081 not in ports.values()
+    service_ports = {p["name"] for p in r["Service"]["spec"]["ports"]}
+    assert service_ports <= set(ports)
+    for selector in (r["Service"]["spec"]["selector"],
+                     r["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"],
+                     r["NetworkPolicy"]["spec"]["podSelector"]["matchLabels"]):
+        assert selector.items() <= labels.items()
+    allowed = {p["port"] for rule in r["NetworkPolicy"]["spec"]["ingress"] for p in rule["ports"]}
+    assert allowed == {8080, 8082}  # never the management port
+    target = r["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]
+    assert (target["kind"], target["name"]) == ("Deployment", r["Deployment"]["metadata"]["name"])
+    annotations = r["Deployment"]["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert int(annotations["prometheus.io/port"]) == ports["metrics"]
+
+
+def test_hpa_metric_is_the_one_the_adapter_rule_serves():
+    hpa = resources()["HorizontalPodAutoscaler"]
+    metric = hpa["spec"]["metrics"][0]["pods"]["metric"]["name"]
+    rules = load(DEPLOY / "k8s/prometheus-adapter.yaml")["rules"]["custom"]
+    assert metric in {rule["name"]["as"] for rule in rules}
+
+
+def test_service_monitor_crd_has_required_fields():
+    monitor = resources()["ServiceMonitor"]
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= \
+        resources()["Service"]["metadata"]["labels"].items()
+    service_ports = {p["name"] for p in resources()["Service"]["spec"]["ports"]}
+    for endpoint in monitor["spec"]["endpoints"]:
+        assert endpoint["port"] in service_ports and endpoint["path"] == "/metrics"
+
+
+def test_kserve_inference_service_has_required_fields():
+    isvc = load(DEPLOY / "kserve/inferenceservice.yaml")
+    assert isvc["apiVersion"] == "serving.kserve.io/v1beta1"
+    assert isvc["kind"] == "InferenceService" and isvc["metadata"]["name"]
+    predictor = isvc["spec"]["predictor"]
+    (serving,) = predictor["containers"]
+    assert serving["name"] == "kserve-container"  # the name KServe routes to
+    assert serving["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert serving["ports"][0]["containerPort"] == 8080
+    merged = build_mar.model_config(ROOT / "model-config.yaml", None)
+    assert predictor["timeout"] > merged["responseTimeout"]
+    # Its container part is a core Container: validate it inside a Pod.
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "kserve-check"},
+           "spec": {"containers": predictor["containers"], "volumes": predictor["volumes"]}}
+    kubernetes_validate.validate(pod, K8S_VERSION, strict=True)

@@ -1,0 +1,186 @@
+"""The container's start path, run outside Docker: scripts/entrypoint.sh with the image's
+environment (Dockerfile ENV) and, for Kubernetes, the Deployment's env and ConfigMap files,
+their paths moved into a temporary directory and every port onto free loopback ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from tests.conftest import CONTENT, STYLE
+from tests.live_server import free_ports
+from tests.scripts_loader import load_script
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+build_mar = load_script("build_mar")
+healthcheck = load_script("healthcheck")
+
+
+def dockerfile_env() -> dict[str, str]:
+    """The ENV block of the Dockerfile as a dict (values without $-expansion)."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    env = {}
+    for line in text.splitlines():
+        if line.startswith("ENV "):
+            for item in line[4:].split():
+                key, _, value = item.partition("=")
+                env[key] = value
+    return env
+
+
+def deployment_container() -> dict:
+    deployment = yaml.safe_load((ROOT / "deploy/k8s/deployment.yaml").read_text())
+    return deployment["spec"]["template"]["spec"]["containers"][0]
+
+
+@dataclass
+class Container:
+    process: subprocess.Popen
+    env: dict[str, str]
+    inference: str
+    management: str
+
+    def probe(self, check: str) -> int:
+        return subprocess.run([sys.executable, str(ROOT / "scripts/healthcheck.py"), check],
+                              env=self.env, cwd=self.env["NST_STATE_DIR"],
+                              capture_output=True, timeout=60).returncode
+
+
+def image_environment(tmp: Path, weights: Path, store: Path) -> dict[str, str]:
+    """The Dockerfile's ENV with /opt/nst and /home/model-server moved under ``tmp``."""
+    moves = {"/opt/nst/model-store": str(store), "/opt/nst/weights": str(weights.parent),
+             "/opt/nst": str(ROOT), "/home/model-server": str(tmp / "home")}
+    env = {}
+    for key, value in dockerfile_env().items():
+        for old, new in moves.items():
+            value = value.replace(old, new)
+        env[key] = value
+    env["NST_WEIGHTS"] = str(weights)
+    env["PATH"] = f"{VENV_BIN}:{os.environ['PATH']}"  # the image's venv
+    for folder in ("NST_STATE_DIR", "LOG_LOCATION"):
+        Path(env[folder]).mkdir(parents=True, exist_ok=True)
+    # deploy/config.properties names in-container paths and ports: move them (TS_* variables,
+    # as enable_envvars_config=true allows) onto this machine's free loopback ports.
+    names = ("inference", "management", "metrics")
+    ports = free_ports(6)
+    for name, port in zip(names, ports):
+        env[f"TS_{name.upper()}_ADDRESS"] = f"http://127.0.0.1:{port}"
+    env["TS_GRPC_INFERENCE_PORT"], env["TS_GRPC_MANAGEMENT_PORT"] = map(str, ports[3:5])
+    env["TS_INITIAL_WORKER_PORT"] = str(ports[5])
+    env["TS_METRICS_CONFIG"] = str(ROOT / "metrics.yaml")
+    return {**os.environ, **env}
+
+
+def start(env: dict[str, str], log: Path) -> Container:
+    with log.open("wb") as out:
+        process = subprocess.Popen(["sh", str(ROOT / "scripts/entrypoint.sh")], env=env,
+                                   stdout=out, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+    container = Container(process, env, env["TS_INFERENCE_ADDRESS"],
+                          env["TS_MANAGEMENT_ADDRESS"])
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"entrypoint exited {process.returncode}:\n{log.read_text()[-3000:]}")
+        if container.probe("ready") == 0:
+            return container
+        time.sleep(2)
+    stop(container)
+    pytest.fail(f"not ready in 240 s:\n{log.read_text()[-3000:]}")
+
+
+def stop(container: Container) -> int:
+    """SIGTERM the container's process group, as Docker/Kubernetes would; its exit status."""
+    os.killpg(container.process.pid, signal.SIGTERM)
+    try:
+        return container.process.wait(timeout=60)
+    finally:
+        try:
+            os.killpg(container.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def stylize(container: Container, headers: dict[str, str] | None = None) -> requests.Response:
+    with open(CONTENT / "astronaut.png", "rb") as c, open(STYLE / "starry_night.jpg", "rb") as s:
+        return requests.post(f"{container.inference}/predictions/style_transfer",
+                             files={"content": c, "style": s},
+                             data={"size": "64", "steps": "3"}, headers=headers, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def image_store(tmp_path_factory, weights_path) -> Path:
+    """The .mar as the Dockerfile builds it: repo model-config.yaml, the weights."""
+    store = tmp_path_factory.mktemp("image") / "model-store"
+    build_mar.build(weights_path, ROOT / "model-config.yaml", store)
+    return store
+
+
+@pytest.mark.slow
+def test_image_defaults_serve_with_token_auth_and_keep_the_key_file_in_the_state_dir(
+        tmp_path, weights_path, image_store):
+    env = image_environment(tmp_path, weights_path, image_store)
+    container = start(env, tmp_path / "console.log")
+    try:
+        state = Path(env["NST_STATE_DIR"])
+        key_file = state / "key_file.json"
+        assert key_file.exists(), "token auth is on by default: TorchServe writes its keys"
+        assert not (ROOT / "key_file.json").exists() and not (image_store / "key_file.json").exists()
+        keys = json.loads(key_file.read_text())
+        assert stylize(container).status_code in (400, 401)  # no token
+        reply = stylize(container, {"Authorization": f"Bearer {keys['inference']['key']}"})
+        assert reply.status_code == 200 and reply.headers["Content-Type"] == "image/png"
+        assert container.probe("live") == 0
+        assert container.probe("drain") == 0  # idle: returns at once
+    finally:
+        assert stop(container) is not None
+    assert container.probe("live") == 1  # stopped: nothing answers
+
+
+@pytest.mark.slow
+def test_kubernetes_environment_applies_the_configmap_and_the_secret_keys(
+        tmp_path, weights_path, image_store):
+    """The Deployment's env, ConfigMap (config.properties, model-overrides.yaml) and Secret."""
+    env = image_environment(tmp_path, weights_path, image_store)
+    mounts = {"/etc/nst/config": tmp_path / "config", "/etc/nst/api-keys": tmp_path / "keys"}
+    for folder in mounts.values():
+        folder.mkdir()
+    shutil.copy(ROOT / "deploy/config.properties", mounts["/etc/nst/config"])
+    shutil.copy(ROOT / "deploy/k8s/model-overrides.yaml", mounts["/etc/nst/config"])
+    (mounts["/etc/nst/api-keys"] / "api-keys").write_text("old-key\nsecret-test-key\n")
+    for var in deployment_container()["env"]:
+        value = var["value"]
+        for mount, folder in mounts.items():
+            value = value.replace(mount, str(folder))
+        env[var["name"]] = value
+
+    container = start(env, tmp_path / "console.log")
+    try:
+        rebuilt = Path(env["NST_STATE_DIR"]) / "model-store/style_transfer.mar"
+        overrides = yaml.safe_load((ROOT / "deploy/k8s/model-overrides.yaml").read_text())
+        assert build_mar.packed_config(rebuilt)["maxBatchDelay"] == overrides["maxBatchDelay"]
+        described = requests.get(f"{container.management}/models/style_transfer", timeout=10)
+        assert described.json()[0]["maxBatchDelay"] == overrides["maxBatchDelay"]
+        assert not (Path(env["NST_STATE_DIR"]) / "key_file.json").exists()
+
+        missing = stylize(container)
+        assert missing.status_code == 401 and missing.json()["field"] == "authorization"
+        assert missing.headers["WWW-Authenticate"] == "Bearer"
+        wrong = stylize(container, {"Authorization": "Bearer not-a-key"})
+        assert wrong.status_code == 401 and "not valid" in wrong.json()["message"]
+        good = stylize(container, {"Authorization": "Bearer secret-test-key"})
+        assert good.status_code == 200 and good.content.startswith(b"\x89PNG")
+    finally:
+        stop(container)
