@@ -36,3 +36,12 @@ def test_readme_commands_are_make_targets():
     for target in ("serve", "stop", "test", "bench"):
         assert f"make {target}" in README
         assert f"\n{target}:" in makefile
+
+
+def test_deploying_section_names_every_deploy_file():
+    section = README[README.index("## Deploying"):README.index("## The engine")]
+    deploy = ROOT / "deploy"
+    for path in deploy.rglob("*"):
+        if path.is_file() and path.name != "config.properties":
+            assert path.name in section, f"deploy/{path.relative_to(deploy)} is not explained"
+    assert "make image" in section and "kubectl apply -k deploy/" in section
