@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from nst import Result
+from nst.style_cache import StyleCache
 
 # name -> (type, unit, extra label). Must match metrics.yaml (a test checks it).
 METRICS = {
@@ -19,6 +20,8 @@ METRICS = {
     "nst_final_style_loss": ("gauge", "None", None),
     "nst_final_content_loss": ("gauge", "None", None),
     "nst_gpu_memory_peak_ratio": ("gauge", "Percent", None),
+    "nst_style_cache_hits_total": ("counter", "Count", None),
+    "nst_style_cache_misses_total": ("counter", "Count", None),
 }
 
 
@@ -61,3 +64,11 @@ class HandlerMetrics:
         total = torch.cuda.get_device_properties(device).total_memory
         self._emit("nst_gpu_memory_peak_ratio", torch.cuda.max_memory_allocated(device) / total)
         torch.cuda.reset_peak_memory_stats(device)
+
+    def style_cache(self, cache: StyleCache) -> None:
+        """Style-target cache lookups since the last report."""
+        hits, misses = cache.new_lookups()
+        if hits:
+            self._emit("nst_style_cache_hits_total", hits)
+        if misses:
+            self._emit("nst_style_cache_misses_total", misses)

@@ -21,6 +21,8 @@ class ServerSettings:
     deadline_margin_s: float = 10.0  # stop this long before responseTimeout
     response_timeout_s: float = 120.0  # from model-config.yaml ``responseTimeout``
     batch_invariant: bool | None = None  # None: auto (see nst.engine.Stylizer)
+    precision: str = "auto"  # VGG passes: auto, fp32, bf16 (nst.precision)
+    style_cache_size: int = 32  # style images whose Gram targets are kept
     defaults: Mapping[str, Any] = field(default_factory=dict)  # StyleParams overrides
 
     @classmethod

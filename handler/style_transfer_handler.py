@@ -43,7 +43,9 @@ class StyleTransferHandler:
         weights = os.path.join(props.get("model_dir"),
                                context.manifest["model"]["serializedFile"])
         self.stylizer = Stylizer(weights, device=device,
-                                 batch_invariant=self.settings.batch_invariant)
+                                 batch_invariant=self.settings.batch_invariant,
+                                 precision=self.settings.precision,
+                                 style_cache_size=self.settings.style_cache_size)
         self.initialized = True
         log.info("style_transfer ready on %s (%s)", device, self.settings)
 
@@ -73,6 +75,7 @@ class StyleTransferHandler:
             groups[parsed.job.batch_key()].append((i, parsed))
         for members in groups.values():
             self._run_group(members, context, deadline, metrics, replies)
+        metrics.style_cache(self.stylizer.style_cache)
         return replies
 
     def _run_group(self, members, context, deadline, metrics, replies) -> None:

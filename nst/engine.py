@@ -9,9 +9,11 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
+from . import precision as precision_mod
 from .imageio import tensor_to_image
 from .job import Job, PreparedJob, check, prepare
 from .losses import content_loss, style_loss, tv_loss
+from .style_cache import StyleCache
 from .vgg import VGGFeatures
 from .weights import VGGWeights, load_weights
 
@@ -56,19 +58,32 @@ class Stylizer:
     """Loads VGG19 once; stylises jobs (load once, serve many)."""
 
     def __init__(self, weights: VGGWeights | str | None = None, device: str = "cpu", *,
-                 batch_invariant: bool | None = None):
+                 batch_invariant: bool | None = None, precision: str = "auto",
+                 style_cache_size: int = 32):
         """``batch_invariant``: run the network once per job, so batching never changes a
         result (bit for bit). A batched pass picks different convolution blockings per batch
         size; their rounding differences (~1e-7) are amplified by L-BFGS's curvature updates
         into visibly different images after a few dozen steps. On a CPU a batched pass is no
         faster than one pass per job, so ``None`` (auto) means True on CPU and False on GPUs,
         where one batched pass is much cheaper and results agree up to rounding.
+
+        ``precision``: dtype of the VGG passes (:mod:`nst.precision`): ``auto`` is bfloat16
+        where the hardware runs it natively, else float32; ``fp32`` or ``bf16`` force it.
+
+        ``style_cache_size``: style images whose Gram targets are kept (:mod:`nst.style_cache`;
+        0 turns the cache off).
         """
         self.device = torch.device(device)
         self.batch_invariant = (self.device.type == "cpu" if batch_invariant is None
                                 else batch_invariant)
+        self.dtype = precision_mod.resolve(precision, self.device)
+        self.channels_last = precision_mod.use_channels_last(self.device, self.dtype)
+        precision_mod.configure_gpu(self.device)
+        self.style_cache = StyleCache(style_cache_size)
         loaded = weights if isinstance(weights, VGGWeights) else load_weights(weights)
         self.net = VGGFeatures(loaded).to(self.device)
+        if self.channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
 
     def check(self, job: Job) -> None:
         """Raise the input error :meth:`stylize` would raise for ``job``, at no cost."""
@@ -84,24 +99,99 @@ class Stylizer:
         """Stylise jobs sharing :meth:`Job.batch_key` together; results in job order.
 
         Every job keeps its own parameters (weights, optimiser, steps, seed...). When a job
-        has run its steps it leaves the batch; the others go on.
+        has run its steps it leaves the batch; the others go on. Each job runs its
+        :meth:`Job.level_plan`, coarsest level first, each level starting from the last
+        one's pixels; the losses reported at the end are always at the output size.
         """
         if len({job.batch_key() for job in jobs}) > 1:
             raise ValueError("jobs of one batch need the same output size, layers and pooling")
         start = time.perf_counter()
         # The server may call this under torch.inference_mode(); the loop needs autograd.
         with torch.inference_mode(False), torch.enable_grad():
-            prepared = [prepare(job, self.net, self.device) for job in jobs]
-            run = _BatchRun(self.net, prepared, callback, self.batch_invariant)
-            run.optimise(deadline)
-            final = run.evaluate_chunked(list(range(len(jobs))), grad=False)
+            state = _Levels(jobs)
+            plans = [job.level_plan() for job in jobs]
+            last = len(plans[0]) - 1
+            # Output-size targets and start images, prepared once: the last level runs on
+            # them, and the start image's losses are measured at the output size.
+            full = [prepare(job.at_level(*plan[-1]), self.net, self.device,
+                            cache=self.style_cache) for job, plan in zip(jobs, plans)]
+            if last > 0:
+                state.first_losses = _BatchRun(self, full, None).evaluate_chunked(
+                    list(range(len(jobs))), grad=False)
+            final_run = None
+            for level in range(last + 1):
+                live = [i for i in range(len(jobs)) if state.stopped[i] is None]
+                if not live:
+                    break
+                if level < last:
+                    prepared = [prepare(jobs[i].at_level(*plans[i][level]), self.net,
+                                        self.device, state.pixels[i], self.style_cache)
+                                for i in live]
+                else:
+                    prepared = [state.continued(full[i], i) for i in live]
+                run = self._run_level(prepared, live, state, callback, deadline)
+                if level == last and len(live) == len(jobs):
+                    final_run = run  # already at the output size with every job
+            if final_run is None:  # a job stopped early: bring every job to the output size
+                final_run = _BatchRun(self, [state.continued(p, i) for i, p in enumerate(full)],
+                                      None)
+            final = final_run.evaluate_chunked(list(range(len(jobs))), grad=False)
         seconds = time.perf_counter() - start
         return [
-            Result(image=tensor_to_image(p.finish(run.pixels[i])), steps_run=run.steps_run[i],
-                   losses=final[i], initial_losses=run.first_losses[i] or final[i],
-                   seconds=seconds, stopped=run.stopped[i])
-            for i, p in enumerate(prepared)
+            Result(image=tensor_to_image(final_run.prepared[i].finish(final_run.pixels[i])),
+                   steps_run=state.steps_run[i], losses=final[i],
+                   initial_losses=state.first_losses[i] or final[i], seconds=seconds,
+                   stopped=state.stopped[i])
+            for i in range(len(jobs))
         ]
+
+    def _run_level(self, prepared: list[PreparedJob], live: list[int], state: "_Levels",
+                   callback: Callback | None, deadline: float | None) -> "_BatchRun":
+        """Optimise one level of the live jobs and fold its outcome into ``state``."""
+        run = _BatchRun(self, prepared, state.relay(callback, live))
+        run.optimise(deadline)
+        for k, i in enumerate(live):
+            state.pixels[i] = run.pixels[k].detach()
+            state.steps_run[i] += run.steps_run[k]
+            state.stopped[i] = run.stopped[k]
+            state.first_losses[i] = state.first_losses[i] or run.first_losses[k]
+        return run
+
+
+class _Levels:
+    """Per-job state carried from one coarse-to-fine level to the next."""
+
+    def __init__(self, jobs: Sequence[Job]):
+        n = len(jobs)
+        self.total_steps = [job.params.steps for job in jobs]
+        self.output_sizes = [job.output_size() for job in jobs]
+        self.pixels: list[torch.Tensor | None] = [None] * n
+        self.steps_run = [0] * n
+        self.stopped: list[str | None] = [None] * n
+        # Losses of the start image at the first (coarsest) level; the final losses are
+        # always evaluated at the output size.
+        self.first_losses: list[LossTerms | None] = [None] * n
+
+    def continued(self, prepared: PreparedJob, i: int) -> PreparedJob:
+        """``prepared`` (output size) starting from job ``i``'s pixels so far, if any."""
+        if self.pixels[i] is None:
+            return prepared
+        return prepared.continued_from(self.pixels[i])
+
+    def relay(self, callback: Callback | None, live: list[int]) -> Callback | None:
+        """The user's callback, with level-local job indices and steps made global."""
+        if callback is None:
+            return None
+        offsets = [self.steps_run[i] for i in live]
+
+        def relayed(progress: Progress) -> bool | None:
+            k, i = progress.job, live[progress.job]
+            preview = progress.preview
+            if preview is not None and preview.size != self.output_sizes[i]:
+                preview = preview.resize(self.output_sizes[i], Image.Resampling.BICUBIC)
+            return callback(Progress(i, offsets[k] + progress.step, self.total_steps[i],
+                                     progress.losses, preview))
+        return relayed
 
 
 class _BatchRun:
@@ -114,10 +204,12 @@ class _BatchRun:
     over the concatenated batch (which would couple the jobs through shared dot products).
     """
 
-    def __init__(self, net: VGGFeatures, prepared: list[PreparedJob], callback: Callback | None,
-                 one_pass_per_job: bool = False):
-        self.net, self.prepared, self.callback = net, prepared, callback
-        self.one_pass_per_job = one_pass_per_job
+    def __init__(self, stylizer: Stylizer, prepared: list[PreparedJob],
+                 callback: Callback | None):
+        self.net, self.prepared, self.callback = stylizer.net, prepared, callback
+        self.one_pass_per_job = stylizer.batch_invariant
+        self.device, self.dtype = stylizer.device, stylizer.dtype
+        self.channels_last = stylizer.channels_last
         self.pixels = [p.init.clone().requires_grad_(True) for p in prepared]
         self.optimizers = [_make_optimizer(x, p.job) for x, p in zip(self.pixels, prepared)]
         self.steps_run = [0] * len(prepared)
@@ -175,7 +267,13 @@ class _BatchRun:
         rows = []
         with torch.set_grad_enabled(grad):
             x = torch.cat([self.pixels[i] for i in indices])
-            features = self.net(self.net.convention.to_model(x), names, params.pooling)
+            model_in = self.net.convention.to_model(x)
+            if self.channels_last:
+                model_in = model_in.contiguous(memory_format=torch.channels_last)
+            with precision_mod.autocast(self.device, self.dtype):
+                features = self.net(model_in, names, params.pooling)
+            # Losses in float32 whatever the pass ran in (nst.precision).
+            features = {name: f.float() for name, f in features.items()}
             totals = []
             for k, i in enumerate(indices):
                 own = {name: f[k:k + 1] for name, f in features.items()}

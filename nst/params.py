@@ -44,6 +44,12 @@ class StyleParams:
                        choices=("content", "noise", "style", "image"))
     seed: int = _param(0, "random seed: same inputs and seed give the same image", lo=0,
                        hi=2**31 - 1)
+    # Off by default: from the content image with L-BFGS it only tied a single-scale run of
+    # the same wall time on the dev CPU (docs/benchmarks.md).
+    levels: int = _param(1, "coarse-to-fine: levels of 1/2, 1/4 ... size optimised before the "
+                         "full size (1: full size only)", lo=1, hi=4)
+    coarse_share: float = _param(0.3, "share of the steps spent on the coarser levels",
+                                 lo=0.0, hi=0.9)
     style_scale: float = _param(1.0, "style image size relative to the output", lo=0.1, hi=4.0)
     style_weights: tuple[float, ...] = _param(
         (), "blend weights of several style images (default: equal)", kind="floats")

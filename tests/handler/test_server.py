@@ -193,6 +193,31 @@ def test_metrics_expose_the_handlers_figures(server):
         assert name in text, name
 
 
+def metric_value(text: str, name: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name + "{"))
+
+
+def test_repeated_style_hits_the_workers_cache(server):
+    """A style seen before skips its target pass; the counters show it."""
+    first = multipart(server, size="40", steps="1", seed="11")
+    before = server.metrics_text()
+    second = multipart(server, size="40", steps="1", seed="12")
+    assert first.status_code == second.status_code == 200
+    deadline = time.monotonic() + 10  # the worker's metrics reach /metrics asynchronously
+    while True:
+        after = server.metrics_text()
+        if (metric_value(after, "nst_style_cache_hits_total")
+                > metric_value(before, "nst_style_cache_hits_total")
+                or time.monotonic() > deadline):
+            break
+        time.sleep(0.2)
+    assert (metric_value(after, "nst_style_cache_hits_total")
+            == metric_value(before, "nst_style_cache_hits_total") + 1)
+    assert (metric_value(after, "nst_style_cache_misses_total")
+            == metric_value(before, "nst_style_cache_misses_total"))
+
+
 def test_client_script_streams_and_writes_the_image(server, tmp_path):
     import subprocess
     import sys

@@ -89,11 +89,15 @@ def test_deadline_stops_early_and_returns_the_image(stylizer, astronaut, starry)
 def test_targets_are_computed_once(stylizer, astronaut, starry, monkeypatch):
     from nst import job as job_module
     calls = []
-    original = job_module._blended_grams
-    monkeypatch.setattr(job_module, "_blended_grams",
+    original = job_module._style_grams
+    monkeypatch.setattr(job_module, "_style_grams",
                         lambda *a: calls.append(1) or original(*a))
-    stylizer.stylize(Job(astronaut, [starry], StyleParams(size=32, steps=5)))
+    stylizer.stylize(Job(astronaut, [starry], StyleParams(size=32, steps=5, levels=1)))
     assert calls == [1]
+    calls.clear()
+    job = Job(astronaut, [starry], StyleParams(size=64, steps=5, levels=2))
+    stylizer.stylize(job)
+    assert len(calls) == len(job.level_plan()) == 2  # once per coarse-to-fine level
 
 
 def test_several_styles_blend(stylizer, astronaut, starry, images):
@@ -168,3 +172,64 @@ def test_sliver_style_image_is_refused(stylizer, astronaut):
     with pytest.raises(ParamError, match="too elongated") as err:
         stylizer.check(Job(astronaut, [sliver], StyleParams(size=64, steps=1)))
     assert err.value.field == "style"
+
+
+def test_coarse_to_fine_reports_at_the_output_size(stylizer, astronaut, starry):
+    job = Job(astronaut, [starry], StyleParams(size=64, steps=10, levels=2, coarse_share=0.5,
+                                               preview_every=5))
+    seen = []
+    result = stylizer.stylize(job, callback=seen.append)
+    assert job.level_plan() == [(32, 5), (64, 5)]
+    assert [p.step for p in seen] == list(range(1, 11)) and {p.steps for p in seen} == {10}
+    assert [p.preview.size for p in seen if p.preview] == [(64, 64), (64, 64)]
+    assert result.image.size == (64, 64) and result.steps_run == 10
+    single = stylizer.stylize(Job(astronaut, [starry], StyleParams(size=64, steps=1)))
+    assert result.initial_losses == single.initial_losses  # the start image, output size
+    assert result.losses.total < result.initial_losses.total
+
+
+def test_coarse_to_fine_batched_equals_alone(stylizer, astronaut, starry, images):
+    params = StyleParams(size=48, steps=8, levels=2, coarse_share=0.5)
+    other = Job(images["coffee.png"].resize((300, 300)), [images["the_scream.jpg"]],
+                params.replace(steps=4))
+    alone = stylizer.stylize(Job(astronaut, [starry], params))
+    batched = stylizer.stylize_batch([Job(astronaut, [starry], params), other])
+    assert np.array_equal(pixels(alone.image), pixels(batched[0].image))
+    assert [r.steps_run for r in batched] == [8, 4]
+
+
+def test_coarse_to_fine_stopped_on_a_coarse_level_answers_at_full_size(stylizer, astronaut,
+                                                                        starry):
+    job = Job(astronaut, [starry], StyleParams(size=64, steps=10, levels=2, coarse_share=0.5))
+    result = stylizer.stylize(job, callback=lambda p: p.step >= 2)
+    assert result.stopped == "cancelled" and result.steps_run == 2
+    assert result.image.size == (64, 64)
+
+
+def test_coarse_to_fine_keeps_quality(stylizer, astronaut, starry):
+    """Same steps, a fraction of them at half size: final losses within 15 % of single scale."""
+    single = stylizer.stylize(Job(astronaut, [starry], StyleParams(size=96, steps=20)))
+    coarse = stylizer.stylize(Job(astronaut, [starry], StyleParams(size=96, steps=20, levels=2)))
+    assert coarse.losses.total <= 1.15 * single.losses.total, (coarse.losses, single.losses)
+
+
+def test_precision_fp32_is_the_plain_path(weights_path, astronaut, starry):
+    """precision='fp32' and the default agree exactly on a CPU without native bfloat16."""
+    from nst import Stylizer
+    from nst.precision import bf16_supported
+    if bf16_supported(torch.device("cpu")):
+        pytest.skip("this CPU runs bfloat16 natively: auto means bf16 here")
+    params = StyleParams(size=40, steps=3)
+    auto = Stylizer(str(weights_path)).stylize(Job(astronaut, [starry], params))
+    fp32 = Stylizer(str(weights_path), precision="fp32").stylize(Job(astronaut, [starry], params))
+    assert np.array_equal(pixels(auto.image), pixels(fp32.image))
+
+
+def test_bf16_losses_stay_close_to_fp32(weights_path, astronaut, starry):
+    """The bfloat16 pass (emulated where the CPU lacks it) moves the loss only a little."""
+    from nst import Stylizer
+    params = StyleParams(size=32, steps=2, levels=1)
+    job = Job(astronaut, [starry], params)
+    fp32 = Stylizer(str(weights_path), precision="fp32").stylize(job)
+    bf16 = Stylizer(str(weights_path), precision="bf16").stylize(job)
+    assert bf16.losses.total == pytest.approx(fp32.losses.total, rel=0.05)
