@@ -7,7 +7,7 @@ SHARED := $(abspath ../shared)
 IMAGE ?= nst-server:0.1.0
 REGISTRY ?= registry.example.com
 
-.PHONY: venv tools test test-fast bench load demo clean serve stop mar image image-push
+.PHONY: venv tools test test-fast bench bench-gpu load demo clean serve stop mar image image-push
 
 venv: $(VENV)/.installed
 
@@ -40,6 +40,9 @@ test-fast: venv tools  ## skip the slow end-to-end optimisations
 
 bench: venv  ## engine vs the seeds' loop at 256 px (see docs/benchmarks.md)
 	$(PY) bench/bench_engine.py --size 256 --steps 100
+
+bench-gpu: venv  ## every GPU figure of docs/benchmarks.md, on cuda:0
+	$(PY) bench/bench_gpu.py
 
 load: venv  ## the long load run against `make serve` (see docs/reliability.md)
 	$(PY) bench/load.py --clients 24 --requests 4 --size 64 --steps 5

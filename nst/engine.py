@@ -168,8 +168,8 @@ class _Levels:
         self.pixels: list[torch.Tensor | None] = [None] * n
         self.steps_run = [0] * n
         self.stopped: list[str | None] = [None] * n
-        # Losses of the start image at the first (coarsest) level; the final losses are
-        # always evaluated at the output size.
+        # Losses of the start image, at the output size (set before the levels run when
+        # there are several; else from the first step).
         self.first_losses: list[LossTerms | None] = [None] * n
 
     def continued(self, prepared: PreparedJob, i: int) -> PreparedJob:

@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""GPU figures in one command: ms per step, TFLOP/s, a 512 px job, peak memory, largest size.
+
+    python bench/bench_gpu.py                      # on cuda:0, the issue's full table
+    python bench/bench_gpu.py --device cpu --sizes 32 --batches 1 --steps 2 --job-size 32 \
+        --job-steps 2 --max-sizes 32                # smoke run (what the tests do)
+
+Per size x batch x precision: milliseconds per optimisation step (the engine's own loop,
+steps timed between two runs of different length so set-up cancels out), FLOP per step
+counted by ``torch.utils.flop_counter`` on one real step, achieved TFLOP/s and the share of
+``--peak-tflops`` (the GPU's dense peak for that precision), peak memory per job. Then the
+wall time of one 512 px, 300-step job (default parameters) and the largest size whose step
+fits in memory. Prints a Markdown table and a JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from nst import Job, StyleParams, Stylizer, decode_image  # noqa: E402
+
+SHARED = ROOT.parent / "shared/images"
+# Dense peak TFLOP/s by precision (NVIDIA's data sheets, SXM parts; fp32 runs as TF32).
+PEAKS = {"H100": {"fp32": 494.7, "bf16": 989.4}, "H200": {"fp32": 494.7, "bf16": 989.4}}
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def jobs(content, style, size: int, batch: int, steps: int) -> list[Job]:
+    params = StyleParams(size=size, steps=steps, levels=1)
+    return [Job(content, [style], params.replace(seed=k)) for k in range(batch)]
+
+
+def ms_per_step(stylizer: Stylizer, content, style, size: int, batch: int, steps: int) -> float:
+    """Time of ``2*steps`` minus ``steps`` steps, per step (set-up and final pass cancel)."""
+    stylizer.stylize_batch(jobs(content, style, size, batch, 2))  # warm-up, cuDNN autotune
+    times = []
+    for n in (steps, 2 * steps):
+        sync(stylizer.device)
+        start = time.perf_counter()
+        stylizer.stylize_batch(jobs(content, style, size, batch, n))
+        sync(stylizer.device)
+        times.append(time.perf_counter() - start)
+    return (times[1] - times[0]) / steps * 1000
+
+
+def flop_per_step(stylizer: Stylizer, content, style, size: int, batch: int) -> float:
+    """FLOP of one step (forward + backward): a 2-step run minus a 1-step run, both counted."""
+    counts = []
+    for steps in (1, 2):
+        counter = FlopCounterMode(display=False)
+        with counter:
+            stylizer.stylize_batch(jobs(content, style, size, batch, steps))
+        counts.append(counter.get_total_flops())
+    return float(counts[1] - counts[0])
+
+
+def peak_memory_mb(stylizer: Stylizer, content, style, size: int, batch: int) -> float | None:
+    if stylizer.device.type != "cuda":
+        return None
+    torch.cuda.reset_peak_memory_stats(stylizer.device)
+    stylizer.stylize_batch(jobs(content, style, size, batch, 2))
+    return torch.cuda.max_memory_allocated(stylizer.device) / 2**20 / batch
+
+
+def largest_size(stylizer: Stylizer, content, style, sizes: list[int]) -> int:
+    """The largest of ``sizes`` whose job still runs a step without running out of memory."""
+    fits = 0
+    for size in sizes:
+        try:
+            stylizer.stylize_batch(jobs(content, style, size, 1, 1))
+            fits = size
+        except torch.OutOfMemoryError:
+            break
+        finally:
+            if stylizer.device.type == "cuda":
+                torch.cuda.empty_cache()
+    return fits
+
+
+def peak_for(device: torch.device, precision: str, override: float | None) -> float | None:
+    if override:
+        return override
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((p[precision] for key, p in PEAKS.items() if key in name), None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda:0")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--job-size", type=int, default=512)
+    parser.add_argument("--job-steps", type=int, default=300)
+    parser.add_argument("--max-sizes", type=int, nargs="+",
+                        default=[1024, 1536, 2048, 2560, 3072, 3584, 4096])
+    parser.add_argument("--peak-tflops", type=float, default=None)
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    content = decode_image(SHARED / "content/astronaut.png")
+    style = decode_image(SHARED / "style/starry_night.jpg")
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    rows = []
+    for precision in args.precisions:
+        stylizer = Stylizer(device=args.device, precision=precision)
+        peak = peak_for(device, precision, args.peak_tflops)
+        for size in args.sizes:
+            for batch in args.batches:
+                ms = ms_per_step(stylizer, content, style, size, batch, args.steps)
+                flop = flop_per_step(stylizer, content, style, size, batch)
+                tflops = flop / (ms / 1000) / 1e12
+                rows.append({"precision": precision, "size": size, "batch": batch,
+                             "ms_per_step": ms, "gflop_per_step": flop / 1e9,
+                             "tflops": tflops, "peak_share": tflops / peak if peak else None,
+                             "peak_mb_per_job": peak_memory_mb(stylizer, content, style,
+                                                               size, batch)})
+    default = Stylizer(device=args.device)
+    sync(device)
+    start = time.perf_counter()
+    default.stylize(Job(content, [style], StyleParams(size=args.job_size, steps=args.job_steps)))
+    sync(device)
+    job_s = time.perf_counter() - start
+    largest = largest_size(default, content, style, args.max_sizes)
+    print(f"# {name}, torch {torch.__version__}, {args.steps}-step timing")
+    print("| precision | size | batch | ms/step | GFLOP/step | TFLOP/s | of peak | MB/job |\n"
+          "|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        share = f"{r['peak_share']:.0%}" if r["peak_share"] else "n/a"
+        memory = f"{r['peak_mb_per_job']:.0f}" if r["peak_mb_per_job"] else "n/a"
+        print(f"| {r['precision']} | {r['size']} | {r['batch']} | {r['ms_per_step']:.1f} | "
+              f"{r['gflop_per_step']:.1f} | {r['tflops']:.2f} | {share} | {memory} |")
+    print(f"\n{args.job_size} px, {args.job_steps} steps, default settings "
+          f"(precision {default.dtype}): {job_s:.2f} s; largest size that fits: {largest}")
+    print(json.dumps({"device": name, "rows": rows, "job_seconds": job_s,
+                      "largest_size": largest}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
