@@ -130,12 +130,20 @@ def main(argv: list[str] | None = None) -> int:
                              "tflops": tflops, "peak_share": tflops / peak if peak else None,
                              "peak_mb_per_job": peak_memory_mb(stylizer, content, style,
                                                                size, batch)})
+    jobs_by_precision = {}
+    for precision in ["auto", *args.precisions]:
+        stylizer = Stylizer(device=args.device, precision=precision)
+        job = Job(content, [style], StyleParams(size=args.job_size, steps=args.job_steps))
+        stylizer.stylize(job.at_level(args.job_size, 2))  # warm-up
+        sync(device)
+        start = time.perf_counter()
+        result = stylizer.stylize(job)
+        sync(device)
+        jobs_by_precision[precision] = {"seconds": time.perf_counter() - start,
+                                        "dtype": str(stylizer.dtype),
+                                        "loss": result.losses.total}
     default = Stylizer(device=args.device)
-    sync(device)
-    start = time.perf_counter()
-    default.stylize(Job(content, [style], StyleParams(size=args.job_size, steps=args.job_steps)))
-    sync(device)
-    job_s = time.perf_counter() - start
+    job_s = jobs_by_precision["auto"]["seconds"]
     largest = largest_size(default, content, style, args.max_sizes)
     print(f"# {name}, torch {torch.__version__}, {args.steps}-step timing")
     print("| precision | size | batch | ms/step | GFLOP/step | TFLOP/s | of peak | MB/job |\n"
@@ -145,10 +153,14 @@ def main(argv: list[str] | None = None) -> int:
         memory = f"{r['peak_mb_per_job']:.0f}" if r["peak_mb_per_job"] else "n/a"
         print(f"| {r['precision']} | {r['size']} | {r['batch']} | {r['ms_per_step']:.1f} | "
               f"{r['gflop_per_step']:.1f} | {r['tflops']:.2f} | {share} | {memory} |")
-    print(f"\n{args.job_size} px, {args.job_steps} steps, default settings "
-          f"(precision {default.dtype}): {job_s:.2f} s; largest size that fits: {largest}")
+    print(f"\n{args.job_size} px, {args.job_steps} steps (final losses evaluated in fp32):")
+    reference = jobs_by_precision.get("fp32", jobs_by_precision["auto"])["loss"]
+    for precision, job in jobs_by_precision.items():
+        print(f"- precision {precision} ({job['dtype']}): {job['seconds']:.2f} s, loss "
+              f"{job['loss']:.4f} ({job['loss'] / reference - 1:+.2%} vs fp32)")
+    print(f"largest size that fits: {largest}")
     print(json.dumps({"device": name, "rows": rows, "job_seconds": job_s,
-                      "largest_size": largest}))
+                      "jobs": jobs_by_precision, "largest_size": largest}))
     return 0
 
 

@@ -135,7 +135,9 @@ class Stylizer:
             if final_run is None:  # a job stopped early: bring every job to the output size
                 final_run = _BatchRun(self, [state.continued(p, i) for i, p in enumerate(full)],
                                       None)
-            final = final_run.evaluate_chunked(list(range(len(jobs))), grad=False)
+            # Reported losses in float32, whatever precision the steps ran in.
+            final = final_run.evaluate_chunked(list(range(len(jobs))), grad=False,
+                                               dtype=torch.float32)
         seconds = time.perf_counter() - start
         return [
             Result(image=tensor_to_image(final_run.prepared[i].finish(final_run.pixels[i])),
@@ -251,12 +253,14 @@ class _BatchRun:
             if self.callback(progress):
                 self.stopped[i] = "cancelled"
 
-    def evaluate_chunked(self, indices: list[int], grad: bool) -> list[LossTerms]:
+    def evaluate_chunked(self, indices: list[int], grad: bool,
+                         dtype: torch.dtype | None = None) -> list[LossTerms]:
         """:meth:`evaluate` in one pass, or one pass per job when batch-invariant."""
         chunks = [[i] for i in indices] if self.one_pass_per_job else [indices]
-        return [terms for chunk in chunks for terms in self.evaluate(chunk, grad)]
+        return [terms for chunk in chunks for terms in self.evaluate(chunk, grad, dtype)]
 
-    def evaluate(self, indices: list[int], grad: bool) -> list[LossTerms]:
+    def evaluate(self, indices: list[int], grad: bool,
+                 dtype: torch.dtype | None = None) -> list[LossTerms]:
         """Losses of jobs ``indices`` from one batched VGG forward (and backward if ``grad``).
 
         Only the network pass is batched; each job's loss is computed from its own slice, so
@@ -270,7 +274,7 @@ class _BatchRun:
             model_in = self.net.convention.to_model(x)
             if self.channels_last:
                 model_in = model_in.contiguous(memory_format=torch.channels_last)
-            with precision_mod.autocast(self.device, self.dtype):
+            with precision_mod.autocast(self.device, dtype or self.dtype):
                 features = self.net(model_in, names, params.pooling)
             # Losses in float32 whatever the pass ran in (nst.precision).
             features = {name: f.float() for name, f in features.items()}
