@@ -55,9 +55,13 @@ def test_token_auth_is_enforced_with_the_deployment_settings(tmp_path):
     try:
         key_file = run_dir / "key_file.json"
         deadline = time.monotonic() + 60
-        while not key_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.5)
-        keys = json.loads(key_file.read_text())
+        keys = None
+        while keys is None and time.monotonic() < deadline:
+            try:  # TorchServe creates the file, then writes it: wait for whole JSON
+                keys = json.loads(key_file.read_text())
+            except (FileNotFoundError, json.JSONDecodeError):
+                time.sleep(0.5)
+        assert keys is not None, "no key_file.json after 60 s"
         url = f"http://127.0.0.1:{inference}/ping"
         for _ in range(60):
             try:
