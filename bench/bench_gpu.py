@@ -130,9 +130,10 @@ def main(argv: list[str] | None = None) -> int:
                              "tflops": tflops, "peak_share": tflops / peak if peak else None,
                              "peak_mb_per_job": peak_memory_mb(stylizer, content, style,
                                                                size, batch)})
-    jobs_by_precision = {}
+    jobs_by_precision, default = {}, None
     for precision in ["auto", *args.precisions]:
         stylizer = Stylizer(device=args.device, precision=precision)
+        default = default or stylizer  # "auto": what the server runs
         job = Job(content, [style], StyleParams(size=args.job_size, steps=args.job_steps))
         stylizer.stylize(job.at_level(args.job_size, 2))  # warm-up
         sync(device)
@@ -142,7 +143,6 @@ def main(argv: list[str] | None = None) -> int:
         jobs_by_precision[precision] = {"seconds": time.perf_counter() - start,
                                         "dtype": str(stylizer.dtype),
                                         "loss": result.losses.total}
-    default = Stylizer(device=args.device)
     job_s = jobs_by_precision["auto"]["seconds"]
     largest = largest_size(default, content, style, args.max_sizes)
     print(f"# {name}, torch {torch.__version__}, {args.steps}-step timing")

@@ -22,10 +22,9 @@ import sys
 import time
 from pathlib import Path
 
-import requests
-
 ROOT = Path(__file__).resolve().parents[1]
-MODEL = "style_transfer"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from healthcheck import MODEL, is_ready  # noqa: E402
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -77,13 +76,8 @@ def wait_ready(management: str, timeout: float, log_dir: Path) -> None:
     """Poll the management API until the model has a READY worker."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            reply = requests.get(f"{management}/models/{MODEL}", timeout=5)
-            if reply.ok and any(w.get("status") == "READY"
-                                for m in reply.json() for w in m.get("workers", [])):
-                return
-        except (requests.RequestException, ValueError):
-            pass
+        if is_ready(management, None, 5.0):  # the container probe's check
+            return
         time.sleep(1)
     log = log_dir / "model_log.log"
     tail = log.read_text()[-3000:] if log.exists() else "(no model_log.log)"

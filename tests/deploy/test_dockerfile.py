@@ -12,20 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.deploy.dockerfile import instructions
+
 ROOT = Path(__file__).resolve().parents[2]
 HADOLINT = Path(sys.executable).with_name("hadolint")
-
-
-def instructions() -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
-    text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
-    pairs = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            keyword, _, rest = line.partition(" ")
-            pairs.append((keyword.upper(), " ".join(rest.split())))
-    return pairs
 
 
 def hadolint(dockerfile: str) -> list[dict]:

@@ -19,6 +19,7 @@ import requests
 import yaml
 
 from tests.conftest import CONTENT, STYLE
+from tests.deploy import dockerfile
 from tests.live_server import free_ports
 from tests.scripts_loader import load_script
 
@@ -26,18 +27,6 @@ ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 build_mar = load_script("build_mar")
 healthcheck = load_script("healthcheck")
-
-
-def dockerfile_env() -> dict[str, str]:
-    """The ENV block of the Dockerfile as a dict (values without $-expansion)."""
-    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
-    env = {}
-    for line in text.splitlines():
-        if line.startswith("ENV "):
-            for item in line[4:].split():
-                key, _, value = item.partition("=")
-                env[key] = value
-    return env
 
 
 def deployment_container() -> dict:
@@ -63,7 +52,7 @@ def image_environment(tmp: Path, weights: Path, store: Path) -> dict[str, str]:
     moves = {"/opt/nst/model-store": str(store), "/opt/nst/weights": str(weights.parent),
              "/opt/nst": str(ROOT), "/home/model-server": str(tmp / "home")}
     env = {}
-    for key, value in dockerfile_env().items():
+    for key, value in dockerfile.env().items():
         for old, new in moves.items():
             value = value.replace(old, new)
         env[key] = value
