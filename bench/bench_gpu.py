@@ -5,12 +5,12 @@
     python bench/bench_gpu.py --device cpu --sizes 32 --batches 1 --steps 2 --job-size 32 \
         --job-steps 2 --max-sizes 32                # smoke run (what the tests do)
 
-Per size x batch x precision: milliseconds per optimisation step (the engine's own loop,
+Per variant (precision, optionally torch.compile) x size x batch: milliseconds per optimisation step (the engine's own loop,
 steps timed between two runs of different length so set-up cancels out), FLOP per step
 counted by ``torch.utils.flop_counter`` on one real step, achieved TFLOP/s and the share of
 ``--peak-tflops`` (the GPU's dense peak for that precision), peak memory per job. Then the
-wall time of one 512 px, 300-step job (default parameters) and the largest size whose step
-fits in memory. Prints a Markdown table and a JSON line.
+wall time of one 512 px, 300-step job (default parameters) per variant and optimiser, with
+its final loss, and the largest size whose step fits in memory. Prints a Markdown table and a JSON line.
 """
 
 from __future__ import annotations
@@ -38,19 +38,30 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def jobs(content, style, size: int, batch: int, steps: int) -> list[Job]:
-    params = StyleParams(size=size, steps=steps, levels=1)
+def variant_stylizer(device: str, variant: str) -> Stylizer:
+    """``fp32``, ``bf16`` or ``auto``, optionally ``+compile`` (torch.compile'd VGG pass)."""
+    precision, _, extra = variant.partition("+")
+    if extra == "compile":
+        torch._dynamo.reset()  # each variant compiles afresh, within the recompile limit
+    return Stylizer(device=device, precision=precision, compile=extra == "compile")
+
+
+def jobs(content, style, size: int, batch: int, steps: int,
+         optimizer: str = "lbfgs") -> list[Job]:
+    params = StyleParams(size=size, steps=steps, levels=1, optimizer=optimizer)
     return [Job(content, [style], params.replace(seed=k)) for k in range(batch)]
 
 
-def ms_per_step(stylizer: Stylizer, content, style, size: int, batch: int, steps: int) -> float:
+def ms_per_step(stylizer: Stylizer, content, style, size: int, batch: int, steps: int,
+                optimizer: str = "lbfgs") -> float:
     """Time of ``2*steps`` minus ``steps`` steps, per step (set-up and final pass cancel)."""
-    stylizer.stylize_batch(jobs(content, style, size, batch, 2))  # warm-up, cuDNN autotune
+    # Warm-up: cuDNN autotuning, and compilation for a compiled variant.
+    stylizer.stylize_batch(jobs(content, style, size, batch, 2, optimizer))
     times = []
     for n in (steps, 2 * steps):
         sync(stylizer.device)
         start = time.perf_counter()
-        stylizer.stylize_batch(jobs(content, style, size, batch, n))
+        stylizer.stylize_batch(jobs(content, style, size, batch, n, optimizer))
         sync(stylizer.device)
         times.append(time.perf_counter() - start)
     return (times[1] - times[0]) / steps * 1000
@@ -90,13 +101,64 @@ def largest_size(stylizer: Stylizer, content, style, sizes: list[int]) -> int:
     return fits
 
 
-def peak_for(device: torch.device, precision: str, override: float | None) -> float | None:
+def peak_for(device: torch.device, variant: str, override: float | None) -> float | None:
     if override:
         return override
     if device.type != "cuda":
         return None
     name = torch.cuda.get_device_name(device)
+    precision = "fp32" if variant.startswith("fp32") else "bf16"
     return next((p[precision] for key, p in PEAKS.items() if key in name), None)
+
+
+def step_table(args, content, style) -> list[dict]:
+    """ms/step, TFLOP/s and memory per variant x size x batch."""
+    device, rows, flops = torch.device(args.device), [], {}
+    for variant in args.variants:
+        stylizer = variant_stylizer(args.device, variant)
+        peak = peak_for(device, variant, args.peak_tflops)
+        for size in args.sizes:
+            for batch in args.batches:
+                ms = ms_per_step(stylizer, content, style, size, batch, args.steps)
+                if (size, batch) not in flops:  # the same FLOP whatever the variant
+                    flops[size, batch] = flop_per_step(stylizer, content, style, size, batch)
+                tflops = flops[size, batch] / (ms / 1000) / 1e12
+                row = {"variant": variant, "size": size, "batch": batch, "ms_per_step": ms,
+                       "gflop_per_step": flops[size, batch] / 1e9, "tflops": tflops,
+                       "peak_share": tflops / peak if peak else None,
+                       "peak_mb_per_job": peak_memory_mb(stylizer, content, style, size,
+                                                         batch)}
+                rows.append(row)
+                print_row(row)
+    return rows
+
+
+def print_row(r: dict) -> None:
+    share = f"{r['peak_share']:.0%}" if r["peak_share"] else "n/a"
+    memory = f"{r['peak_mb_per_job']:.0f}" if r["peak_mb_per_job"] else "n/a"
+    print(f"| {r['variant']} | {r['size']} | {r['batch']} | {r['ms_per_step']:.1f} | "
+          f"{r['gflop_per_step']:.1f} | {r['tflops']:.2f} | {share} | {memory} |", flush=True)
+
+
+def timed_jobs(args, content, style) -> dict[str, dict]:
+    """One ``--job-size`` px, ``--job-steps`` job per variant and optimiser, end to end."""
+    device, results = torch.device(args.device), {}
+    for variant in ["auto", *args.variants]:
+        stylizer = variant_stylizer(args.device, variant)
+        for optimizer in args.optimizers:
+            params = StyleParams(size=args.job_size, steps=args.job_steps, optimizer=optimizer)
+            job = Job(content, [style], params)
+            stylizer.stylize(job.at_level(args.job_size, 2))  # warm-up (and compilation)
+            sync(device)
+            start = time.perf_counter()
+            result = stylizer.stylize(job)
+            sync(device)
+            key = f"{variant} {optimizer}"
+            results[key] = {"seconds": time.perf_counter() - start,
+                            "dtype": str(stylizer.dtype), "loss": result.losses.total}
+            print(f"- {key} ({stylizer.dtype}): {results[key]['seconds']:.2f} s, "
+                  f"loss {result.losses.total:.4f}", flush=True)
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,63 +166,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda:0")
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 4])
-    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
+    parser.add_argument("--variants", nargs="+",
+                        default=["fp32", "bf16", "fp32+compile", "bf16+compile"],
+                        help="precision (fp32, bf16, auto), '+compile' for torch.compile")
+    parser.add_argument("--optimizers", nargs="+", default=["lbfgs", "adam"])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--job-size", type=int, default=512)
     parser.add_argument("--job-steps", type=int, default=300)
-    parser.add_argument("--max-sizes", type=int, nargs="+",
-                        default=[1024, 1536, 2048, 2560, 3072, 3584, 4096])
+    parser.add_argument("--max-sizes", type=int, nargs="+", default=[1024, 2048, 3072, 4096])
     parser.add_argument("--peak-tflops", type=float, default=None)
+    parser.add_argument("--content", type=Path, default=SHARED / "content/astronaut.png")
+    parser.add_argument("--style", type=Path, default=SHARED / "style/starry_night.jpg")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
-    content = decode_image(SHARED / "content/astronaut.png")
-    style = decode_image(SHARED / "style/starry_night.jpg")
+    content, style = decode_image(args.content), decode_image(args.style)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    rows = []
-    for precision in args.precisions:
-        stylizer = Stylizer(device=args.device, precision=precision)
-        peak = peak_for(device, precision, args.peak_tflops)
-        for size in args.sizes:
-            for batch in args.batches:
-                ms = ms_per_step(stylizer, content, style, size, batch, args.steps)
-                flop = flop_per_step(stylizer, content, style, size, batch)
-                tflops = flop / (ms / 1000) / 1e12
-                rows.append({"precision": precision, "size": size, "batch": batch,
-                             "ms_per_step": ms, "gflop_per_step": flop / 1e9,
-                             "tflops": tflops, "peak_share": tflops / peak if peak else None,
-                             "peak_mb_per_job": peak_memory_mb(stylizer, content, style,
-                                                               size, batch)})
-    jobs_by_precision, default = {}, None
-    for precision in ["auto", *args.precisions]:
-        stylizer = Stylizer(device=args.device, precision=precision)
-        default = default or stylizer  # "auto": what the server runs
-        job = Job(content, [style], StyleParams(size=args.job_size, steps=args.job_steps))
-        stylizer.stylize(job.at_level(args.job_size, 2))  # warm-up
-        sync(device)
-        start = time.perf_counter()
-        result = stylizer.stylize(job)
-        sync(device)
-        jobs_by_precision[precision] = {"seconds": time.perf_counter() - start,
-                                        "dtype": str(stylizer.dtype),
-                                        "loss": result.losses.total}
-    job_s = jobs_by_precision["auto"]["seconds"]
-    largest = largest_size(default, content, style, args.max_sizes)
-    print(f"# {name}, torch {torch.__version__}, {args.steps}-step timing")
-    print("| precision | size | batch | ms/step | GFLOP/step | TFLOP/s | of peak | MB/job |\n"
-          "|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        share = f"{r['peak_share']:.0%}" if r["peak_share"] else "n/a"
-        memory = f"{r['peak_mb_per_job']:.0f}" if r["peak_mb_per_job"] else "n/a"
-        print(f"| {r['precision']} | {r['size']} | {r['batch']} | {r['ms_per_step']:.1f} | "
-              f"{r['gflop_per_step']:.1f} | {r['tflops']:.2f} | {share} | {memory} |")
-    print(f"\n{args.job_size} px, {args.job_steps} steps (final losses evaluated in fp32):")
-    reference = jobs_by_precision.get("fp32", jobs_by_precision["auto"])["loss"]
-    for precision, job in jobs_by_precision.items():
-        print(f"- precision {precision} ({job['dtype']}): {job['seconds']:.2f} s, loss "
-              f"{job['loss']:.4f} ({job['loss'] / reference - 1:+.2%} vs fp32)")
+    print(f"# {name}, torch {torch.__version__}, {args.steps}-step timing, L-BFGS\n"
+          "| variant | size | batch | ms/step | GFLOP/step | TFLOP/s | of peak | MB/job |\n"
+          "|---|---|---|---|---|---|---|---|", flush=True)
+    rows = step_table(args, content, style)
+    print(f"\n{args.job_size} px, {args.job_steps} steps, end to end "
+          "(final losses evaluated in fp32):", flush=True)
+    results = timed_jobs(args, content, style)
+    largest = largest_size(variant_stylizer(args.device, "auto"), content, style,
+                           args.max_sizes)
     print(f"largest size that fits: {largest}")
-    print(json.dumps({"device": name, "rows": rows, "job_seconds": job_s,
-                      "jobs": jobs_by_precision, "largest_size": largest}))
+    print(json.dumps({"device": name, "rows": rows, "jobs": results,
+                      "largest_size": largest}))
     return 0
 
 

@@ -12,9 +12,9 @@ from PIL import Image
 from . import precision as precision_mod
 from .imageio import tensor_to_image
 from .job import Job, PreparedJob, check, prepare
-from .losses import content_loss, style_loss, tv_loss
 from .style_cache import StyleCache
-from .vgg import VGGFeatures
+from .objective import JobTargets, batch_losses
+from .vgg import VGGFeatures, positions
 from .weights import VGGWeights, load_weights
 
 
@@ -59,7 +59,7 @@ class Stylizer:
 
     def __init__(self, weights: VGGWeights | str | None = None, device: str = "cpu", *,
                  batch_invariant: bool | None = None, precision: str = "auto",
-                 style_cache_size: int = 32):
+                 style_cache_size: int = 32, compile: bool = False):
         """``batch_invariant``: run the network once per job, so batching never changes a
         result (bit for bit). A batched pass picks different convolution blockings per batch
         size; their rounding differences (~1e-7) are amplified by L-BFGS's curvature updates
@@ -72,6 +72,12 @@ class Stylizer:
 
         ``style_cache_size``: style images whose Gram targets are kept (:mod:`nst.style_cache`;
         0 turns the cache off).
+
+        ``compile``: run each step's objective (:func:`nst.objective.batch_losses`) through
+        ``torch.compile``, which fuses its element-wise work and reductions, forward and
+        backward, into fewer kernels (on a GPU a step is largely kernel launches). Each new input shape costs a
+        compilation (seconds to tens of seconds) the first time, so it pays for long-lived
+        workers serving a few sizes; ``docs/benchmarks.md`` has the figures.
         """
         self.device = torch.device(device)
         self.batch_invariant = (self.device.type == "cpu" if batch_invariant is None
@@ -84,6 +90,7 @@ class Stylizer:
         self.net = VGGFeatures(loaded).to(self.device)
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
+        self.objective = torch.compile(batch_losses) if compile else batch_losses
 
     def check(self, job: Job) -> None:
         """Raise the input error :meth:`stylize` would raise for ``job``, at no cost."""
@@ -156,7 +163,7 @@ class Stylizer:
             state.pixels[i] = run.pixels[k].detach()
             state.steps_run[i] += run.steps_run[k]
             state.stopped[i] = run.stopped[k]
-            state.first_losses[i] = state.first_losses[i] or run.first_losses[k]
+            state.first_losses[i] = state.first_losses[i] or run.first_terms(k)
         return run
 
 
@@ -208,7 +215,9 @@ class _BatchRun:
 
     def __init__(self, stylizer: Stylizer, prepared: list[PreparedJob],
                  callback: Callback | None):
-        self.net, self.prepared, self.callback = stylizer.net, prepared, callback
+        self.net, self.objective = stylizer.net, stylizer.objective
+        self.prepared, self.callback = prepared, callback
+        self.targets = [JobTargets.of(p) for p in prepared]
         self.one_pass_per_job = stylizer.batch_invariant
         self.device, self.dtype = stylizer.device, stylizer.dtype
         self.channels_last = stylizer.channels_last
@@ -216,7 +225,7 @@ class _BatchRun:
         self.optimizers = [_make_optimizer(x, p.job) for x, p in zip(self.pixels, prepared)]
         self.steps_run = [0] * len(prepared)
         self.stopped: list[str | None] = [None] * len(prepared)
-        self.first_losses: list[LossTerms | None] = [None] * len(prepared)
+        self.first_losses: list[torch.Tensor | None] = [None] * len(prepared)
 
     def active(self) -> list[int]:
         return [i for i, p in enumerate(self.prepared)
@@ -228,18 +237,24 @@ class _BatchRun:
                 for i in indices:
                     self.stopped[i] = "deadline"
                 return
-            losses = self.evaluate_chunked(indices, grad=True)
+            rows = self._evaluate_rows(indices, grad=True)
             for k, i in enumerate(indices):
-                self._step(i, losses[k])
+                self._step(i, rows[k])
 
-    def _step(self, i: int, losses: LossTerms) -> None:
-        """Apply job ``i``'s optimiser to the gradient already in its pixels."""
+    def _step(self, i: int, row: torch.Tensor) -> None:
+        """Apply job ``i``'s optimiser to the gradient already in its pixels.
+
+        ``row`` holds the job's loss terms on the device; they are read back to the host
+        only when a callback wants them (and once at the end), so with Adam a GPU step
+        queues its kernels without waiting for the previous ones to finish.
+        """
         x, job = self.pixels[i], self.prepared[i].job
         if self.first_losses[i] is None:
-            self.first_losses[i] = losses
+            self.first_losses[i] = row
         # L-BFGS with max_iter=1 calls the closure exactly once, at the start of step(); the
         # forward/backward for the whole batch has already run, so it returns that loss.
-        self.optimizers[i].step(lambda: torch.tensor(losses.total))
+        # (torch's L-BFGS reads it, and its curvature tests, on the host: one sync a step.)
+        self.optimizers[i].step(lambda: row[3])
         with torch.no_grad():
             x.clamp_(0, 1)  # keep pixels valid (neural-style instead lets them drift)
         x.grad = None
@@ -249,55 +264,44 @@ class _BatchRun:
             preview = None
             if every and self.steps_run[i] % every == 0:
                 preview = tensor_to_image(self.prepared[i].finish(x.detach()))
-            progress = Progress(i, self.steps_run[i], job.params.steps, losses, preview)
+            progress = Progress(i, self.steps_run[i], job.params.steps, _terms(row), preview)
             if self.callback(progress):
                 self.stopped[i] = "cancelled"
 
     def evaluate_chunked(self, indices: list[int], grad: bool,
                          dtype: torch.dtype | None = None) -> list[LossTerms]:
+        """Loss terms of jobs ``indices``, read back to the host."""
+        return [_terms(row) for row in self._evaluate_rows(indices, grad, dtype)]
+
+    def first_terms(self, i: int) -> LossTerms | None:
+        """Losses of job ``i``'s start image, once a step has run."""
+        row = self.first_losses[i]
+        return None if row is None else _terms(row)
+
+    def _evaluate_rows(self, indices: list[int], grad: bool,
+                       dtype: torch.dtype | None = None) -> torch.Tensor:
         """:meth:`evaluate` in one pass, or one pass per job when batch-invariant."""
         chunks = [[i] for i in indices] if self.one_pass_per_job else [indices]
-        return [terms for chunk in chunks for terms in self.evaluate(chunk, grad, dtype)]
+        return torch.cat([self.evaluate(chunk, grad, dtype) for chunk in chunks])
 
     def evaluate(self, indices: list[int], grad: bool,
-                 dtype: torch.dtype | None = None) -> list[LossTerms]:
-        """Losses of jobs ``indices`` from one batched VGG forward (and backward if ``grad``).
-
-        Only the network pass is batched; each job's loss is computed from its own slice, so
-        no reduction ever mixes jobs (rounding included).
-        """
+                 dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Losses of jobs ``indices`` from one batched VGG forward (and backward if ``grad``):
+        one row per job of [content, style, tv, weighted total], detached, on the device."""
         params = self.prepared[indices[0]].job.params
-        names = dict.fromkeys(params.content_layers + params.style_layers)
-        rows = []
+        wanted = positions(params.content_layers + params.style_layers)
         with torch.set_grad_enabled(grad):
             x = torch.cat([self.pixels[i] for i in indices])
-            model_in = self.net.convention.to_model(x)
-            if self.channels_last:
-                model_in = model_in.contiguous(memory_format=torch.channels_last)
-            with precision_mod.autocast(self.device, dtype or self.dtype):
-                features = self.net(model_in, names, params.pooling)
-            # Losses in float32 whatever the pass ran in (nst.precision).
-            features = {name: f.float() for name, f in features.items()}
-            totals = []
-            for k, i in enumerate(indices):
-                own = {name: f[k:k + 1] for name, f in features.items()}
-                terms = self._job_losses(self.prepared[i], own, x[k:k + 1])
-                totals.append(terms[-1])
-                rows.append(terms)
+            rows = self.objective(self.net, x, [self.targets[i] for i in indices], wanted,
+                                  params.pooling, dtype or self.dtype, self.channels_last)
             if grad:
-                torch.stack(totals).sum().backward()
-        values = torch.stack([torch.stack(r) for r in rows]).detach().cpu().tolist()
-        return [LossTerms(*row) for row in values]
+                rows[:, 3].sum().backward()
+        return rows.detach()
 
-    @staticmethod
-    def _job_losses(job: PreparedJob, features: dict[str, torch.Tensor],
-                    pixels: torch.Tensor) -> list[torch.Tensor]:
-        """[content, style, tv, weighted total] of one job (scalars)."""
-        p = job.job.params
-        c = content_loss(features, job.content_targets)[0]
-        s = style_loss(features, job.style_targets, job.layer_weights)[0]
-        t = tv_loss(pixels)[0]
-        return [c, s, t, p.content_weight * c + p.style_weight * s + p.tv_weight * t]
+
+def _terms(row: torch.Tensor) -> LossTerms:
+    """One job's loss row, read back to the host."""
+    return LossTerms(*row.tolist())
 
 
 def _make_optimizer(pixels: torch.Tensor, job: Job) -> torch.optim.Optimizer:

@@ -8,8 +8,6 @@ computed in float32, and the pixels, gradients and optimiser state are float32 t
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -40,11 +38,10 @@ def use_channels_last(device: torch.device, dtype: torch.dtype) -> bool:
     return device.type == "cuda" or dtype == torch.bfloat16
 
 
-def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:
-    """Autocast to ``dtype`` for the network pass; a no-op for float32."""
-    if dtype == torch.float32:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
+def autocast(device: torch.device, dtype: torch.dtype) -> torch.autocast:
+    """Autocast to ``dtype`` for the network pass; disabled for float32 (a plain
+    ``torch.autocast`` either way, which ``torch.compile`` traces)."""
+    return torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype != torch.float32)
 
 
 def configure_gpu(device: torch.device) -> None:

@@ -53,16 +53,28 @@ class VGGFeatures(nn.Module):
         self, x: torch.Tensor, names: Iterable[str], pooling: str = "max"
     ) -> dict[str, torch.Tensor]:
         """Activations of ``names`` for network input ``x`` (B, 3, H, W)."""
-        wanted = {layer_index(n): n for n in names}
+        return self.activations(x, positions(names), pooling)
+
+    def activations(self, x: torch.Tensor, wanted: tuple[tuple[int, str], ...],
+                    pooling: str = "max") -> dict[str, torch.Tensor]:
+        """:meth:`forward` with the layers given as :func:`positions` (no name lookups, so
+        ``torch.compile`` traces only tensor work)."""
         if pooling not in POOLINGS:
             raise ParamError(f"pooling must be one of {POOLINGS}", field="pooling")
         out: dict[str, torch.Tensor] = {}
-        for i, module in enumerate(self.layers[: max(wanted) + 1]):
+        deepest = max(i for i, _ in wanted)
+        names = dict(wanted)
+        for i, module in enumerate(self.layers[: deepest + 1]):
             if isinstance(module, nn.MaxPool2d) and pooling == "avg":
                 # Gatys et al. report smoother results with average pooling.
                 x = nn.functional.avg_pool2d(x, kernel_size=2, stride=2)
             else:
                 x = module(x)
-            if i in wanted:
-                out[wanted[i]] = x
+            if i in names:
+                out[names[i]] = x
         return out
+
+
+def positions(names: Iterable[str]) -> tuple[tuple[int, str], ...]:
+    """``(index in the network, name)`` of each layer name, for :meth:`VGGFeatures.activations`."""
+    return tuple(sorted({(layer_index(n), n) for n in names}))

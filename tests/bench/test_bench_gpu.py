@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_gpu_benchmark_smoke_run_on_cpu():
     result = subprocess.run(
         [sys.executable, str(ROOT / "bench/bench_gpu.py"), "--device", "cpu", "--sizes", "32",
-         "--batches", "1", "2", "--precisions", "fp32", "--steps", "2", "--job-size", "32",
+         "--batches", "1", "2", "--variants", "fp32", "--optimizers", "lbfgs", "adam",
+         "--steps", "2", "--job-size", "32",
          "--job-steps", "2", "--max-sizes", "32", "48"],
         capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -23,5 +24,7 @@ def test_gpu_benchmark_smoke_run_on_cpu():
     one, two = rows[(32, 1)], rows[(32, 2)]
     assert one["ms_per_step"] > 0 and one["gflop_per_step"] > 1  # ~1.6 GFLOP at 32 px
     assert abs(two["gflop_per_step"] / one["gflop_per_step"] - 2) < 0.01  # FLOP scale with jobs
-    assert report["largest_size"] == 48 and report["job_seconds"] > 0
+    assert report["largest_size"] == 48
+    assert set(report["jobs"]) == {"auto lbfgs", "auto adam", "fp32 lbfgs", "fp32 adam"}
+    assert all(job["seconds"] > 0 and job["loss"] > 0 for job in report["jobs"].values())
     assert "| fp32 | 32 | 1 |" in result.stdout
