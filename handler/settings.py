@@ -23,6 +23,7 @@ class ServerSettings:
     batch_invariant: bool | None = None  # None: auto (see nst.engine.Stylizer)
     precision: str = "auto"  # VGG passes: auto, fp32, bf16 (nst.precision)
     style_cache_size: int = 32  # style images whose Gram targets are kept
+    compile: bool = False  # torch.compile each step's objective (nst.engine.Stylizer)
     defaults: Mapping[str, Any] = field(default_factory=dict)  # StyleParams overrides
 
     @classmethod

@@ -45,7 +45,8 @@ class StyleTransferHandler:
         self.stylizer = Stylizer(weights, device=device,
                                  batch_invariant=self.settings.batch_invariant,
                                  precision=self.settings.precision,
-                                 style_cache_size=self.settings.style_cache_size)
+                                 style_cache_size=self.settings.style_cache_size,
+                                 compile=self.settings.compile)
         self.initialized = True
         log.info("style_transfer ready on %s (%s)", device, self.settings)
 

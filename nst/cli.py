@@ -17,6 +17,7 @@ from .errors import NSTError, WeightsError
 from .imageio import decode_image, encode_image
 from .job import Job
 from .params import StyleParams, describe
+from .precision import PRECISIONS
 from .weights import WEIGHTS_ENV
 
 
@@ -30,6 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weights", help=f"weights file (default: ${WEIGHTS_ENV} or ../shared)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
     parser.add_argument("--init-image", type=Path, help="start image (implies --init image)")
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
+                        help="dtype of the VGG passes (auto: bf16 where native)")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the step (pays off on GPUs for long runs)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     params = parser.add_argument_group("style parameters")
     for f in dataclasses.fields(StyleParams):
@@ -53,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
                   styles=[decode_image(s, field="style") for s in args.styles], params=params,
                   init_image=decode_image(args.init_image, field="init_image")
                   if args.init_image else None)
-        stylizer = Stylizer(args.weights, device=args.device)
+        stylizer = Stylizer(args.weights, device=args.device, precision=args.precision,
+                            compile=args.compile)
     except (NSTError, WeightsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

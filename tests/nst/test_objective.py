@@ -1,0 +1,80 @@
+"""nst.objective: one batched step's losses, per job, alone or compiled."""
+
+import pytest
+import torch
+
+from nst import Job, StyleParams
+from nst.job import prepare
+from nst.objective import JobTargets, batch_losses
+from nst.vgg import positions
+
+
+@pytest.fixture(scope="module")
+def two_jobs(stylizer, images):
+    content, style = images["astronaut.png"], images["starry_night.jpg"]
+    base = StyleParams(size=48, steps=1, init="noise")
+    jobs = [Job(content, [style], base.replace(seed=1)),
+            Job(content, [images["the_scream.jpg"]], base.replace(seed=2, style_weight=30.0,
+                                                                  tv_weight=5.0))]
+    return [prepare(job, stylizer.net, stylizer.device) for job in jobs]
+
+
+def losses(stylizer, prepared, x):
+    p = prepared[0].job.params
+    return batch_losses(stylizer.net, x, [JobTargets.of(j) for j in prepared],
+                        positions(p.content_layers + p.style_layers), p.pooling,
+                        torch.float32, False)
+
+
+def test_rows_are_weighted_terms_of_each_job(stylizer, two_jobs):
+    x = torch.cat([p.init for p in two_jobs])
+    rows = losses(stylizer, two_jobs, x)
+    assert rows.shape == (2, 4)
+    for row, prepared in zip(rows, two_jobs):
+        p = prepared.job.params
+        content, style, tv, total = row.tolist()
+        assert min(content, style, tv) > 0
+        expected = p.content_weight * content + p.style_weight * style + p.tv_weight * tv
+        assert total == pytest.approx(expected, rel=1e-6)
+
+
+def test_a_jobs_row_and_gradient_do_not_depend_on_its_batch(stylizer, two_jobs):
+    x = torch.cat([p.init for p in two_jobs]).requires_grad_(True)
+    rows = losses(stylizer, two_jobs, x)
+    rows[0, 3].backward()
+    assert x.grad[1].abs().max() == 0  # job 1's pixels get nothing from job 0's loss
+    alone_x = two_jobs[0].init.clone().requires_grad_(True)
+    alone = losses(stylizer, two_jobs[:1], alone_x)
+    alone[0, 3].backward()
+    torch.testing.assert_close(rows[0].detach(), alone[0].detach(), rtol=1e-5, atol=1e-7)
+    scale = alone_x.grad.abs().max().item()  # batched convolutions round differently
+    torch.testing.assert_close(x.grad[:1], alone_x.grad, rtol=1e-4, atol=1e-5 * scale)
+
+
+def test_loop_reads_losses_back_only_at_the_ends(stylizer, images, monkeypatch):
+    """Without a callback, the loss rows stay on the device: the number of host reads does
+    not grow with the steps (on a GPU each one would wait for the queued kernels)."""
+    from nst import engine
+    reads = []
+    original = engine._terms
+    monkeypatch.setattr(engine, "_terms", lambda row: reads.append(1) or original(row))
+    counts = []
+    for steps in (2, 6):
+        reads.clear()
+        params = StyleParams(size=32, steps=steps, optimizer="adam", levels=1)
+        stylizer.stylize(Job(images["astronaut.png"], [images["starry_night.jpg"]], params))
+        counts.append(len(reads))
+    assert counts[0] == counts[1] <= 2
+
+
+@pytest.mark.slow
+def test_compiled_step_matches_the_eager_one(weights_path, images):
+    """torch.compile (CPU inductor here) changes rounding only: final losses within 0.5 %."""
+    from nst import Stylizer
+    job = Job(images["astronaut.png"], [images["starry_night.jpg"]],
+              StyleParams(size=48, steps=4, levels=1))
+    eager = Stylizer(str(weights_path), precision="fp32").stylize(job)
+    compiled = Stylizer(str(weights_path), precision="fp32", compile=True).stylize(job)
+    assert compiled.steps_run == eager.steps_run == 4
+    assert compiled.losses.total == pytest.approx(eager.losses.total, rel=0.005)
+    assert compiled.losses.total < compiled.initial_losses.total
