@@ -12,6 +12,7 @@ from PIL import Image
 from . import precision as precision_mod
 from .imageio import tensor_to_image
 from .job import Job, PreparedJob, check, prepare
+from .lbfgs import LBFGS
 from .style_cache import StyleCache
 from .objective import JobTargets, batch_losses
 from .vgg import VGGFeatures, positions
@@ -310,4 +311,9 @@ def _make_optimizer(pixels: torch.Tensor, job: Job) -> torch.optim.Optimizer:
         return torch.optim.Adam([pixels], lr=p.lr)
     # One L-BFGS iteration per step() so the loop controls evaluation, deadlines and
     # progress; no line search (as neural-style), history of 100 pairs.
-    return torch.optim.LBFGS([pixels], lr=1.0, max_iter=1, history_size=100)
+    if pixels.device.type == "cpu":
+        return torch.optim.LBFGS([pixels], lr=1.0, max_iter=1, history_size=100)
+    # On GPUs, nst.lbfgs: torch's algorithm without its per-pair Python loop and host syncs
+    # (on a CPU it is slower: bench/bench_lbfgs.py). Its matrices are allocated up front,
+    # so a short job gets only the slots it can fill.
+    return LBFGS([pixels], lr=1.0, history_size=max(1, min(100, p.steps - 1)))

@@ -1,0 +1,120 @@
+"""L-BFGS for the pixel loop: torch's algorithm, with the history as matrices.
+
+``torch.optim.LBFGS`` walks its stored pairs in a Python loop (about four small kernels per
+pair, so ~400 per step with a full history of 100) and tests curvature and convergence on the
+host, which makes a GPU wait for every step. Here the same two-loop recursion is written in
+matrix form: with ``A[i, j] = s_i·y_j`` kept up to date, both loops become one triangular
+solve each, and a step is a fixed handful of kernels that never reads a value back to the
+host. The iterates are torch's up to rounding (``tests/nst/test_lbfgs.py``), with two
+departures, both only where torch would stop or skip:
+
+* a pair failing the curvature test (``y·s <= 1e-10``) still takes a slot, zeroed, so it
+  evicts the oldest pair one step earlier than torch would (its effect is nil otherwise);
+* where torch returns early (gradient below ``tolerance_grad``, or no descent), the pixels
+  are left where they are but the history is still updated.
+
+One iteration per ``step()`` and no line search, as ``LBFGS(max_iter=1)`` in the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+
+class LBFGS(torch.optim.Optimizer):
+    """L-BFGS over one tensor; ``step(closure)`` runs one iteration (see the module)."""
+
+    def __init__(self, params, lr: float = 1.0, history_size: int = 100,
+                 tolerance_grad: float = 1e-7, tolerance_change: float = 1e-9):
+        defaults = dict(lr=lr, history_size=history_size, tolerance_grad=tolerance_grad,
+                        tolerance_change=tolerance_change)
+        super().__init__(params, defaults)
+        if len(self.param_groups) != 1 or len(self.param_groups[0]["params"]) != 1:
+            raise ValueError("nst.lbfgs.LBFGS optimises exactly one tensor")
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], torch.Tensor]) -> torch.Tensor:  # type: ignore[override]
+        """One L-BFGS iteration from the gradient the closure leaves in the tensor."""
+        with torch.enable_grad():
+            loss = closure()
+        group = self.param_groups[0]
+        x = group["params"][0]
+        g = x.grad.detach().reshape(-1).float()
+        state = self.state[x]
+        if not state:
+            state.update(_History.empty(group["history_size"], g))
+            d, t = -g, (1.0 / g.abs().sum()).clamp(max=1.0) * group["lr"]
+        else:
+            history = _History(state)
+            history.remember(state["d"] * state["t"], g - state["prev_g"])
+            d, t = history.direction(g), group["lr"]
+        descent = g.dot(d)
+        moves = (g.abs().max() > group["tolerance_grad"]) & (
+            descent <= -group["tolerance_change"])
+        x.add_((d * (t * moves)).view_as(x).to(x.dtype))
+        state.update(prev_g=g.clone(), d=d, t=t)
+        return loss
+
+
+class _History:
+    """The stored pairs: ``S``/``Y`` (m, N) ring buffers, ``A[i, j] = s_i·y_j``, ``ro_i =
+    1/(y_i·s_i)`` (0 for an empty or rejected slot) and the initial Hessian scale ``h``."""
+
+    def __init__(self, state: dict):
+        self.state = state
+
+    @staticmethod
+    def empty(size: int, like: torch.Tensor) -> dict:
+        zeros = like.new_zeros
+        return {"S": zeros(size, like.numel()), "Y": zeros(size, like.numel()),
+                "A": zeros(size, size), "ro": zeros(size), "h": like.new_ones(()), "pairs": 0}
+
+    def remember(self, s: torch.Tensor, y: torch.Tensor) -> None:
+        """Store the pair (s, y) in the oldest slot; a pair failing the curvature test is
+        stored as zeros (no effect) without a host-side branch."""
+        st = self.state
+        S, Y, A = st["S"], st["Y"], st["A"]
+        ys = y.dot(s)
+        valid = ys > 1e-10
+        keep = valid.to(s.dtype)
+        slot = st["pairs"] % S.shape[0]
+        st["pairs"] += 1
+        S[slot] = s * keep
+        Y[slot] = y * keep
+        A[slot, :] = Y @ S[slot]
+        A[:, slot] = S @ Y[slot]
+        st["ro"][slot] = torch.where(valid, 1.0 / ys, torch.zeros_like(ys))
+        st["h"] = torch.where(valid, ys / y.dot(y), st["h"])
+
+    def direction(self, g: torch.Tensor) -> torch.Tensor:
+        """``-H g`` by the two-loop recursion, both loops as triangular solves.
+
+        In chronological order (oldest first) the first loop is
+        ``(I + diag(ro)·triu(A, 1))·al = ro * (S q0)`` with ``q0 = -g``, and the second
+        ``(I + diag(ro)·tril(Aᵀ, -1))·be = ro * (Y r0 + tril(Aᵀ, -1)·al)`` with
+        ``r0 = h (q0 - Yᵀ al)``; the direction is ``r0 + Sᵀ (al - be)``.
+        """
+        st = self.state
+        S, Y, ro = st["S"], st["Y"], st["ro"]
+        shift = -(st["pairs"] % S.shape[0])  # slot of the oldest pair -> index 0
+
+        def chron(v: torch.Tensor) -> torch.Tensor:
+            return torch.roll(v, shift, 0)
+
+        def slots(v: torch.Tensor) -> torch.Tensor:
+            return torch.roll(v, -shift, 0)
+
+        A = torch.roll(st["A"], (shift, shift), (0, 1))
+        ro = chron(ro)
+        eye = torch.eye(A.shape[0], dtype=A.dtype, device=A.device)
+        upper, lower = torch.triu(A, 1), torch.tril(A.T, -1)
+        q0 = -g
+        al = torch.linalg.solve_triangular(eye + ro[:, None] * upper,
+                                           (ro * chron(S @ q0))[:, None], upper=True)[:, 0]
+        r0 = st["h"] * (q0 - Y.T @ slots(al))
+        rhs = ro * (chron(Y @ r0) + lower @ al)
+        be = torch.linalg.solve_triangular(eye + ro[:, None] * lower, rhs[:, None],
+                                           upper=False)[:, 0]
+        return r0 + S.T @ slots(al - be)
