@@ -76,9 +76,9 @@ class Stylizer:
 
         ``compile``: run each step's objective (:func:`nst.objective.batch_losses`) through
         ``torch.compile``, which fuses its element-wise work and reductions, forward and
-        backward, into fewer kernels (on a GPU a step is largely kernel launches). Each new input shape costs a
-        compilation (seconds to tens of seconds) the first time, so it pays for long-lived
-        workers serving a few sizes; ``docs/benchmarks.md`` has the figures.
+        backward, into fewer kernels (on a GPU a step is largely kernel launches). Each new
+        input shape costs a compilation (seconds to tens of seconds) the first time, so it
+        pays for long-lived workers serving a few sizes; ``docs/benchmarks.md`` has figures.
         """
         self.device = torch.device(device)
         self.batch_invariant = (self.device.type == "cpu" if batch_invariant is None
@@ -254,7 +254,7 @@ class _BatchRun:
             self.first_losses[i] = row
         # L-BFGS with max_iter=1 calls the closure exactly once, at the start of step(); the
         # forward/backward for the whole batch has already run, so it returns that loss.
-        # (torch's L-BFGS reads it, and its curvature tests, on the host: one sync a step.)
+        # (torch's L-BFGS, used on CPUs, reads it on the host; nst.lbfgs, on GPUs, does not.)
         self.optimizers[i].step(lambda: row[3])
         with torch.no_grad():
             x.clamp_(0, 1)  # keep pixels valid (neural-style instead lets them drift)

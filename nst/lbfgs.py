@@ -4,7 +4,7 @@
 pair, so ~400 per step with a full history of 100) and tests curvature and convergence on the
 host, which makes a GPU wait for every step. Here the same two-loop recursion is written in
 matrix form: with ``A[i, j] = s_i·y_j`` kept up to date, both loops become one triangular
-solve each, and a step is a fixed handful of kernels that never reads a value back to the
+solve each, and a step is a fixed number of kernels that never reads a value back to the
 host. The iterates are torch's up to rounding (``tests/nst/test_lbfgs.py``), with two
 departures, both only where torch would stop or skip:
 
