@@ -5,12 +5,13 @@
     python bench/bench_gpu.py --device cpu --sizes 32 --batches 1 --steps 2 --job-size 32 \
         --job-steps 2 --max-sizes 32                # smoke run (what the tests do)
 
-Per variant (precision, optionally torch.compile) x size x batch: milliseconds per optimisation step (the engine's own loop,
-steps timed between two runs of different length so set-up cancels out), FLOP per step
-counted by ``torch.utils.flop_counter`` on one real step, achieved TFLOP/s and the share of
-``--peak-tflops`` (the GPU's dense peak for that precision), peak memory per job. Then the
-wall time of one 512 px, 300-step job (default parameters) per variant and optimiser, with
-its final loss, and the largest size whose step fits in memory. Prints a Markdown table and a JSON line.
+Per variant (precision, optionally torch.compile) x size x batch: milliseconds per
+optimisation step (the engine's own loop, steps timed between two runs of different length
+so set-up cancels out), FLOP per step counted by ``torch.utils.flop_counter`` on one real
+step, achieved TFLOP/s and the share of ``--peak-tflops`` (the GPU's dense peak for that
+precision), peak memory per job. Then the wall time of one 512 px, 300-step job (default
+parameters) per variant and optimiser, with its final loss, and the largest size whose step
+fits in memory. Prints Markdown tables and a JSON line.
 """
 
 from __future__ import annotations

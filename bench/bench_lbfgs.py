@@ -4,8 +4,9 @@
     python bench/bench_lbfgs.py --device cpu --sizes 256 512
     python bench/bench_lbfgs.py --device cuda:0 --sizes 256 512 1024
 
-Pixels of a (1, 3, size, size) image, a cheap, badly conditioned quadratic objective (so the figure is the
-optimiser, not VGG), history 100, timed over ``--steps`` steps once the history is full.
+Pixels of a (1, 3, size, size) image, a cheap, badly conditioned quadratic objective (so
+the figure is the optimiser, not VGG), history 100, timed over ``--steps`` steps once the
+history is full.
 Prints ms per step for each and their iterates' largest difference (rounding only).
 """
 
