@@ -219,6 +219,9 @@ class _BatchRun:
         self.net, self.objective = stylizer.net, stylizer.objective
         self.prepared, self.callback = prepared, callback
         self.targets = [JobTargets.of(p) for p in prepared]
+        params = prepared[0].job.params  # layers and pooling are shared by the batch
+        self.wanted = positions(params.content_layers + params.style_layers)
+        self.pooling = params.pooling
         self.one_pass_per_job = stylizer.batch_invariant
         self.device, self.dtype = stylizer.device, stylizer.dtype
         self.channels_last = stylizer.channels_last
@@ -289,12 +292,10 @@ class _BatchRun:
                  dtype: torch.dtype | None = None) -> torch.Tensor:
         """Losses of jobs ``indices`` from one batched VGG forward (and backward if ``grad``):
         one row per job of [content, style, tv, weighted total], detached, on the device."""
-        params = self.prepared[indices[0]].job.params
-        wanted = positions(params.content_layers + params.style_layers)
         with torch.set_grad_enabled(grad):
             x = torch.cat([self.pixels[i] for i in indices])
-            rows = self.objective(self.net, x, [self.targets[i] for i in indices], wanted,
-                                  params.pooling, dtype or self.dtype, self.channels_last)
+            rows = self.objective(self.net, x, [self.targets[i] for i in indices], self.wanted,
+                                  self.pooling, dtype or self.dtype, self.channels_last)
             if grad:
                 rows[:, 3].sum().backward()
         return rows.detach()
