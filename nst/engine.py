@@ -223,8 +223,7 @@ class _BatchRun:
         self.wanted = positions(params.content_layers + params.style_layers)
         self.pooling = params.pooling
         self.one_pass_per_job = stylizer.batch_invariant
-        self.device, self.dtype = stylizer.device, stylizer.dtype
-        self.channels_last = stylizer.channels_last
+        self.dtype, self.channels_last = stylizer.dtype, stylizer.channels_last
         self.pixels = [p.init.clone().requires_grad_(True) for p in prepared]
         self.optimizers = [_make_optimizer(x, p.job) for x, p in zip(self.pixels, prepared)]
         self.steps_run = [0] * len(prepared)

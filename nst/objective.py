@@ -12,8 +12,8 @@ from typing import NamedTuple
 import torch
 
 from .job import PreparedJob
-from .precision import autocast
 from .losses import content_loss, style_loss, tv_loss
+from .precision import autocast
 from .vgg import VGGFeatures
 
 
