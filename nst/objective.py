@@ -42,15 +42,15 @@ def batch_losses(net: VGGFeatures, x: torch.Tensor, jobs: Sequence[JobTargets],
     """Rows ``[content, style, tv, weighted total]`` (B, 4) for pixels ``x`` (B, 3, H, W).
 
     Only the network pass is batched; row ``k`` comes from ``x[k]`` and ``jobs[k]`` alone,
-    so no reduction ever mixes jobs. The pass runs in ``dtype`` (autocast); features are
-    cast back to float32 before the losses (``nst.precision``).
+    so no reduction ever mixes jobs. The pass runs in ``dtype`` (autocast); the Gram
+    products take the features in that dtype and return float32, and every loss is reduced
+    in float32 (``nst.precision``).
     """
     model_in = net.convention.to_model(x)
     if channels_last:
         model_in = model_in.contiguous(memory_format=torch.channels_last)
     with autocast(x.device, dtype):
         features = net.activations(model_in, wanted, pooling)
-    features = {name: f.float() for name, f in features.items()}
     rows = []
     for k, job in enumerate(jobs):
         own = {name: f[k:k + 1] for name, f in features.items()}

@@ -1,7 +1,8 @@
 """Reduced precision and memory layout for the VGG passes (pixels and optimiser stay fp32).
 
-Where it is safe: only the network's forward/backward runs in bfloat16 (autocast); the
-features are cast back to float32 before the Gram matrices and losses, the loss targets are
+Where it is safe: only the network's forward/backward runs in bfloat16 (autocast), plus the
+Gram products of its bfloat16 features (a GEMM accumulating in float32, the result cast to
+float32, ``nst.losses.gram_matrix``); the losses are reduced in float32, the loss targets are
 computed in float32, and the pixels, gradients and optimiser state are float32 throughout.
 ``docs/benchmarks.md`` records how far the final losses move from a float32 run.
 """

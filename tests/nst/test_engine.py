@@ -225,11 +225,18 @@ def test_precision_fp32_is_the_plain_path(weights_path, astronaut, starry):
     assert np.array_equal(pixels(auto.image), pixels(fp32.image))
 
 
-def test_bf16_losses_stay_close_to_fp32(weights_path, astronaut, starry):
-    """The bfloat16 pass (emulated where the CPU lacks it) moves the loss only a little."""
+@pytest.mark.slow
+def test_bf16_run_ends_close_to_fp32(weights_path, astronaut, starry):
+    """A whole bfloat16 run ends within 5 % of the float32 run's loss (both measured in
+    float32). Far enough into the run to compare: in the first steps the loss falls fast and
+    any rounding shifts it by more (see docs/benchmarks.md for 256 px figures)."""
     from nst import Stylizer
-    params = StyleParams(size=32, steps=2, levels=1)
-    job = Job(astronaut, [starry], params)
+    from nst.precision import bf16_supported
+    if not bf16_supported(torch.device("cpu")):
+        pytest.skip("no native bfloat16 on this CPU: emulated, a run would take many minutes "
+                    "(tests/nst/test_objective.py checks one bf16 step instead)")
+    job = Job(astronaut, [starry], StyleParams(size=96, steps=30))
     fp32 = Stylizer(str(weights_path), precision="fp32").stylize(job)
     bf16 = Stylizer(str(weights_path), precision="bf16").stylize(job)
+    assert bf16.losses.total < 0.5 * bf16.initial_losses.total
     assert bf16.losses.total == pytest.approx(fp32.losses.total, rel=0.05)

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from nst.losses import content_loss, gram_matrix, relative_sq_error, style_loss, tv_loss
@@ -18,9 +19,24 @@ def test_gram_matrix_is_per_batch_item():
     assert torch.allclose(g, g.transpose(1, 2))
 
 
-def test_gram_matrix_gradient_is_correct():
-    f = torch.randn(1, 3, 4, 4, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda x: gram_matrix(x).sum(), (f,))
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_gram_matrix_gradient_is_correct(layout):
+    """Checked against finite differences with an asymmetric upstream gradient (the one-GEMM
+    backward symmetrises it), in both memory layouts; the gradient keeps the layout."""
+    f = torch.randn(2, 3, 4, 5, dtype=torch.float64).contiguous(memory_format=layout)
+    f.requires_grad_(True)
+    upstream = torch.randn(2, 3, 3, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda x: (gram_matrix(x) * upstream).sum(), (f,))
+    (gram_matrix(f) * upstream).sum().backward()
+    assert f.grad.is_contiguous(memory_format=layout)
+
+
+def test_gram_matrix_of_bfloat16_features_is_float32_and_close():
+    f = torch.rand(1, 64, 16, 16).contiguous(memory_format=torch.channels_last)
+    g = gram_matrix(f.bfloat16())
+    assert g.dtype == torch.float32
+    exact = gram_matrix(f.bfloat16().float())  # same inputs, float32 product
+    torch.testing.assert_close(g, exact, rtol=2 ** -8, atol=0)
 
 
 def test_relative_error_value_and_scale_invariance():
