@@ -10,6 +10,14 @@ from nst.vgg import positions
 
 
 @pytest.fixture(scope="module")
+def stylizer(weights_path):
+    """Float32 with its own memory layout: the session's default stylizer runs bfloat16 on
+    CPUs that have it, and its channels-last weights would meet float32 inputs here."""
+    from nst import Stylizer
+    return Stylizer(str(weights_path), precision="fp32")
+
+
+@pytest.fixture(scope="module")
 def two_jobs(stylizer, images):
     content, style = images["astronaut.png"], images["starry_night.jpg"]
     base = StyleParams(size=48, steps=1, init="noise")
@@ -19,11 +27,11 @@ def two_jobs(stylizer, images):
     return [prepare(job, stylizer.net, stylizer.device) for job in jobs]
 
 
-def losses(stylizer, prepared, x, dtype=torch.float32, channels_last=False):
+def losses(stylizer, prepared, x):
     p = prepared[0].job.params
     return batch_losses(stylizer.net, x, [JobTargets.of(j) for j in prepared],
                         positions(p.content_layers + p.style_layers), p.pooling,
-                        dtype, channels_last)
+                        stylizer.dtype, stylizer.channels_last)
 
 
 def test_rows_are_weighted_terms_of_each_job(stylizer, two_jobs):
@@ -51,14 +59,15 @@ def test_a_jobs_row_and_gradient_do_not_depend_on_its_batch(stylizer, two_jobs):
     torch.testing.assert_close(x.grad[:1], alone_x.grad, rtol=1e-4, atol=1e-5 * scale)
 
 
-def test_bf16_step_stays_close_to_fp32(stylizer, two_jobs):
+def test_bf16_step_stays_close_to_fp32(weights_path, stylizer, two_jobs):
     """The same pixels through the bfloat16 pass (channels-last, as the engine runs it):
     loss rows within 2 % of float32 and a gradient pointing the same way. (Emulated where
     the CPU lacks bfloat16, so kept at 48 px.)"""
+    from nst import Stylizer
     grads, rows = [], []
-    for dtype, channels_last in ((torch.float32, False), (torch.bfloat16, True)):
+    for engine in (stylizer, Stylizer(str(weights_path), precision="bf16")):
         x = torch.cat([p.init for p in two_jobs]).requires_grad_(True)
-        row = losses(stylizer, two_jobs, x, dtype, channels_last)
+        row = losses(engine, two_jobs, x)
         row[:, 3].sum().backward()
         assert row.dtype == torch.float32 and x.grad.dtype == torch.float32
         rows.append(row.detach())
