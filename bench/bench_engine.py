@@ -32,11 +32,24 @@ sys.path.insert(0, str(ROOT))
 from nst import Job, StyleParams, Stylizer, decode_image  # noqa: E402
 from nst.imageio import image_to_tensor, resize_longest  # noqa: E402
 from nst.layers import layer_index  # noqa: E402
-from nst.losses import content_loss, gram_matrix, style_loss, tv_loss  # noqa: E402
+from nst.losses import content_loss, relative_sq_error, tv_loss  # noqa: E402
 from nst.precision import bf16_supported  # noqa: E402
 from nst.weights import load_weights  # noqa: E402
 
 SHARED = ROOT.parent / "shared/images"
+
+
+def plain_gram(features: torch.Tensor) -> torch.Tensor:
+    """The seeds' Gram matrix, ``F Fᵀ`` by one matmul left to autograd, with our scaling."""
+    _, c, h, w = features.shape
+    flat = features.view(c, h * w)
+    return (flat @ flat.t() / (c * h * w))[None]
+
+
+def plain_style_loss(features, grams, layer_weights):
+    """:func:`nst.losses.style_loss` on :func:`plain_gram` (the same value)."""
+    return sum(layer_weights[n] * relative_sq_error(plain_gram(features[n]), g)
+               for n, g in grams.items())
 
 
 def seeds_loop(weights, content_img, style_img, params: StyleParams, steps: int):
@@ -70,13 +83,13 @@ def seeds_loop(weights, content_img, style_img, params: StyleParams, steps: int)
             img.clamp_(0, 1)
         optimizer.zero_grad()
         content_t = extract(conv.to_model(content_img))  # targets recomputed every step
-        style_t = {n: gram_matrix(f) for n, f in extract(conv.to_model(style_img)).items()
+        style_t = {n: plain_gram(f) for n, f in extract(conv.to_model(style_img)).items()
                    if n in params.style_layers}
         feats = extract(conv.to_model(img))
         loss = (params.content_weight * content_loss(
                     {n: feats[n] for n in params.content_layers},
                     {n: content_t[n] for n in params.content_layers})
-                + params.style_weight * style_loss(feats, style_t, weights_per_layer)
+                + params.style_weight * plain_style_loss(feats, style_t, weights_per_layer)
                 + params.tv_weight * tv_loss(img))[0]
         loss.backward()
         history.append((time.perf_counter(), loss.item()))

@@ -1,19 +1,29 @@
-"""L-BFGS for the pixel loop: torch's algorithm, with the history as matrices.
+"""L-BFGS for the pixel loop: torch's algorithm, with the history as matrices, and pairs made
+of the displacement the pixels really made.
 
 ``torch.optim.LBFGS`` walks its stored pairs in a Python loop (about four small kernels per
-pair, so ~400 per step with a full history of 100) and tests curvature and convergence on the
-host, which makes a GPU wait for every step. Here the same two-loop recursion is written in
-matrix form: with ``A[i, j] = s_i·y_j`` kept up to date, both loops become one triangular
-solve each, and a step is a fixed number of kernels that never reads a value back to the
-host. The iterates are torch's up to rounding (``tests/nst/test_lbfgs.py``), with two
-departures, both only where torch would stop or skip:
+pair) and tests curvature and convergence on the host, which makes a GPU wait for every step.
+Here the same two-loop recursion is written in matrix form: with ``A[i, j] = s_i·y_j`` kept up
+to date, both loops become one triangular solve each, and a step is a fixed number of kernels
+that never reads a value back to the host.
+
+Departure that matters: the engine clamps the pixels to [0, 1] after every step (a
+projection). torch stores ``s = t·d``, the step it *meant* to take, so wherever the clamp cut
+that step short its pairs ``(s, y)`` describe a move that never happened; the curvature
+estimate goes wrong and the loss makes excursions (at 256 px, 300 steps, from 0.62 up to 0.86
+and back; with bfloat16 passes once up to 5.6). Here ``s`` is the pixels' actual displacement
+between the two gradients, so the pairs stay true secant pairs; the same runs then fall
+steadily (0.594 after 300 steps, float32 and bfloat16 alike; ``docs/benchmarks.md``).
+Without a clamp the iterates are torch's up to rounding (``tests/nst/test_lbfgs.py``).
+
+Two minor departures, both only where torch would stop or skip:
 
 * a pair failing the curvature test (``y·s <= 1e-10``) still takes a slot, zeroed, so it
   evicts the oldest pair one step earlier than torch would (its effect is nil otherwise);
 * where torch returns early (gradient below ``tolerance_grad``, or no descent), the pixels
   are left where they are but the history is still updated.
 
-One iteration per ``step()`` and no line search, as ``LBFGS(max_iter=1)`` in the engine.
+One iteration per ``step()`` and no line search, as ``LBFGS(max_iter=1)``.
 """
 
 from __future__ import annotations
@@ -42,19 +52,20 @@ class LBFGS(torch.optim.Optimizer):
         group = self.param_groups[0]
         x = group["params"][0]
         g = x.grad.detach().reshape(-1).float()
+        here = x.detach().reshape(-1).float().clone()
         state = self.state[x]
         if not state:
             state.update(_History.empty(group["history_size"], g))
             d, t = -g, (1.0 / g.abs().sum()).clamp(max=1.0) * group["lr"]
         else:
             history = _History(state)
-            history.remember(state["d"] * state["t"], g - state["prev_g"])
+            history.remember(here - state["prev_x"], g - state["prev_g"])
             d, t = history.direction(g), group["lr"]
         descent = g.dot(d)
         moves = (g.abs().max() > group["tolerance_grad"]) & (
             descent <= -group["tolerance_change"])
         x.add_((d * (t * moves)).view_as(x).to(x.dtype))
-        state.update(prev_g=g.clone(), d=d, t=t)
+        state.update(prev_g=g.clone(), prev_x=here)
         return loss
 
 

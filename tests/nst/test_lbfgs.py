@@ -1,9 +1,10 @@
-"""nst.lbfgs: torch's L-BFGS iterates, up to rounding, without host-side branches."""
+"""nst.lbfgs: torch's L-BFGS iterates without a clamp (up to rounding), true secant pairs
+with one."""
 
 import pytest
 import torch
 
-from nst import Job, StyleParams, engine
+from nst import Job, StyleParams
 from nst.lbfgs import LBFGS, _History
 
 
@@ -59,13 +60,54 @@ def test_one_tensor_only():
         LBFGS([torch.zeros(2, requires_grad=True), torch.zeros(2, requires_grad=True)])
 
 
-def test_engine_job_with_it_matches_torch_lbfgs(stylizer, images, monkeypatch):
-    """A real job (the engine picks nst.lbfgs on GPUs; forced here on the CPU)."""
+def clamped_iterates(make, objective, steps: int, n: int = 200) -> list[float]:
+    """Objective after each step of an optimiser followed by the engine's clamp to [0, 1]."""
+    x = torch.full((n,), 0.5, requires_grad=True)
+    opt = make(x)
+    values = []
+    for _ in range(steps):
+        def closure():
+            x.grad = None
+            loss = objective(x)
+            loss.backward()
+            return loss
+        opt.step(closure)
+        with torch.no_grad():
+            x.clamp_(0, 1)
+        values.append(objective(x).item())
+    return values
+
+
+def test_with_the_clamp_it_gets_much_closer_to_the_box_optimum_than_torch():
+    """A quadratic whose minimum lies outside [0, 1]^n, the pixels' box. torch's pairs use
+    the step it meant to take, not the clamped one, and it stalls far from the constrained
+    optimum; with the real displacement the gap closes most of the way."""
+    n = 200
+    gen = torch.Generator().manual_seed(0)
+    m = torch.randn(n, n, generator=gen)
+    curvature = m @ m.T / n + 0.01 * torch.eye(n)
+    b = 2 * torch.randn(n, generator=gen)
+    objective = lambda x: 0.5 * x @ curvature @ x - b @ x  # noqa: E731
+    x = torch.full((n,), 0.5)  # the box optimum, by projected gradient
+    step = 1 / torch.linalg.eigvalsh(curvature).max()
+    for _ in range(20000):
+        x = (x - step * (curvature @ x - b)).clamp(0, 1)
+    best = objective(x).item()
+    theirs = clamped_iterates(lambda x: torch.optim.LBFGS([x], max_iter=1, history_size=20),
+                              objective, 100)
+    ours = clamped_iterates(lambda x: LBFGS([x], history_size=20), objective, 100)
+    assert ours[-1] - best < 0.3 * (theirs[-1] - best), (ours[-1] - best, theirs[-1] - best)
+
+
+@pytest.mark.slow
+def test_engine_loss_falls_steadily(stylizer, images):
+    """A real job through the engine's clamp: the loss never climbs back more than 0.5 %
+    above the best so far (with torch's pairs this job climbed 3.7 %, and at 256 px runs
+    rose from 0.62 to 0.86 before falling again)."""
+    seen: list[float] = []
     job = Job(images["astronaut.png"], [images["starry_night.jpg"]],
-              StyleParams(size=48, steps=12, levels=1))
-    theirs = stylizer.stylize(job)
-    monkeypatch.setattr(engine, "_make_optimizer",
-                        lambda pixels, job: LBFGS([pixels], history_size=100))
-    ours = stylizer.stylize(job)
-    assert ours.losses.total == pytest.approx(theirs.losses.total, rel=0.01)
-    assert ours.losses.total < 0.9 * ours.initial_losses.total
+              StyleParams(size=96, steps=150))
+    result = stylizer.stylize(job, callback=lambda p: seen.append(p.losses.total))
+    climbs = [(seen[i] - min(seen[:i])) / min(seen[:i]) for i in range(1, len(seen))]
+    assert max(climbs) < 0.005, max(climbs)
+    assert result.losses.total < 0.5 * result.initial_losses.total
