@@ -51,9 +51,13 @@ def batch_losses(net: VGGFeatures, x: torch.Tensor, jobs: Sequence[JobTargets],
         model_in = model_in.contiguous(memory_format=torch.channels_last)
     with autocast(x.device, dtype):
         features = net.activations(model_in, wanted, pooling)
+    # split, not slicing: split's backward is one cat that keeps the features' memory layout,
+    # where each slice's backward would scatter into a fresh contiguous tensor, and
+    # channels-last gradients would meet it in slow strided adds.
+    per_job = {name: f.split(1) for name, f in features.items()}
     rows = []
     for k, job in enumerate(jobs):
-        own = {name: f[k:k + 1] for name, f in features.items()}
+        own = {name: parts[k] for name, parts in per_job.items()}
         terms = torch.stack([content_loss(own, job.content)[0],
                              style_loss(own, job.style, job.layer_weights)[0],
                              tv_loss(x[k:k + 1])[0]])
