@@ -9,9 +9,11 @@ cost time but not loss), content and style targets recomputed at every step, fp3
 L-BFGS driving a closure. Both optimise the same objective (``nst.losses``, default
 weights) from the content image. Reported: ms per step, the baseline's loss after
 ``--steps`` steps, and the wall time each needs to reach that loss, for the engine's
-techniques one at a time: the single-scale engine (truncated network, targets once),
-coarse-to-fine (``levels=2``), bfloat16 passes where the CPU runs them natively, and the
-time a repeated style saves through the style cache.
+techniques one at a time: the single-scale engine (truncated network, targets once,
+one-GEMM Gram) with torch's L-BFGS, then with :mod:`nst.lbfgs`, bfloat16 passes where the
+CPU runs them natively, coarse-to-fine (``levels=2``), and the time a repeated style saves
+through the style cache. Where bfloat16 is native, also how far it moves the final loss of
+a full-length run (``--precision-steps``) from float32.
 """
 
 from __future__ import annotations
@@ -162,6 +164,8 @@ def main() -> int:
     parser.add_argument("--content", default=str(SHARED / "content/astronaut.png"))
     parser.add_argument("--style", default=str(SHARED / "style/starry_night.jpg"))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--precision-steps", type=int, default=300,
+                        help="length of the fp32-vs-bf16 runs (0: skip them)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     weights = load_weights()
@@ -193,6 +197,13 @@ def main() -> int:
         reach = time_to(hist, target)
         rows.append((label, secs / result.steps_run, result.steps_run, reach,
                      base_hist[-1][0] / reach, result.losses.total))
+    if native and args.precision_steps:
+        fixed = params.replace(steps=args.precision_steps)
+        ends = {p: Stylizer(weights, precision=p).stylize(Job(content, [style], fixed)).losses
+                for p in ("fp32", "bf16")}
+        drift = ends["bf16"].total / ends["fp32"].total - 1
+        print(f"{args.precision_steps} steps, final losses in fp32: fp32 passes "
+              f"{ends['fp32'].total:.4f}, bf16 passes {ends['bf16'].total:.4f} ({drift:+.2%})")
     cold, warm = style_target_seconds(weights, content, style, params)
     print(f"style targets: {cold * 1000:.0f} ms computed, {warm * 1000:.1f} ms from the cache")
     print(f"# {args.size} px, {args.steps} steps, {args.threads} threads, "

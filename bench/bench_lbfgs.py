@@ -5,8 +5,8 @@
     python bench/bench_lbfgs.py --device cuda:0 --sizes 256 512 1024
 
 Pixels of a (1, 3, size, size) image, a cheap, badly conditioned quadratic objective (so
-the figure is the optimiser, not VGG), history 100, timed over ``--steps`` steps once the
-history is full.
+the figure is the optimiser, not VGG), ``--history`` pairs (the engine's by default), timed
+over ``--steps`` steps once the history is full.
 Prints ms per step for each and their iterates' largest difference (rounding only).
 """
 
@@ -20,9 +20,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from nst.engine import LBFGS_HISTORY  # noqa: E402
 from nst.lbfgs import LBFGS  # noqa: E402
-
-HISTORY = 100
 
 
 def sync(device: torch.device) -> None:
@@ -30,7 +29,8 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def run(make, size: int, steps: int, device: torch.device) -> tuple[float, torch.Tensor]:
+def run(make, size: int, steps: int, history: int,
+        device: torch.device) -> tuple[float, torch.Tensor]:
     """ms per step after the history has filled, and the final pixels."""
     gen = torch.Generator().manual_seed(0)
     # Curvatures over six decades: far from converged after a few hundred steps.
@@ -45,7 +45,7 @@ def run(make, size: int, steps: int, device: torch.device) -> tuple[float, torch
         loss.backward()
         return loss
 
-    for _ in range(HISTORY + 5):
+    for _ in range(history + 5):
         opt.step(closure)
     sync(device)
     start = time.perf_counter()
@@ -60,17 +60,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda:0" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--history", type=int, default=LBFGS_HISTORY)
     args = parser.parse_args(argv)
-    device = torch.device(args.device)
-    print(f"# {device}, torch {torch.__version__}, history {HISTORY}, {args.steps} steps timed")
+    device, history = torch.device(args.device), args.history
+    print(f"# {device}, torch {torch.__version__}, history {history}, {args.steps} steps timed")
     print("| size | torch.optim.LBFGS ms/step | nst.lbfgs ms/step | speed-up | max diff |\n"
           "|---|---|---|---|---|")
     for size in args.sizes:
         theirs, a = run(lambda x: torch.optim.LBFGS([x], lr=1.0, max_iter=1,
-                                                    history_size=HISTORY), size, args.steps,
-                        device)
-        ours, b = run(lambda x: LBFGS([x], lr=1.0, history_size=HISTORY), size, args.steps,
-                      device)
+                                                    history_size=history), size, args.steps,
+                        history, device)
+        ours, b = run(lambda x: LBFGS([x], lr=1.0, history_size=history), size, args.steps,
+                      history, device)
         print(f"| {size} | {theirs:.1f} | {ours:.1f} | {theirs / ours:.2f}x | "
               f"{(a - b).abs().max().item():.2e} |", flush=True)
     return 0
