@@ -55,7 +55,7 @@ class Result:
 Callback = Callable[[Progress], bool | None]  # returning True stops that job
 
 # Curvature pairs L-BFGS keeps. 20, not the usual 100: at 256 px over 300 steps, 20, 50 and
-# 100 pairs end within 0.2 % of each other (docs/benchmarks.md), and each pair costs two
+# 100 pairs end within 0.3 % of each other (docs/benchmarks.md), and each pair costs two
 # image-sized buffers read twice per step (at 4096 px, 100 pairs would hold 40 GB).
 LBFGS_HISTORY = 20
 

@@ -10,10 +10,11 @@ that never reads a value back to the host.
 Departure that matters: the engine clamps the pixels to [0, 1] after every step (a
 projection). torch stores ``s = t·d``, the step it *meant* to take, so wherever the clamp cut
 that step short its pairs ``(s, y)`` describe a move that never happened; the curvature
-estimate goes wrong and the loss makes excursions (at 256 px, 300 steps, from 0.62 up to 0.86
-and back; with bfloat16 passes once up to 5.6). Here ``s`` is the pixels' actual displacement
-between the two gradients, so the pairs stay true secant pairs; the same runs then fall
-steadily (0.594 after 300 steps, float32 and bfloat16 alike; ``docs/benchmarks.md``).
+estimate goes wrong and the loss climbs back (at 256 px over 300 steps, by up to 50 % above
+its best in float32 and 55-fold with bfloat16 passes). Here ``s`` is the pixels' actual
+displacement between the two gradients, so the pairs stay true secant pairs; the same runs
+then fall steadily and end 4 % lower (0.595, float32 and bfloat16 alike;
+``bench/bench_lbfgs_runs.py``, ``docs/benchmarks.md``).
 Without a clamp the iterates are torch's up to rounding (``tests/nst/test_lbfgs.py``).
 
 Two minor departures, both only where torch would stop or skip:
