@@ -1,0 +1,37 @@
+"""The CPU benchmarks run end to end at tiny sizes: every figure in docs/benchmarks.md stays
+one command away."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def bench(*args: str) -> str:
+    result = subprocess.run([sys.executable, *args], capture_output=True, text=True,
+                            timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_engine_benchmark_rows():
+    out = bench("bench/bench_engine.py", "--size", "64", "--steps", "4",
+                "--precision-steps", "0")
+    rows = [line for line in out.splitlines() if line.startswith("| ")][1:]
+    assert rows[0].startswith("| seeds' loop (baseline) |")
+    assert any("nst.lbfgs" in row for row in rows) and any("coarse-to-fine" in row
+                                                         for row in rows)
+
+
+def test_lbfgs_runs_benchmark_rows():
+    out = bench("bench/bench_lbfgs_runs.py", "--size", "32", "--steps", "4", "--every", "2",
+                "--run", "torch,fp32", "--run", "nst,fp32,3")
+    rows = [line.split(" | ") for line in out.splitlines() if line.startswith("| ")][1:]
+    assert [row[0] for row in rows] == ["| torch,fp32", "| nst,fp32,3"]
+    assert [row[1] for row in rows] == ["20", "3"]
+    for row in rows:
+        first, second, final = float(row[2]), float(row[3]), float(row[5])
+        assert second < first and final > 0
