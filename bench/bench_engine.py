@@ -11,8 +11,8 @@ weights) from the content image. Reported: ms per step, the baseline's loss afte
 ``--steps`` steps, and the wall time each needs to reach that loss, for the engine's
 techniques one at a time: the single-scale engine (truncated network, targets once,
 one-GEMM Gram) with torch's L-BFGS, then with :mod:`nst.lbfgs`, bfloat16 passes where the
-CPU runs them natively, coarse-to-fine (``levels=2``), and the time a repeated style saves
-through the style cache. Where bfloat16 is native, also how far it moves the final loss of
+CPU runs them natively, the colour-matched start (``init=matched``), coarse-to-fine
+(``levels=2``), and the time a repeated style saves through the style cache. Where bfloat16 is native, also how far it moves the final loss of
 a full-length run (``--precision-steps``) from float32.
 """
 
@@ -180,14 +180,16 @@ def main() -> int:
              base_hist[-1][0], 1.0, target)]
     native = bf16_supported(torch.device("cpu"))
     best = "bf16" if native else "fp32"
+    plain = {"init": "content"}  # the paper's start, as the baseline's
     variants = [  # (label, precision, parameter changes, with torch's L-BFGS)
         ("engine: truncated VGG, targets once, one-GEMM Gram (fp32, torch's L-BFGS)",
-         "fp32", {}, True),
-        ("+ L-BFGS pairs from the real displacement (nst.lbfgs)", "fp32", {}, False)]
+         "fp32", plain, True),
+        ("+ L-BFGS pairs from the real displacement (nst.lbfgs)", "fp32", plain, False)]
     if native:
-        variants.append(("+ bf16 passes (the default here)", "bf16", {}, False))
+        variants.append(("+ bf16 passes", "bf16", plain, False))
     else:
         print("bf16: this CPU has no native bfloat16 (oneDNN would emulate it, ~100x slower)")
+    variants.append((f"+ colour-matched start (**the defaults**, {best})", best, {}, False))
     variants.append((f"+ coarse-to-fine (levels=2; off by default), {best}", best,
                      {"levels": 2}, False))
     for label, precision, changes, theirs in variants:

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Coarse-to-fine vs single scale at (about) the same wall time, final losses at full size.
+"""Runs of the engine side by side, final losses at full size: coarse-to-fine vs single
+scale at (about) the same wall time, or one start against another.
 
     python bench/bench_levels.py --size 256 \
         --run steps=60 --run steps=80,levels=2,coarse_share=0.3 --run steps=100,levels=2
+    python bench/bench_levels.py --size 256 --run steps=50 --run steps=50,init=matched
 
 Each ``--run`` is a set of StyleParams overrides; prints wall time and final losses.
 """
@@ -28,10 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--run", action="append", required=True, metavar="K=V,...")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--content", default=str(SHARED / "content/astronaut.png"))
+    parser.add_argument("--style", default=str(SHARED / "style/starry_night.jpg"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    content = decode_image(SHARED / "content/astronaut.png")
-    style = decode_image(SHARED / "style/starry_night.jpg")
+    content, style = decode_image(args.content), decode_image(args.style)
     stylizer = Stylizer()
     print("| run | seconds | total | style | content |\n|---|---|---|---|---|")
     for run in args.run:

@@ -48,19 +48,36 @@ def match_color(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     The paper's "colour histogram matching" variant: x' = A (x - mu_s) + mu_t with
     A = Σ_t^½ Σ_s^-½ (symmetric square roots).
     """
-    def stats(img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        flat = img.reshape(3, -1).double()
-        mu = flat.mean(1, keepdim=True)
-        centred = flat - mu
-        cov = centred @ centred.T / flat.shape[1] + 1e-5 * torch.eye(3, dtype=flat.dtype)
-        return mu, cov
+    return match_color_stats(source, *colour_stats(target))
 
+
+def colour_stats(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean (3, 1) and covariance (3, 3) of an image's RGB values, in float64."""
+    flat = image.reshape(3, -1).double()
+    mu = flat.mean(1, keepdim=True)
+    centred = flat - mu
+    return mu, centred @ centred.T / flat.shape[1]
+
+
+def blended_colour_stats(images: list[torch.Tensor],
+                         weights: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Colour mean and covariance of the mixture of ``images`` drawn with ``weights``."""
+    total = sum(weights)
+    stats = [colour_stats(image) for image in images]
+    mu = sum(w / total * m for (m, _), w in zip(stats, weights))
+    second = sum(w / total * (c + m @ m.T) for (m, c), w in zip(stats, weights))
+    return mu, second - mu @ mu.T
+
+
+def match_color_stats(source: torch.Tensor, mu_t: torch.Tensor,
+                      cov_t: torch.Tensor) -> torch.Tensor:
+    """:func:`match_color` towards a given colour mean ``mu_t`` and covariance ``cov_t``."""
     def sqrtm(cov: torch.Tensor, power: float) -> torch.Tensor:
-        values, vectors = torch.linalg.eigh(cov)
+        eye = torch.eye(3, dtype=cov.dtype, device=cov.device)
+        values, vectors = torch.linalg.eigh(cov + 1e-5 * eye)
         return vectors @ torch.diag(values.clamp_min(1e-8) ** power) @ vectors.T
 
-    mu_s, cov_s = stats(source)
-    mu_t, cov_t = stats(target)
+    mu_s, cov_s = colour_stats(source)
     transform = sqrtm(cov_t, 0.5) @ sqrtm(cov_s, -0.5)
     flat = transform @ (source.reshape(3, -1).double() - mu_s) + mu_t
     return flat.reshape(source.shape).to(source.dtype).clamp(0, 1)

@@ -155,6 +155,8 @@ def prepare(job: Job, net: VGGFeatures, device: torch.device,
     else:
         first_style = _style_tensor(job, 0, content_rgb) if p.init == "style" else None
         init = _initial_pixels(job, content, first_style, (height, width), device)
+        if p.init == "matched":
+            init = _matched_start(job, content, content_rgb)
     layer_w = p.style_layer_weights or (1.0,) * len(p.style_layers)
     layer_weights = {n: w / sum(layer_w) for n, w in zip(p.style_layers, layer_w)}
     return PreparedJob(job, content_rgb, init, content_targets, style_targets, layer_weights)
@@ -234,11 +236,24 @@ def _blend(grams: list[dict[str, torch.Tensor]], p: StyleParams) -> dict[str, to
     return blended
 
 
+def _matched_start(job: Job, content: torch.Tensor, content_rgb: torch.Tensor) -> torch.Tensor:
+    """The content recoloured to the colour mean and covariance of the styles' blend.
+
+    A departure from the paper, which starts from the content (or noise): the lowest style
+    layer's Gram term is largely the style's colour statistics, so a start that already has
+    them saves the steps spent moving colours (docs/benchmarks.md: 9 % lower loss after 50
+    steps, equal or lower after 300).
+    """
+    styles = [_style_tensor(job, k, content_rgb) for k in range(len(job.styles))]
+    blend = list(job.params.style_weights or (1.0,) * len(styles))
+    return color.match_color_stats(content, *color.blended_colour_stats(styles, blend))
+
+
 def _initial_pixels(job: Job, content: torch.Tensor, style: torch.Tensor | None,
                     hw: tuple[int, int], device: torch.device) -> torch.Tensor:
     """Start image for ``params.init``; noise is drawn from a generator seeded by ``seed``."""
     p = job.params
-    if p.init == "content":
+    if p.init in ("content", "matched"):  # matched: recoloured by _matched_start
         return content.clone()
     if p.init == "noise":
         generator = torch.Generator(device="cpu").manual_seed(p.seed)

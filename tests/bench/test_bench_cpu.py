@@ -35,3 +35,14 @@ def test_lbfgs_runs_benchmark_rows():
     for row in rows:
         first, second, final = float(row[2]), float(row[3]), float(row[5])
         assert second < first and final > 0
+
+
+def test_levels_benchmark_compares_runs():
+    shared = ROOT.parent / "shared/images"
+    out = bench("bench/bench_levels.py", "--size", "32", "--run", "steps=2,init=content",
+                "--run", "steps=2,init=matched", "--content", str(shared / "content/chelsea.png"),
+                "--style", str(shared / "style/the_scream.jpg"))
+    rows = [line.split(" | ") for line in out.splitlines() if line.startswith("| ")][1:]
+    assert [row[0] for row in rows] == ["| steps=2,init=content", "| steps=2,init=matched"]
+    assert all(float(row[2]) > 0 for row in rows)
+    assert rows[0][2] != rows[1][2]  # another start, another result

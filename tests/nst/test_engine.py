@@ -53,7 +53,8 @@ def test_batch_needs_one_output_size(stylizer, astronaut, starry, images):
 
 @pytest.mark.slow
 def test_astronaut_in_the_style_of_starry_night(stylizer, astronaut, starry):
-    result = stylizer.stylize(Job(astronaut, [starry], StyleParams(size=128, steps=40)))
+    params = StyleParams(size=128, steps=40, init="content")  # the paper's start
+    result = stylizer.stylize(Job(astronaut, [starry], params))
     first, last = result.initial_losses, result.losses
     assert result.image.size == (128, 128) and result.steps_run == 40
     assert last.style < first.style / 10, (first, last)
@@ -61,6 +62,19 @@ def test_astronaut_in_the_style_of_starry_night(stylizer, astronaut, starry):
     assert last.total < first.total
     content = pixels(astronaut.resize((128, 128)))
     assert np.abs(pixels(result.image) - content).mean() > 15  # visibly different
+
+
+@pytest.mark.parametrize("content, style", [("chelsea.png", "the_scream.jpg"),
+                                            ("coffee.png", "shipwreck.jpg")])
+def test_matched_start_ends_lower_than_the_content(stylizer, images, content, style):
+    """The default start (content recoloured to the style's palette) beats the paper's
+    start in the same steps (by 6-13 % on these pairs at 64 px / 20 steps)."""
+    def final_loss(init: str) -> float:
+        job = Job(images[content], [images[style]], StyleParams(size=64, steps=20, init=init))
+        return stylizer.stylize(job).losses.total
+
+    matched, plain = final_loss("matched"), final_loss("content")
+    assert matched < 0.97 * plain, (matched, plain)
 
 
 def test_progress_callback_sees_every_step_and_previews(stylizer, astronaut, starry):

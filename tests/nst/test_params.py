@@ -8,7 +8,7 @@ from nst.params import StyleParams
 
 def test_defaults_are_valid_and_documented():
     params = StyleParams()
-    assert params.optimizer == "lbfgs" and params.init == "content"
+    assert params.optimizer == "lbfgs" and params.init == "matched"
     assert params.content_layers == ("relu4_2",)
     assert params.style_layers == ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
     for f in dataclasses.fields(StyleParams):
