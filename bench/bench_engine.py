@@ -6,8 +6,9 @@
 The baseline is the loop of the notes the product was specified from: the full VGG19
 ``features`` (layers past conv5_1 get random weights, as our weights file stops there; they
 cost time but not loss), content and style targets recomputed at every step, fp32, torch's
-L-BFGS driving a closure. Both optimise the same objective (``nst.losses``, default
-weights) from the content image. Reported: ms per step, the baseline's loss after
+L-BFGS driving a closure, from the content image. Both optimise the same objective
+(``nst.losses``, default weights); the engine's rows start from the content image too,
+until the colour-matched start's. Reported: ms per step, the baseline's loss after
 ``--steps`` steps, and the wall time each needs to reach that loss, for the engine's
 techniques one at a time: the single-scale engine (truncated network, targets once,
 one-GEMM Gram) with torch's L-BFGS, then with :mod:`nst.lbfgs`, bfloat16 passes where the

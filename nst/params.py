@@ -40,8 +40,8 @@ class StyleParams:
     tv_weight: float = _param(10.0, "weight of the total-variation smoothing loss", lo=0.0, hi=1e6)
     optimizer: str = _param("lbfgs", "optimiser of the pixels", choices=("lbfgs", "adam"))
     lr: float = _param(0.02, "Adam learning rate (pixels are in 0..1)", lo=1e-5, hi=1.0)
-    # 'matched' by default: lower losses than 'content' at 50 and 300 steps on both pairs
-    # measured (docs/benchmarks.md); 'content' is the paper's start.
+    # 'matched' by default: lower losses than 'content' after 50 and after 300 steps on both
+    # pairs measured (docs/benchmarks.md); 'content' is the paper's start.
     init: str = _param("matched", "starting image: 'matched' is the content recoloured to the "
                        "styles' colour mean and covariance, 'content' the content as it is; "
                        "'image' needs an init image",
