@@ -152,11 +152,11 @@ def prepare(job: Job, net: VGGFeatures, device: torch.device,
                                 for k in range(len(job.styles))], p)
     if start is not None:
         init = _upsampled_start(start, content, (height, width))
+    elif p.init == "matched":
+        init = _matched_start(job, content, content_rgb)
     else:
         first_style = _style_tensor(job, 0, content_rgb) if p.init == "style" else None
         init = _initial_pixels(job, content, first_style, (height, width), device)
-        if p.init == "matched":
-            init = _matched_start(job, content, content_rgb)
     layer_w = p.style_layer_weights or (1.0,) * len(p.style_layers)
     layer_weights = {n: w / sum(layer_w) for n, w in zip(p.style_layers, layer_w)}
     return PreparedJob(job, content_rgb, init, content_targets, style_targets, layer_weights)
@@ -253,7 +253,7 @@ def _initial_pixels(job: Job, content: torch.Tensor, style: torch.Tensor | None,
                     hw: tuple[int, int], device: torch.device) -> torch.Tensor:
     """Start image for ``params.init``; noise is drawn from a generator seeded by ``seed``."""
     p = job.params
-    if p.init in ("content", "matched"):  # matched: recoloured by _matched_start
+    if p.init == "content":
         return content.clone()
     if p.init == "noise":
         generator = torch.Generator(device="cpu").manual_seed(p.seed)
