@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""One VGG pass (forward to relu5_1 + backward to the pixels): dtype x memory layout.
+"""One VGG pass (forward to relu5_1 + backward to the pixels): dtype x memory layout; and
+the style layers' Gram matrices alone, autograd's against ``nst.losses.gram_matrix``.
 
     python bench/bench_pass.py --sizes 128 256 --repeats 3
 
@@ -18,6 +19,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from nst.losses import gram_matrix  # noqa: E402
 from nst.params import StyleParams  # noqa: E402
 from nst.precision import bf16_supported  # noqa: E402
 from nst.vgg import VGGFeatures  # noqa: E402
@@ -41,6 +43,29 @@ def pass_ms(net: VGGFeatures, size: int, channels_last: bool, bf16: bool, repeat
     return min(times[1:]) * 1000
 
 
+def autograd_gram(features: torch.Tensor) -> torch.Tensor:
+    """The textbook Gram matrix, float32, its backward left to autograd (the engine's before)."""
+    b, c, h, w = features.shape
+    flat = features.float().reshape(b, c, h * w)
+    return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
+
+
+def gram_ms(net: VGGFeatures, size: int, bf16: bool, gram, repeats: int) -> float:
+    """The five style layers' Grams of one image, forward and backward, fastest of ``repeats``
+    after a warm-up; features as the engine's pass leaves them (bf16: channels-last)."""
+    layout = torch.channels_last if bf16 else torch.contiguous_format
+    x = net.convention.to_model(torch.rand(1, 3, size, size)).contiguous(memory_format=layout)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        features = net.to(memory_format=layout)(x, StyleParams().style_layers)
+    times = []
+    for _ in range(repeats + 1):
+        leaves = [f.detach().requires_grad_(True) for f in features.values()]
+        start = time.perf_counter()
+        sum(gram(f).pow(2).sum() for f in leaves).backward()
+        times.append(time.perf_counter() - start)
+    return min(times[1:]) * 1000
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
@@ -60,6 +85,13 @@ def main(argv: list[str] | None = None) -> int:
                     if size in args.bf16_sizes else "-")
             layout = "channels_last" if channels_last else "contiguous"
             print(f"| {size} | {layout} | {fp32:.0f} | {bf16} |", flush=True)
+    print("\n| size | features | autograd Gram ms | nst gram_matrix ms |\n|---|---|---|---|")
+    for size in args.sizes:
+        for bf16 in (False, True) if size in args.bf16_sizes else (False,):
+            ours = gram_ms(net, size, bf16, gram_matrix, args.repeats)
+            theirs = gram_ms(net, size, bf16, autograd_gram, args.repeats)
+            kind = "bf16, channels_last" if bf16 else "fp32, contiguous"
+            print(f"| {size} | {kind} | {theirs:.1f} | {ours:.1f} |", flush=True)
     return 0
 
 

@@ -46,3 +46,11 @@ def test_levels_benchmark_compares_runs():
     assert [row[0] for row in rows] == ["| steps=2,init=content", "| steps=2,init=matched"]
     assert all(float(row[2]) > 0 for row in rows)
     assert rows[0][2] != rows[1][2]  # another start, another result
+
+
+def test_pass_benchmark_times_the_pass_and_the_grams():
+    out = bench("bench/bench_pass.py", "--sizes", "32", "--bf16-sizes", "32", "--repeats", "1")
+    rows = [line.split(" | ") for line in out.splitlines() if line.startswith("| 32 |")]
+    assert [row[1] for row in rows] == ["contiguous", "channels_last", "fp32, contiguous",
+                                        "bf16, channels_last"]
+    assert all(float(value.strip(" |")) > 0 for row in rows for value in row[2:])
