@@ -13,8 +13,9 @@ until the colour-matched start's. Reported: ms per step, the baseline's loss aft
 techniques one at a time: the single-scale engine (truncated network, targets once,
 one-GEMM Gram) with torch's L-BFGS, then with :mod:`nst.lbfgs`, bfloat16 passes where the
 CPU runs them natively, the colour-matched start (``init=matched``), coarse-to-fine
-(``levels=2``), and the time a repeated style saves through the style cache. Where bfloat16 is native, also how far it moves the final loss of
-a full-length run (``--precision-steps``) from float32.
+(``levels=2``), and the time a repeated style saves through the style cache. Where bfloat16
+is native, also how far it moves the final loss of a full-length run (``--precision-steps``)
+from float32.
 """
 
 from __future__ import annotations
