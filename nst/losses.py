@@ -40,9 +40,9 @@ class _GramProduct(torch.autograd.Function):
     Autograd's own backward of ``bmm(F, Fᵀ)`` takes two GEMMs and adds them, and on a CPU
     it copies channels-last features and hands back a gradient in another layout, which the
     network's own gradient then meets in a slow strided add (at 256 px in bfloat16, all five
-    style layers, forward and backward: 82 ms against 9 ms here; ``bench/bench_pass.py``). As the product is
-    symmetric, ``dF = (dG + dGᵀ) F``; F is used in its own layout as a matrix (C, H·W) or,
-    channels-last, (H·W, C), and the gradient comes back in that layout.
+    style layers, forward and backward: 82 ms against 9 ms here; ``bench/bench_pass.py``).
+    As the product is symmetric, ``dF = (dG + dGᵀ) F``; F is used in its own layout as a
+    matrix (C, H·W) or, channels-last, (H·W, C), and the gradient comes back in that layout.
     """
 
     @staticmethod
