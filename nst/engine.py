@@ -11,8 +11,9 @@ from PIL import Image
 
 from . import precision as precision_mod
 from .imageio import tensor_to_image
-from .job import Job, PreparedJob, check, prepare
+from .job import Job, PreparedJob, check, prepare, work_pixels
 from .lbfgs import LBFGS
+from .pace import Deadline, Pace
 from .style_cache import StyleCache
 from .objective import JobTargets, batch_losses
 from .vgg import VGGFeatures, positions
@@ -49,7 +50,9 @@ class Result:
     losses: LossTerms  # of the returned image
     initial_losses: LossTerms  # of the start image
     seconds: float
-    stopped: str | None = None  # None (all steps ran), "deadline" or "cancelled"
+    # None (all steps ran), "deadline", "cancelled" or "non_finite" (the loss stopped being
+    # a finite number; the image is the last one whose loss was finite)
+    stopped: str | None = None
 
 
 Callback = Callable[[Progress], bool | None]  # returning True stops that job
@@ -58,6 +61,8 @@ Callback = Callable[[Progress], bool | None]  # returning True stops that job
 # 100 pairs end within 0.3 % of each other (docs/benchmarks.md), and each pair costs two
 # image-sized buffers read twice per step (at 4096 px, 100 pairs would hold 40 GB).
 LBFGS_HISTORY = 20
+FINITE_CHECK_EVERY = 10  # steps between finiteness checks of the loss on a GPU
+STEP_TIMER_WINDOW = 10  # steps per timing window on a GPU (one synchronisation each)
 
 
 class Stylizer:
@@ -92,6 +97,7 @@ class Stylizer:
         self.channels_last = precision_mod.use_channels_last(self.device, self.dtype)
         precision_mod.configure_gpu(self.device)
         self.style_cache = StyleCache(style_cache_size)
+        self.pace = Pace()  # this device's measured speed, for deadlines (nst.pace)
         loaded = weights if isinstance(weights, VGGWeights) else load_weights(weights)
         self.net = VGGFeatures(loaded).to(self.device)
         if self.channels_last:
@@ -101,6 +107,12 @@ class Stylizer:
     def check(self, job: Job) -> None:
         """Raise the input error :meth:`stylize` would raise for ``job``, at no cost."""
         check(job, self.net)
+
+    def start_seconds(self, jobs: Sequence[Job]) -> float:
+        """Estimated seconds before ``jobs``, run together, have prepared and made one step
+        (0 until this device's pace has been measured)."""
+        prep = sum(self.pace.forward_seconds(work_pixels(job)) for job in jobs)
+        return prep + self.pace.step_seconds(sum(_pixels(job) for job in jobs))
 
     def stylize(self, job: Job, callback: Callback | None = None,
                 deadline: float | None = None) -> Result:
@@ -118,7 +130,10 @@ class Stylizer:
         """
         if len({job.batch_key() for job in jobs}) > 1:
             raise ValueError("jobs of one batch need the same output size, layers and pooling")
+        for job in jobs:
+            check(job, self.net)  # every level's constraints, before any work
         start = time.perf_counter()
+        clock = Deadline(deadline, self.pace)
         # The server may call this under torch.inference_mode(); the loop needs autograd.
         with torch.inference_mode(False), torch.enable_grad():
             state = _Levels(jobs)
@@ -126,8 +141,8 @@ class Stylizer:
             last = len(plans[0]) - 1
             # Output-size targets and start images, prepared once: the last level runs on
             # them, and the start image's losses are measured at the output size.
-            full = [prepare(job.at_level(*plan[-1]), self.net, self.device,
-                            cache=self.style_cache) for job, plan in zip(jobs, plans)]
+            full = [self._prepare(job.at_level(*plan[-1]), clock)
+                    for job, plan in zip(jobs, plans)]
             if last > 0:
                 state.first_losses = _BatchRun(self, full, None).evaluate_chunked(
                     list(range(len(jobs))), grad=False)
@@ -137,12 +152,11 @@ class Stylizer:
                 if not live:
                     break
                 if level < last:
-                    prepared = [prepare(jobs[i].at_level(*plans[i][level]), self.net,
-                                        self.device, state.pixels[i], self.style_cache)
-                                for i in live]
+                    prepared = [self._prepare(jobs[i].at_level(*plans[i][level]), clock,
+                                              state.pixels[i]) for i in live]
                 else:
                     prepared = [state.continued(full[i], i) for i in live]
-                run = self._run_level(prepared, live, state, callback, deadline)
+                run = self._run_level(prepared, live, state, callback, clock)
                 if level == last and len(live) == len(jobs):
                     final_run = run  # already at the output size with every job
             if final_run is None:  # a job stopped early: bring every job to the output size
@@ -160,11 +174,20 @@ class Stylizer:
             for i in range(len(jobs))
         ]
 
+    def _prepare(self, job: Job, clock: Deadline,
+                 start: torch.Tensor | None = None) -> PreparedJob:
+        """:func:`prepare` under the deadline, timing its VGG passes."""
+        try:
+            return prepare(job, self.net, self.device, start, self.style_cache,
+                           clock.before_forward)
+        finally:
+            clock.after_forward()
+
     def _run_level(self, prepared: list[PreparedJob], live: list[int], state: "_Levels",
-                   callback: Callback | None, deadline: float | None) -> "_BatchRun":
+                   callback: Callback | None, clock: Deadline) -> "_BatchRun":
         """Optimise one level of the live jobs and fold its outcome into ``state``."""
         run = _BatchRun(self, prepared, state.relay(callback, live))
-        run.optimise(deadline)
+        run.optimise(clock)
         for k, i in enumerate(live):
             state.pixels[i] = run.pixels[k].detach()
             state.steps_run[i] += run.steps_run[k]
@@ -234,20 +257,30 @@ class _BatchRun:
         self.steps_run = [0] * len(prepared)
         self.stopped: list[str | None] = [None] * len(prepared)
         self.first_losses: list[torch.Tensor | None] = [None] * len(prepared)
+        # Finiteness needs the loss on the host: every step on a CPU, where reading it is
+        # free; every few steps on a GPU, where it would stall the queue of kernels.
+        self.finite_check_every = 1 if stylizer.device.type == "cpu" else FINITE_CHECK_EVERY
+        self.last_finite: list[torch.Tensor | None] = [None] * len(prepared)
 
     def active(self) -> list[int]:
         return [i for i, p in enumerate(self.prepared)
                 if self.stopped[i] is None and self.steps_run[i] < p.job.params.steps]
 
-    def optimise(self, deadline: float | None) -> None:
+    def optimise(self, clock: Deadline) -> None:
+        """Step every active job until each has run its steps or stopped; a step starts only
+        when it (and the final evaluation) can end before the deadline."""
+        timer = _StepTimer(self.pixels[0].device, clock.pace)
         while indices := self.active():
-            if deadline is not None and time.monotonic() >= deadline:
+            pixels = sum(self.pixels[i][0, 0].numel() for i in indices)
+            if not clock.allows_step(pixels):
                 for i in indices:
                     self.stopped[i] = "deadline"
                 return
+            timer.start()
             rows = self._evaluate_rows(indices, grad=True)
             for k, i in enumerate(indices):
                 self._step(i, rows[k])
+            timer.stop(pixels)
 
     def _step(self, i: int, row: torch.Tensor) -> None:
         """Apply job ``i``'s optimiser to the gradient already in its pixels.
@@ -259,6 +292,8 @@ class _BatchRun:
         x, job = self.pixels[i], self.prepared[i].job
         if self.first_losses[i] is None:
             self.first_losses[i] = row
+        if self.steps_run[i] % self.finite_check_every == 0 and not self._finite(i, row):
+            return
         # L-BFGS calls the closure exactly once, at the start of step(); the forward/backward
         # for the whole batch has already run, so it returns that loss (left on the device).
         self.optimizers[i].step(lambda: row[3])
@@ -274,6 +309,21 @@ class _BatchRun:
             progress = Progress(i, self.steps_run[i], job.params.steps, _terms(row), preview)
             if self.callback(progress):
                 self.stopped[i] = "cancelled"
+
+    def _finite(self, i: int, row: torch.Tensor) -> bool:
+        """Keep job ``i``'s pixels when their loss is finite; else go back to the last kept
+        pixels and stop the job (a departure from every reference loop, which would go on
+        optimising NaNs and return a black image)."""
+        x = self.pixels[i]
+        if bool(torch.isfinite(row).all()):
+            self.last_finite[i] = x.detach().clone()
+            return True
+        with torch.no_grad():
+            if self.last_finite[i] is not None:
+                x.copy_(self.last_finite[i])
+        x.grad = None
+        self.stopped[i] = "non_finite"
+        return False
 
     def evaluate_chunked(self, indices: list[int], grad: bool,
                          dtype: torch.dtype | None = None) -> list[LossTerms]:
@@ -302,6 +352,35 @@ class _BatchRun:
             if grad:
                 rows[:, 3].sum().backward()
         return rows.detach()
+
+
+class _StepTimer:
+    """Measures batched steps into :class:`Pace`: each step on a CPU; on a GPU, windows of
+    steps ended by one synchronisation (the host does not wait for kernels otherwise)."""
+
+    def __init__(self, device: torch.device, pace: Pace):
+        self.cuda, self.pace = device.type == "cuda", pace
+        self.window = STEP_TIMER_WINDOW if self.cuda else 1
+        self.steps, self.pixels, self.began = 0, 0, 0.0
+
+    def start(self) -> None:
+        if self.steps == 0:
+            self.began = time.monotonic()
+
+    def stop(self, pixels: int) -> None:
+        self.steps, self.pixels = self.steps + 1, self.pixels + pixels
+        if self.steps < self.window:
+            return
+        if self.cuda:
+            torch.cuda.synchronize()
+        self.pace.record_step(self.pixels // self.steps,
+                              (time.monotonic() - self.began) / self.steps)
+        self.steps, self.pixels = 0, 0
+
+
+def _pixels(job: Job) -> int:
+    width, height = job.output_size()
+    return width * height
 
 
 def _terms(row: torch.Tensor) -> LossTerms:

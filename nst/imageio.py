@@ -13,6 +13,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import ImageError
 
 DEFAULT_MAX_PIXELS = 50_000_000  # decoded pixels allowed for one input image
+# The input formats we document and decode; Pillow's other decoders (EPS runs Ghostscript,
+# several raise arbitrary exceptions on crafted headers) are never tried.
+INPUT_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
 FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"),
            "webp": ("WEBP", "image/webp")}
 
@@ -21,7 +24,8 @@ def decode_image(data: bytes | os.PathLike | str, *, field: str = "image",
                  max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Decode bytes or a path to an RGB image.
 
-    The declared size is checked against ``max_pixels`` *before* pixels are decoded
+    Only :data:`INPUT_FORMATS` are recognised; anything else, and any failure of their
+    decoders, raises :class:`ImageError`. The declared size is checked against ``max_pixels`` *before* pixels are decoded
     (decompression-bomb guard). EXIF orientation is applied. Animated images give their
     first frame. Modes are converted to RGB: 16-bit and 32-bit greyscale are scaled to
     8 bits; CMYK goes through Pillow's conversion; transparency (RGBA, LA, PA, P with a
@@ -33,7 +37,7 @@ def decode_image(data: bytes | os.PathLike | str, *, field: str = "image",
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(source)
+            image = Image.open(source, formats=INPUT_FORMATS)
             width, height = image.size
             if width < 1 or height < 1:
                 raise ImageError(f"{field} has no pixels", field=field, code="invalid_image")
@@ -50,11 +54,14 @@ def decode_image(data: bytes | os.PathLike | str, *, field: str = "image",
         raise ImageError(f"{field} is too large: {exc}", field=field,
                          code="image_too_large") from None
     except UnidentifiedImageError:
-        raise ImageError(f"{field} is not an image in a supported format", field=field,
-                         code="not_an_image") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageError(f"{field} is corrupt or truncated: {exc}", field=field,
-                         code="corrupt_image") from None
+        raise ImageError(f"{field} is not an image in a supported format (PNG, JPEG, WebP, "
+                         "GIF, BMP, TIFF)", field=field, code="not_an_image") from None
+    except MemoryError:
+        raise ImageError(f"{field} needs too much memory to decode", field=field,
+                         code="image_too_large") from None
+    except Exception as exc:  # noqa: BLE001  decoders raise many types on crafted files
+        raise ImageError(f"{field} is corrupt or truncated ({type(exc).__name__})",
+                         field=field, code="corrupt_image") from None
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -114,7 +114,11 @@ class PreparedJob:
 
 
 def check(job: Job, net: VGGFeatures) -> None:
-    """Raise the :class:`ParamError` that :func:`prepare` would, without any compute."""
+    """Raise the :class:`ParamError` that any level of the job's run would, at no cost.
+
+    Every constraint that depends on the size is checked at each level of
+    :meth:`Job.level_plan`, so nothing can fail once the optimisation has started.
+    """
     job.validate()
     p = job.params
     net.check_layers(p.content_layers, "content_layers")
@@ -124,31 +128,56 @@ def check(job: Job, net: VGGFeatures) -> None:
     if min(width, height) < need:
         raise ParamError(f"the output would be {width}x{height}; the chosen layers need at "
                          f"least {need} px on the shorter side", field="size")
-    wanted = max(round(p.size * p.style_scale), need)
+    for size, _ in job.level_plan():
+        level = dataclasses.replace(p, size=size)
+        wanted = max(round(size * p.style_scale), need)
+        for style in job.styles:
+            # A sliver-shaped style must be enlarged until its short side reaches ``need``;
+            # refuse shapes that would blow up memory that way (at every level's size).
+            if _style_side(style, level, need) > 4 * wanted:
+                raise ParamError(f"a {style.width}x{style.height} style image is too "
+                                 f"elongated for size {size}", field="style")
+
+
+def work_pixels(job: Job) -> int:
+    """Pixels one evaluation of the job runs through VGG at the output size: the output plus
+    every style image as resized for its Gram targets (the size-dependent cost of a request,
+    which a server bounds)."""
+    p = job.params
+    need = min_input_side(p.content_layers + p.style_layers)
+    width, height = job.output_size()
+    total = width * height
     for style in job.styles:
-        # A sliver-shaped style must be enlarged until its short side reaches ``need``;
-        # refuse shapes that would blow up memory that way.
-        if _style_side(style, p, need) > 4 * wanted:
-            raise ParamError(f"a {style.width}x{style.height} style image is too elongated "
-                             f"for size {p.size}", field="style")
+        side = _style_side(style, p, need)
+        aspect = max(style.size) / min(style.size)
+        total += side * max(1, round(side / aspect))
+    return total
+
+
+Checkpoint = Callable[[int], None]  # called with the pixels of the VGG pass about to run
 
 
 def prepare(job: Job, net: VGGFeatures, device: torch.device,
-            start: torch.Tensor | None = None, cache: StyleCache | None = None) -> PreparedJob:
+            start: torch.Tensor | None = None, cache: StyleCache | None = None,
+            checkpoint: Checkpoint | None = None) -> PreparedJob:
     """Resize and colour-process a job's images and compute its loss targets once.
 
     ``start``: pixels of a coarser level to begin from (resized to this job's size) instead
     of ``params.init``. ``cache``: reuse the Gram targets of style images seen before.
+    ``checkpoint``: called before each VGG pass with its pixel count; it may raise
+    (:class:`nst.pace.DeadlineExceeded`) to stop the preparation. The job must have passed
+    :func:`check`.
     """
-    check(job, net)
     p = job.params
     width, height = job.output_size()
     content_rgb = image_to_tensor(job.content.resize((width, height), Image.Resampling.LANCZOS))
     content_rgb = content_rgb.to(device)
     content = color.luminance(content_rgb) if p.preserve_color == "luminance" else content_rgb
+    checkpoint = checkpoint or (lambda pixels: None)
     with torch.no_grad():
+        checkpoint(width * height)
         content_targets = net(net.convention.to_model(content), p.content_layers, p.pooling)
-        style_targets = _blend([_style_grams(job, k, net, content_rgb, cache)
+        style_targets = _blend([_style_grams(job, k, net, content_rgb, cache, checkpoint)
                                 for k in range(len(job.styles))], p)
     if start is not None:
         init = _upsampled_start(start, content, (height, width))
@@ -206,7 +235,7 @@ def _style_tensor(job: Job, k: int, content_rgb: torch.Tensor) -> torch.Tensor:
 
 
 def _style_grams(job: Job, k: int, net: VGGFeatures, content_rgb: torch.Tensor,
-                 cache: StyleCache | None) -> dict[str, torch.Tensor]:
+                 cache: StyleCache | None, checkpoint: Checkpoint) -> dict[str, torch.Tensor]:
     """Gram targets of style image ``k``, from ``cache`` when it was seen before."""
     p = job.params
     key = None
@@ -217,6 +246,7 @@ def _style_grams(job: Job, k: int, net: VGGFeatures, content_rgb: torch.Tensor,
         if cached is not None:
             return cached
     style = _style_tensor(job, k, content_rgb)
+    checkpoint(style.shape[-1] * style.shape[-2])
     features = net(net.convention.to_model(style), p.style_layers, p.pooling)
     grams = {name: gram_matrix(feat) for name, feat in features.items()}
     if key is not None:

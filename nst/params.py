@@ -27,6 +27,7 @@ def _param(default: Any, help: str, *, lo: float | None = None, hi: float | None
 
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+MAX_LIST = 16  # longest list parameter (layers, weights)
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class StyleParams:
                 raise ParamError(f"unknown parameter {name!r}; known: {', '.join(known)}",
                                  field=name)
             parsed[name] = _coerce(known[name], raw)
+            _check(known[name], parsed[name])  # each field alone, before they combine
         params = cls(**parsed)
         for name, hi in (limits or {}).items():
             if getattr(params, name) > hi:
@@ -123,7 +125,31 @@ def _range_error(f: dataclasses.Field, value: Any) -> ParamError:
     m = f.metadata
     what = {"int": "an integer", "float": "a number"}.get(m["kind"], m["kind"])
     return ParamError(f"{f.name} must be {what} in [{_num(m['lo'])}, {_num(m['hi'])}], "
-                      f"got {value!r}", field=f.name)
+                      f"got {_short(value)}", field=f.name)
+
+
+def _finite_number(value: Any) -> bool:
+    """A real int or float (not a bool) that converts to a finite float."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond float's range
+        return False
+
+
+def _finite_sum(values: tuple[float, ...]) -> float:
+    """Exact sum of finite numbers; ``inf`` when it overflows a float."""
+    try:
+        return math.fsum(values)
+    except OverflowError:
+        return math.inf
+
+
+def _short(value: Any) -> str:
+    """``repr`` cut to a readable length (error messages echo client input)."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _check(f: dataclasses.Field, value: Any) -> None:
@@ -133,23 +159,27 @@ def _check(f: dataclasses.Field, value: Any) -> None:
         if not isinstance(value, int) or isinstance(value, bool) or not m["lo"] <= value <= m["hi"]:
             raise _range_error(f, value)
     elif kind == "float":
-        if (not isinstance(value, int | float) or isinstance(value, bool)
-                or not math.isfinite(value) or not m["lo"] <= value <= m["hi"]):
+        if not _finite_number(value) or not m["lo"] <= value <= m["hi"]:
             raise _range_error(f, value)
     elif kind == "str":
         if value not in m["choices"]:
-            raise ParamError(f"{f.name} must be one of {', '.join(m['choices'])}, got {value!r}",
-                             field=f.name)
+            raise ParamError(f"{f.name} must be one of {', '.join(m['choices'])}, got "
+                             f"{_short(value)}", field=f.name)
     elif kind == "floats":
-        if not isinstance(value, tuple) or any(
-                isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v)
-                or v < 0 for v in value) or (value and sum(value) <= 0):
-            raise ParamError(f"{f.name} must be a list of non-negative numbers with a positive "
-                             f"sum, got {value!r}", field=f.name)
+        if not isinstance(value, tuple) or len(value) > MAX_LIST or not all(
+                _finite_number(v) and v >= 0 for v in value) or (
+                value and not 0 < _finite_sum(value) < math.inf):
+            raise ParamError(f"{f.name} must be a list of at most {MAX_LIST} non-negative "
+                             f"numbers with a positive, finite sum, got {_short(value)}",
+                             field=f.name)
     elif kind == "layers":
-        if not isinstance(value, tuple) or not value or len(value) > 16:
-            raise ParamError(f"{f.name} must list 1 to 16 VGG19 layer names", field=f.name)
+        if not isinstance(value, tuple) or not value or len(value) > MAX_LIST:
+            raise ParamError(f"{f.name} must list 1 to {MAX_LIST} VGG19 layer names",
+                             field=f.name)
         for name in value:
+            if not isinstance(name, str):
+                raise ParamError(f"{f.name} must list layer names (strings), got "
+                                 f"{_short(name)}", field=f.name)
             if name not in layer_indices():
                 raise ParamError(f"{f.name}: unknown VGG19 layer {name!r} (valid: conv1_1.."
                                  "conv5_4, relu1_1..relu5_4, pool1..pool5)", field=f.name)
@@ -190,7 +220,7 @@ def _coerce(f: dataclasses.Field, raw: Any) -> Any:
     if kind == "floats":
         try:
             return tuple(float(v) if isinstance(v, str) else v for v in raw)
-        except ValueError:
-            raise ParamError(f"{f.name} must be a list of numbers, got {raw!r}",
+        except (ValueError, OverflowError):
+            raise ParamError(f"{f.name} must be a list of numbers, got {_short(raw)}",
                              field=f.name) from None
     return tuple(raw)
