@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import torch
 
 from nst import Result
 from nst.style_cache import StyleCache
+
+log = logging.getLogger(__name__)
 
 # name -> (type, unit, extra label). Must match metrics.yaml (a test checks it).
 METRICS = {
@@ -32,17 +35,22 @@ class HandlerMetrics:
         self._metrics = context_metrics
 
     def _emit(self, name: str, value: float, label: str | None = None) -> None:
+        """Record one value; a failure is logged, never raised (metrics never fail a reply)."""
         if self._metrics is None:
             return
-        from ts.metrics.dimension import Dimension
-        from ts.metrics.metric_type_enum import MetricTypes
-        kind, unit, label_name = METRICS[name]
-        dims = [Dimension(label_name, label)] if label_name else []
-        self._metrics.add_metric(name, value, unit, dimensions=dims,
-                                 metric_type=MetricTypes(kind))
+        try:
+            from ts.metrics.dimension import Dimension
+            from ts.metrics.metric_type_enum import MetricTypes
+            kind, unit, label_name = METRICS[name]
+            dims = [Dimension(label_name, label)] if label_name else []
+            self._metrics.add_metric(name, value, unit, dimensions=dims,
+                                     metric_type=MetricTypes(kind))
+        except Exception:  # noqa: BLE001
+            log.warning("could not record metric %s", name, exc_info=True)
 
     def job_outcome(self, outcome: str, count: int = 1) -> None:
-        """Count jobs by outcome: ok, deadline, invalid, unauthorized, error."""
+        """Count jobs by outcome: ok, deadline (answered with the image so far), rejected
+        (503: no time to start, or too large for memory), invalid, unauthorized, error."""
         self._emit("nst_jobs_total", count, outcome)
 
     def batch(self, jobs: int, results: list[Result]) -> None:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from dataclasses import asdict
+from typing import Any
+
+from PIL import Image
 
 from nst import Progress, Result, encode_image
 from nst.errors import NSTError
@@ -16,17 +20,27 @@ NDJSON = "application/x-ndjson"
 
 
 def error_status(error: NSTError) -> int:
-    """HTTP status for an input error: 401 for a bad API key, 413 for oversized images, else 400."""
-    return {"unauthorized": 401, "image_too_large": 413}.get(error.code, 400)
+    """HTTP status of an engine error: 401 for a bad API key, 413 for oversized images or a
+    job too large for the device's memory, 503 for a job the deadline left no time for,
+    else 400."""
+    return {"unauthorized": 401, "image_too_large": 413, "out_of_memory": 413,
+            "deadline_exceeded": 503}.get(error.code, 400)
 
 
-def error_body(error: NSTError) -> bytes:
-    """``{"error": CODE, "message": TEXT, "field": NAME}``."""
-    return json.dumps(error.to_dict()).encode()
+def strict_json(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None (strict JSON has no NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict_json(v) for v in value]
+    return value
 
 
-def internal_error_body(message: str) -> bytes:
-    return json.dumps({"error": "internal_error", "message": message, "field": None}).encode()
+def dumps(value: Any) -> bytes:
+    """Strict JSON bytes: losses that are not finite become null."""
+    return json.dumps(strict_json(value), allow_nan=False).encode()
 
 
 def result_summary(result: Result) -> dict:
@@ -50,18 +64,18 @@ def _result_dict(result: Result, params: StyleParams) -> dict:
 
 def json_body(result: Result, params: StyleParams) -> bytes:
     """The image as base64 plus the run's figures."""
-    return json.dumps(_result_dict(result, params)).encode()
+    return dumps(_result_dict(result, params))
 
 
-def progress_line(progress: Progress) -> bytes:
-    """One NDJSON line for a streamed progress report (preview as base64 PNG)."""
+def progress_line(progress: Progress, preview: Image.Image | None = None) -> bytes:
+    """One NDJSON line for a streamed progress report (``preview`` as base64 PNG)."""
     line = {"type": "progress", "step": progress.step, "steps": progress.steps,
             "losses": asdict(progress.losses)}
-    if progress.preview is not None:
-        line["preview_png"] = base64.b64encode(encode_image(progress.preview, "png")).decode()
-    return json.dumps(line).encode() + b"\n"
+    if preview is not None:
+        line["preview_png"] = base64.b64encode(encode_image(preview, "png")).decode()
+    return dumps(line) + b"\n"
 
 
 def final_line(result: Result, params: StyleParams) -> bytes:
     """The last NDJSON line of a stream: the image and the run's figures."""
-    return json.dumps({"type": "result", **_result_dict(result, params)}).encode() + b"\n"
+    return dumps({"type": "result", **_result_dict(result, params)}) + b"\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections import defaultdict
@@ -10,21 +11,31 @@ from collections import defaultdict
 import torch
 
 from handler.activity import busy
-from handler.auth import ApiKeys, Unauthorized
+from handler.auth import ApiKeys
+from handler.faults import (exit_worker_soon, free_device_memory, is_fatal_device_error,
+                            is_out_of_memory)
 from handler.metrics import HandlerMetrics
 from handler.parsing import ParsedRequest, parse_request
-from handler.responses import (JSON, NDJSON, error_body, error_status, final_line,
-                               image_body, internal_error_body, json_body, progress_line,
-                               result_summary)
+from handler.replies import Replies
+from handler.responses import JSON, NDJSON, final_line, image_body, json_body
 from handler.settings import ServerSettings
-from nst import Stylizer
-from nst.errors import NSTError
+from handler.streaming import Streamer, torchserve_sender
+from nst import Result, Stylizer
+from nst.errors import NSTError, ParamError
+from nst.job import work_pixels
+from nst.pace import STEP_PER_FORWARD, DeadlineExceeded
 
 log = logging.getLogger(__name__)
+Members = list[tuple[int, ParsedRequest]]  # (request index in the batch, its parsed request)
 
 
 class StyleTransferHandler:
-    """Loads VGG19 once per worker; optimises each batch's requests grouped by output size."""
+    """Loads VGG19 once per worker; optimises each batch's requests grouped by output size.
+
+    Every request of a batch gets exactly one reply of its own: a failure while parsing,
+    validating, preparing, optimising, encoding or reporting one job is that job's error
+    (``handler.replies``), and a group whose optimisation fails is retried job by job.
+    """
 
     def __init__(self) -> None:
         self.initialized = False
@@ -56,96 +67,164 @@ class StyleTransferHandler:
             return self._handle(data, context)
 
     def _handle(self, data: list, context) -> list:
-        start = time.monotonic()
-        deadline = start + self.settings.deadline_budget_s()
+        deadline = time.monotonic() + self.settings.deadline_budget_s()
         metrics = HandlerMetrics(getattr(context, "metrics", None))
-        replies: list = [None] * len(data)
-        groups: dict[tuple, list[tuple[int, ParsedRequest]]] = defaultdict(list)
+        replies = Replies(context, [_headers(context, i) for i in range(len(data))], metrics)
+        groups: dict[tuple, Members] = defaultdict(list)
         for i, request in enumerate(data):
-            try:
-                headers = _headers(context, i)
-                if self.api_keys is not None:
-                    self.api_keys.check(headers)
-                parsed = parse_request(request, headers, self.settings)
-                self.stylizer.check(parsed.job)
-            except NSTError as exc:
-                replies[i] = self._error(context, i, exc)
-                metrics.job_outcome("unauthorized" if isinstance(exc, Unauthorized)
-                                    else "invalid")
-                continue
-            groups[parsed.job.batch_key()].append((i, parsed))
-        for members in groups.values():
-            self._run_group(members, context, deadline, metrics, replies)
-        metrics.style_cache(self.stylizer.style_cache)
-        return replies
+            with replies.guard(i):
+                parsed = self._parse(request, _headers(context, i))
+                groups[parsed.job.batch_key()].append((i, parsed))
+        pending = list(groups.values())
+        while pending:
+            members = pending.pop(0)
+            with replies.guard([i for i, _ in members]):
+                share = _share(members, pending, deadline)
+                self._run_group(members, context, share, metrics, replies)
+        try:
+            metrics.style_cache(self.stylizer.style_cache)
+        except Exception:  # noqa: BLE001  metrics never fail a reply
+            log.warning("could not record style-cache metrics", exc_info=True)
+        return replies.finish()
 
-    def _run_group(self, members, context, deadline, metrics, replies) -> None:
+    def _parse(self, request, headers: dict[str, str]) -> ParsedRequest:
+        """Authenticate and validate one request completely, before any work."""
+        if self.api_keys is not None:
+            self.api_keys.check(headers)
+        parsed = parse_request(request, headers, self.settings)
+        self.stylizer.check(parsed.job)
+        work, limit = work_pixels(parsed.job), self.settings.max_work_pixels
+        if work > limit:
+            p = parsed.job.params
+            raise ParamError(
+                f"this request needs {work} pixels per VGG pass (the output at size {p.size} "
+                f"plus {len(parsed.job.styles)} style image(s) at style_scale "
+                f"{p.style_scale:g}); this server allows {limit}: lower size, style_scale or "
+                "the number of styles", field="size", code="limit_exceeded")
+        return parsed
+
+    def _run_group(self, members: Members, context, deadline: float, metrics,
+                   replies: Replies) -> None:
         """Optimise one group of same-size jobs together and fill their replies."""
+        members = self._admit(members, deadline, replies)
+        if not members:
+            return
         jobs = [parsed.job for _, parsed in members]
         try:
             results = self.stylizer.stylize_batch(
-                jobs, callback=self._streamer(members, context), deadline=deadline)
-        except Exception as exc:  # never let one group take the worker down
-            log.exception("style transfer failed for a group of %d", len(jobs))
+                jobs, callback=self._streamer(members, context, replies), deadline=deadline)
+        except DeadlineExceeded as exc:
             for i, _ in members:
-                context.set_response_status(500, "Internal Server Error", idx=i)
-                context.set_response_content_type(i, JSON)
-                replies[i] = internal_error_body(f"{type(exc).__name__}: {exc}")
-            metrics.job_outcome("error", len(members))
+                replies.error(i, exc, _retry_after(deadline))
             return
-        metrics.batch(len(jobs), results)
-        metrics.gpu_memory(self.stylizer.device)
+        except Exception as exc:  # noqa: BLE001  isolation: see _recover
+            self._recover(exc, members, context, deadline, metrics, replies)
+            return
+        with replies.guard([i for i, _ in members]):
+            metrics.batch(len(jobs), results)
+            metrics.gpu_memory(self.stylizer.device)
         for (i, parsed), result in zip(members, results):
-            metrics.job_outcome("deadline" if result.stopped == "deadline" else "ok")
-            replies[i] = self._success(context, i, parsed, result, len(jobs))
+            with replies.guard(i):
+                self._answer(i, parsed, result, len(jobs), replies, deadline)
 
-    @staticmethod
-    def _streamer(members, context):
-        """Progress callback sending NDJSON chunks to the requests that asked to stream."""
+    def _recover(self, exc: Exception, members: Members, context, deadline: float, metrics,
+                 replies: Replies) -> None:
+        """A group failed: retry its jobs one at a time (so only a failing job fails), after
+        freeing memory if it ran out; a poisoned device ends the worker after this batch."""
+        if is_fatal_device_error(exc):
+            for i, _ in members:
+                replies.internal(i, exc, code="device_error")
+            exit_worker_soon()
+            return
+        if is_out_of_memory(exc):
+            free_device_memory(self.stylizer.device)
+            if len(members) == 1:
+                i, parsed = members[0]
+                log.warning("request %s: out of memory alone", replies.request_ids[i])
+                replies.error(i, NSTError(
+                    f"the job does not fit in this server's memory at size "
+                    f"{parsed.job.params.size}; try a smaller size, fewer styles or a lower "
+                    "style_scale", field="size", code="out_of_memory"))
+                return
+        elif len(members) == 1:
+            replies.internal(members[0][0], exc)
+            return
+        log.warning("a group of %d failed (%s); retrying its jobs one at a time",
+                    len(members), type(exc).__name__)
+        for member in members:
+            with replies.guard(member[0]):
+                self._run_group([member], context, deadline, metrics, replies)
+
+    def _admit(self, members: Members, deadline: float, replies: Replies) -> Members:
+        """The jobs whose preparation and first step fit before ``deadline`` (by this
+        device's measured pace); the others get 503 with ``Retry-After`` at once."""
+        admitted: Members = []
+        for i, parsed in members:
+            jobs = [p.job for _, p in admitted] + [parsed.job]
+            if time.monotonic() + self.stylizer.start_seconds(jobs) < deadline:
+                admitted.append((i, parsed))
+            else:
+                replies.error(i, DeadlineExceeded(
+                    "the server has no time left for this request in the current batch; "
+                    "retry later"), _retry_after(deadline))
+        return admitted
+
+    def _answer(self, i: int, parsed: ParsedRequest, result: Result, batch_jobs: int,
+                replies: Replies, deadline: float) -> None:
+        """The reply of one finished job: its image, or why there is none."""
+        if result.steps_run == 0 and result.stopped == "deadline":
+            raise DeadlineExceeded("the server ran out of time before this request could "
+                                   "run a step; retry later")
+        if result.steps_run == 0 and result.stopped == "non_finite":
+            raise ParamError("the loss is not a finite number for these images and "
+                             "weights; lower style_weight, content_weight or tv_weight",
+                             field="style_weight", code="non_finite_loss")
+        params = parsed.job.params
+        headers = {"X-NST-Steps": str(result.steps_run), "X-NST-Batch-Jobs": str(batch_jobs)}
+        if result.stopped:
+            headers["X-NST-Stopped"] = result.stopped
+        if parsed.stream:
+            body, mime = final_line(result, params), NDJSON
+        elif parsed.want_json:
+            body, mime = json_body(result, params), JSON
+        else:
+            body, mime = image_body(result, params)
+        replies.success(i, body, mime, headers, {
+            "outcome": "deadline" if result.stopped == "deadline" else "ok",
+            "steps_run": result.steps_run, "stopped": result.stopped,
+            "width": result.image.width, "height": result.image.height,
+            "optimisation_seconds": round(result.seconds, 3), "batch_jobs": batch_jobs})
+
+    def _streamer(self, members: Members, context, replies: Replies) -> Streamer | None:
+        """Progress callback for the requests of the group that asked to stream."""
         streaming = {k: i for k, (i, parsed) in enumerate(members) if parsed.stream}
         if not streaming:
             return None
-        from ts.handler_utils.utils import send_intermediate_predict_response
+        return Streamer(streaming, replies, self.settings, torchserve_sender(context))
 
-        def send(progress) -> None:
-            i = streaming.get(progress.job)
-            if i is not None:
-                context.set_response_content_type(i, NDJSON)
-                send_intermediate_predict_response({i: progress_line(progress)},
-                                                   {i: context.request_ids[i]},
-                                                   "Intermediate response", 200, context)
-        return send
 
-    @staticmethod
-    def _success(context, i: int, parsed: ParsedRequest, result, batch_jobs: int) -> bytes:
-        params = parsed.job.params
-        log.info("request %d: %s", i, result_summary(result))
-        context.set_response_header(i, "X-NST-Steps", str(result.steps_run))
-        context.set_response_header(i, "X-NST-Batch-Jobs", str(batch_jobs))
-        if result.stopped:
-            context.set_response_header(i, "X-NST-Stopped", result.stopped)
-        if parsed.stream:
-            context.set_response_content_type(i, NDJSON)
-            return final_line(result, params)
-        if parsed.want_json:
-            context.set_response_content_type(i, JSON)
-            return json_body(result, params)
-        data, mime = image_body(result, params)
-        context.set_response_content_type(i, mime)
-        return data
+def _share(members: Members, later: list[Members], deadline: float) -> float:
+    """This group's deadline: the time left, split across the groups still to run in
+    proportion to their requested work (time a group leaves unused passes to the next)."""
+    def work(group: Members) -> float:
+        return sum(work_pixels(p.job) + STEP_PER_FORWARD * p.job.params.steps
+                   * math.prod(p.job.output_size()) for _, p in group)
+    mine = work(members)
+    total = mine + sum(work(group) for group in later)
+    now = time.monotonic()
+    return now + max(0.0, deadline - now) * (mine / total if total else 1.0)
 
-    @staticmethod
-    def _error(context, i: int, exc: NSTError) -> bytes:
-        status = error_status(exc)
-        context.set_response_status(status, exc.code, idx=i)
-        context.set_response_content_type(i, JSON)
-        if status == 401:
-            context.set_response_header(i, "WWW-Authenticate", "Bearer")
-        return error_body(exc)
+
+def _retry_after(deadline: float) -> int:
+    """Seconds until this worker should be free again (the end of its current batch)."""
+    return max(1, math.ceil(deadline - time.monotonic()))
 
 
 def _headers(context, i: int) -> dict[str, str]:
-    """Request headers of batch item ``i``, lower-cased names."""
-    raw = context.get_all_request_header(i) or {}
-    return {str(k).lower(): (v.decode() if isinstance(v, bytes) else str(v))
-            for k, v in raw.items()}
+    """Request headers of batch item ``i``, lower-cased names (none if unreadable)."""
+    try:
+        raw = context.get_all_request_header(i) or {}
+    except Exception:  # noqa: BLE001
+        return {}
+    return {str(k).lower(): (v.decode("utf-8", "replace") if isinstance(v, bytes | bytearray)
+                             else str(v)) for k, v in raw.items()}

@@ -260,7 +260,8 @@ class _BatchRun:
         # Finiteness needs the loss on the host: every step on a CPU, where reading it is
         # free; every few steps on a GPU, where it would stall the queue of kernels.
         self.finite_check_every = 1 if stylizer.device.type == "cpu" else FINITE_CHECK_EVERY
-        self.last_finite: list[torch.Tensor | None] = [None] * len(prepared)
+        # (pixels, steps run) of the last image whose loss was finite
+        self.last_finite: list[tuple[torch.Tensor, int] | None] = [None] * len(prepared)
 
     def active(self) -> list[int]:
         return [i for i, p in enumerate(self.prepared)
@@ -316,11 +317,12 @@ class _BatchRun:
         optimising NaNs and return a black image)."""
         x = self.pixels[i]
         if bool(torch.isfinite(row).all()):
-            self.last_finite[i] = x.detach().clone()
+            self.last_finite[i] = (x.detach().clone(), self.steps_run[i])
             return True
-        with torch.no_grad():
-            if self.last_finite[i] is not None:
-                x.copy_(self.last_finite[i])
+        if self.last_finite[i] is not None:
+            with torch.no_grad():
+                x.copy_(self.last_finite[i][0])
+            self.steps_run[i] = self.last_finite[i][1]
         x.grad = None
         self.stopped[i] = "non_finite"
         return False

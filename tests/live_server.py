@@ -23,7 +23,8 @@ TEST_MODEL_CONFIG = {
     "minWorkers": 1, "maxWorkers": 1, "batchSize": 4, "maxBatchDelay": 1500,
     "responseTimeout": 45,
     "handler": {"max_size": 256, "max_steps": 400, "max_input_pixels": 5_000_000,
-                "max_styles": 3, "deadline_margin_s": 33,
+                "max_styles": 3, "deadline_margin_s": 33, "max_work_pixels": 400_000,
+                "stream_interval_s": 0.3, "preview_interval_s": 1.0, "preview_max_side": 48,
                 "defaults": {"size": 64, "steps": 5}},
 }
 

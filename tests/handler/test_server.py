@@ -13,6 +13,7 @@ import requests
 from PIL import Image
 
 from tests.conftest import CONTENT, STYLE
+from tests.live_server import TEST_MODEL_CONFIG
 
 ASTRONAUT = (CONTENT / "astronaut.png").read_bytes()
 CHELSEA = (CONTENT / "chelsea.png").read_bytes()
@@ -163,11 +164,33 @@ def test_streaming_sends_progress_before_the_image(server):
     assert reply.status_code == 200
     assert reply.headers["content-type"] == "application/x-ndjson"
     lines = [json.loads(line) for line in reply.iter_lines() if line]
-    assert [line["type"] for line in lines] == ["progress"] * 4 + ["result"]
-    assert [line["step"] for line in lines[:4]] == [1, 2, 3, 4]
-    assert "preview_png" in lines[1] and "preview_png" not in lines[0]
+    types = [line["type"] for line in lines]
+    assert types[0] == "progress" and types[-1] == "result" and set(types[:-1]) == {"progress"}
+    steps = [line["step"] for line in lines[:-1]]
+    assert steps[0] == 1 and steps == sorted(steps) and steps[-1] <= 4
+    assert "preview_png" not in lines[0]
+    assert any("preview_png" in line for line in lines[:-1])  # step 2's preview
     final = Image.open(io.BytesIO(base64.b64decode(lines[-1]["image"])))
     assert final.size == (32, 32) and lines[-1]["steps_run"] == 4
+
+
+def test_stream_progress_and_previews_are_rate_limited_and_capped(server):
+    """preview_every=1 on every step: at most one line per stream_interval_s, one preview per
+    preview_interval_s, previews no larger than preview_max_side."""
+    limits = TEST_MODEL_CONFIG["handler"]
+    started = time.monotonic()
+    reply = requests.post(server.predict_url, files={"content": ASTRONAUT, "style": STARRY},
+                          data={"size": "96", "steps": "40", "stream": "true",
+                                "preview_every": "1"}, stream=True, timeout=120)
+    lines = [json.loads(line) for line in reply.iter_lines() if line]
+    elapsed = time.monotonic() - started
+    progress = lines[:-1]
+    previews = [Image.open(io.BytesIO(base64.b64decode(line["preview_png"])))
+                for line in progress if "preview_png" in line]
+    assert lines[-1]["type"] == "result" and lines[-1]["steps_run"] == 40
+    assert 1 <= len(progress) <= elapsed / limits["stream_interval_s"] + 2
+    assert 1 <= len(previews) <= elapsed / limits["preview_interval_s"] + 2
+    assert all(max(p.size) <= limits["preview_max_side"] for p in previews)
 
 
 def test_long_job_stops_before_the_response_timeout(server):

@@ -254,3 +254,49 @@ def test_bf16_run_ends_close_to_fp32(weights_path, astronaut, starry):
     bf16 = Stylizer(str(weights_path), precision="bf16").stylize(job)
     assert bf16.losses.total < 0.5 * bf16.initial_losses.total
     assert bf16.losses.total == pytest.approx(fp32.losses.total, rel=0.05)
+
+
+def test_size_limits_are_checked_at_every_coarse_to_fine_level(stylizer, astronaut):
+    """A 400x40 style passes at 128 px, but a 32 px level would need it 8x too elongated:
+    refused before any work, never inside the optimisation."""
+    from PIL import Image
+    style = Image.new("RGB", (400, 40), (200, 100, 0))
+    stylizer.check(Job(astronaut, [style], StyleParams(size=128, steps=4)))
+    with pytest.raises(ParamError, match="too elongated for size 32") as err:
+        stylizer.check(Job(astronaut, [style], StyleParams(size=128, steps=4, levels=3)))
+    assert err.value.field == "style"
+
+
+def test_a_non_finite_loss_stops_the_job_on_its_last_finite_image(weights_path, astronaut,
+                                                                  starry):
+    from nst import Stylizer
+    stylizer = Stylizer(str(weights_path), precision="fp32")
+    calls = []
+
+    def poisoned(*args, **kwargs):
+        rows = stylizer_objective(*args, **kwargs)
+        calls.append(1)
+        return rows * float("nan") if len(calls) > 3 else rows
+
+    stylizer_objective, stylizer.objective = stylizer.objective, poisoned
+    seen = []
+    job = Job(astronaut, [starry], StyleParams(size=32, steps=10, init="content"))
+    result = stylizer.stylize(job, callback=lambda p: seen.append(p.step))
+    # The 4th evaluation (of the image after 3 steps) is NaN: the job answers the image after
+    # 2 steps, the last whose loss was finite.
+    assert result.stopped == "non_finite" and result.steps_run == 2 and seen == [1, 2, 3]
+    stylizer.objective = stylizer_objective
+    again = stylizer.stylize(Job(astronaut, [starry], job.params.replace(steps=2)))
+    assert np.array_equal(pixels(result.image), pixels(again.image))
+
+
+def test_deadline_stops_before_a_step_that_would_overrun(stylizer, astronaut, starry):
+    """The engine learns its step time and never starts a step that would end past the
+    deadline (plus the final evaluation)."""
+    job = Job(astronaut, [starry], StyleParams(size=96, steps=10000))
+    stylizer.stylize(Job(astronaut, [starry], StyleParams(size=96, steps=3)))  # measure pace
+    budget = 1.5
+    started = time.monotonic()
+    result = stylizer.stylize(job, deadline=started + budget)
+    assert result.stopped == "deadline" and result.steps_run > 0
+    assert time.monotonic() - started < budget + 0.5

@@ -1,0 +1,133 @@
+"""One reply per request of a batch, whatever happens to the others.
+
+:class:`Replies` owns the reply slot, status and headers of every request in a batch.
+:meth:`Replies.guard` turns any exception raised while working on one request into that
+request's error reply: 4xx (or 503 for a deadline) with the engine's JSON error for the
+client's faults, 500 with an error id for ours, never the exception text. A request whose
+NDJSON stream has started keeps its 200 and gets a last ``{"type": "error"}`` line instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from nst.errors import NSTError
+
+from .responses import JSON, error_status, strict_json
+
+log = logging.getLogger(__name__)
+
+
+class Replies:
+    """Reply slots of one batch; :meth:`finish` never leaves one empty."""
+
+    def __init__(self, context: Any, headers: list[dict[str, str]], metrics: Any):
+        self.context, self.metrics = context, metrics
+        self.bodies: list[bytes | None] = [None] * len(headers)
+        self.request_ids = [_request_id(context, i, h) for i, h in enumerate(headers)]
+        self.streaming: set[int] = set()  # requests whose first NDJSON chunk went out
+        self.started = time.monotonic()
+
+    def done(self, i: int) -> bool:
+        return self.bodies[i] is not None
+
+    @contextmanager
+    def guard(self, indices: int | list[int]) -> Iterator[None]:
+        """Run a block for requests ``indices``; an exception becomes their error replies."""
+        indices = [indices] if isinstance(indices, int) else indices
+        try:
+            yield
+        except NSTError as exc:
+            for i in indices:
+                self.error(i, exc)
+        except Exception as exc:  # noqa: BLE001  isolation: nothing escapes to TorchServe
+            for i in indices:
+                self.internal(i, exc)
+
+    def success(self, i: int, body: bytes, content_type: str,
+                headers: dict[str, str], fields: dict[str, Any]) -> None:
+        """A 200 reply (``fields`` go to the job's log line)."""
+        for name, value in headers.items():
+            self.context.set_response_header(i, name, value)
+        self._finish(i, 200, content_type, body, {"outcome": "ok", **fields})
+
+    def error(self, i: int, exc: NSTError, retry_after: int | None = None) -> None:
+        """The client's fault (or a deadline): 4xx/503 and the engine's JSON error."""
+        status = error_status(exc)
+        if status == 401:
+            self.context.set_response_header(i, "WWW-Authenticate", "Bearer")
+        if status == 503:
+            self.context.set_response_header(i, "Retry-After", str(retry_after or 1))
+        self._finish(i, status, JSON, json.dumps(exc.to_dict()).encode(),
+                     {"outcome": _outcome(exc), "error": exc.code, "field": exc.field})
+
+    def internal(self, i: int, exc: BaseException, status: int = 500,
+                 code: str = "internal_error") -> None:
+        """Our fault: logged with an error id the client can quote; no exception text."""
+        error_id = uuid.uuid4().hex[:12]
+        log.error("request %s: error %s", self.request_ids[i], error_id,
+                  exc_info=(type(exc), exc, exc.__traceback__))
+        body = {"error": code, "field": None, "error_id": error_id,
+                "message": f"the server failed on this request (error id {error_id})"}
+        self._finish(i, status, JSON, json.dumps(body).encode(),
+                     {"outcome": "error", "error": code, "error_id": error_id})
+
+    def _finish(self, i: int, status: int, content_type: str, body: bytes,
+                fields: dict[str, Any]) -> None:
+        ctx = self.context
+        ctx.set_response_header(i, "X-Request-Id", self.request_ids[i])
+        if i in self.streaming:  # the 200 and NDJSON type went out with the first chunk
+            if status != 200:
+                error = json.loads(body)
+                body = json.dumps({"type": "error", **error}).encode() + b"\n"
+        else:
+            ctx.set_response_status(status, _phrase(status), idx=i)
+            ctx.set_response_content_type(i, content_type)
+        self.bodies[i] = body
+        self._log(i, status, fields)
+        self._count(fields["outcome"])
+
+    def _log(self, i: int, status: int, fields: dict[str, Any]) -> None:
+        line = {"event": "job", "request_id": self.request_ids[i], "status": status,
+                "batch_requests": len(self.bodies),
+                "seconds": round(time.monotonic() - self.started, 3), **fields}
+        log.info("%s", json.dumps(strict_json(line)))
+
+    def _count(self, outcome: str) -> None:
+        try:
+            self.metrics.job_outcome(outcome)
+        except Exception:  # noqa: BLE001  metrics never fail a reply
+            log.warning("could not record a job outcome", exc_info=True)
+
+    def finish(self) -> list[bytes]:
+        """Every reply; a request nobody answered (a bug) gets a 500, not a lost batch."""
+        for i, body in enumerate(self.bodies):
+            if body is None:
+                self.internal(i, RuntimeError("no reply was produced"))
+        return [body or b"" for body in self.bodies]
+
+
+def _request_id(context: Any, i: int, headers: dict[str, str]) -> str:
+    """The client's ``x-request-id`` (cut to 128 characters), else TorchServe's request id."""
+    given = headers.get("x-request-id", "").strip()
+    if given:
+        return given[:128]
+    ids = getattr(context, "request_ids", None)
+    return str(ids.get(i, i)) if isinstance(ids, dict) else str(i)
+
+
+def _outcome(exc: NSTError) -> str:
+    return {"unauthorized": "unauthorized", "deadline_exceeded": "rejected",
+            "out_of_memory": "rejected"}.get(exc.code, "invalid")
+
+
+def _phrase(status: int) -> str:
+    return {200: "OK", 400: "Bad Request", 401: "Unauthorized", 413: "Content Too Large",
+            500: "Internal Server Error", 503: "Service Unavailable"}.get(status, "Error")
+

@@ -1,0 +1,190 @@
+"""Isolation inside one batch, in-process (a real ``ts.context.Context``, the real engine and
+weights, no server): whatever one request does or whatever fails while serving it, every
+other request of the batch gets its own correct reply. Device faults are injected, so the
+GPU paths (out of memory, a poisoned CUDA context) are exercised on the CPU."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import pytest
+import torch
+from PIL import Image
+from ts.context import Context, RequestProcessor
+
+import handler.faults
+import handler.style_transfer_handler as module
+from handler.style_transfer_handler import StyleTransferHandler
+from tests.conftest import CONTENT, STYLE
+
+PHOTO = (CONTENT / "chelsea.png").read_bytes()
+STARRY = (STYLE / "starry_night.jpg").read_bytes()
+CONFIG = {"batchSize": 8, "responseTimeout": 120,
+          "handler": {"max_size": 128, "max_steps": 50, "max_styles": 3,
+                      "deadline_margin_s": 30, "defaults": {"size": 32, "steps": 2}}}
+
+
+@pytest.fixture(scope="module")
+def worker(weights_path):
+    handler = StyleTransferHandler()
+    handler.initialize(make_context(weights_path, 0))
+    return handler
+
+
+def make_context(weights_path, count: int, metrics=None, headers=None) -> Context:
+    context = Context("style_transfer", str(weights_path.parent),
+                      {"model": {"serializedFile": weights_path.name}}, count, None, "0.12.0",
+                      metrics=metrics, model_yaml_config=CONFIG)
+    context.request_processor = [RequestProcessor(dict((headers or {}).get(i, {})))
+                                 for i in range(count)]
+    context.request_ids = {i: f"req-{i}" for i in range(count)}
+    return context
+
+
+def multipart(content=PHOTO, style=STARRY, **fields) -> dict:
+    request = {"content": bytearray(content), "style": bytearray(style)}
+    request.update({k: bytearray(str(v).encode()) for k, v in fields.items()})
+    return request
+
+
+def run(worker, weights_path, requests: list[dict], metrics=None):
+    context = make_context(weights_path, len(requests), metrics)
+    bodies = worker.handle(requests, context)
+    assert len(bodies) == len(requests)
+    statuses = [p.get_response_status_code() for p in context.request_processor]
+    return statuses, bodies, context
+
+
+def ok_image(body: bytes, size=(32, 21)) -> bool:
+    return Image.open(io.BytesIO(body)).size == size
+
+
+def test_good_and_bad_requests_in_one_batch(worker, weights_path):
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\nshowpage\n"
+    requests = [multipart(seed=1),
+                multipart(content=eps),
+                {"body": {"content": base64.b64encode(PHOTO).decode(),
+                          "style": base64.b64encode(STARRY).decode(),
+                          "params": {"style_layers": [["relu1_1"]]}}},
+                multipart(style_weights="1e308,1e308", seed=2, style_2=STARRY),
+                multipart(seed=3)]
+    requests[3]["style_2"] = bytearray(STARRY)
+    statuses, bodies, _ = run(worker, weights_path, requests)
+    assert statuses == [200, 400, 400, 400, 200]
+    assert ok_image(bodies[0]) and ok_image(bodies[4])
+    errors = [json.loads(b) for b in bodies[1:4]]
+    assert [e["field"] for e in errors] == ["content", "style_layers", "style_weights"]
+
+
+def test_a_failing_job_fails_alone_and_says_nothing_of_the_exception(worker, weights_path,
+                                                                     monkeypatch):
+    real = worker.stylizer.stylize_batch
+
+    def flaky(jobs, **kw):
+        if any(job.params.seed == 13 for job in jobs):
+            raise ValueError("secret internals /etc/passwd")
+        return real(jobs, **kw)
+
+    monkeypatch.setattr(worker.stylizer, "stylize_batch", flaky)
+    statuses, bodies, _ = run(worker, weights_path,
+                              [multipart(seed=1), multipart(seed=13), multipart(seed=2)])
+    assert statuses == [200, 500, 200]
+    error = json.loads(bodies[1])
+    assert error["error"] == "internal_error" and len(error["error_id"]) == 12
+    assert "secret" not in bodies[1].decode() and "ValueError" not in bodies[1].decode()
+
+
+def test_encoding_and_metrics_failures_stay_with_their_request(worker, weights_path,
+                                                               monkeypatch):
+    real = module.image_body
+
+    def encode(result, params):
+        if params.seed == 7:
+            raise OSError("encoder exploded")
+        return real(result, params)
+
+    class BrokenMetrics:
+        def add_metric(self, *args, **kwargs):
+            raise RuntimeError("metrics backend down")
+
+    monkeypatch.setattr(module, "image_body", encode)
+    statuses, bodies, _ = run(worker, weights_path,
+                              [multipart(seed=7), multipart(seed=8)], metrics=BrokenMetrics())
+    assert statuses == [500, 200] and ok_image(bodies[1])
+
+
+def test_out_of_memory_retries_one_job_at_a_time(worker, weights_path, monkeypatch):
+    real, calls = worker.stylizer.stylize_batch, []
+
+    def small_device(jobs, **kw):
+        calls.append(len(jobs))
+        if len(jobs) > 1 or jobs[0].params.size > 48:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(jobs, **kw)
+
+    monkeypatch.setattr(worker.stylizer, "stylize_batch", small_device)
+    statuses, bodies, _ = run(worker, weights_path, [multipart(seed=1), multipart(seed=2)])
+    assert statuses == [200, 200] and calls == [2, 1, 1]
+    statuses, bodies, _ = run(worker, weights_path, [multipart(size=64)])
+    assert statuses == [413]
+    error = json.loads(bodies[0])
+    assert error["error"] == "out_of_memory" and "smaller size" in error["message"]
+
+
+def test_a_poisoned_device_answers_the_batch_then_ends_the_worker(worker, weights_path,
+                                                                 monkeypatch):
+    exits = []
+
+    def poisoned(jobs, **kw):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    monkeypatch.setattr(worker.stylizer, "stylize_batch", poisoned)
+    monkeypatch.setattr(module, "exit_worker_soon", lambda: exits.append(True))
+    statuses, bodies, _ = run(worker, weights_path, [multipart(seed=1), multipart(seed=2)])
+    assert statuses == [500, 500] and exits == [True]
+    assert {json.loads(b)["error"] for b in bodies} == {"device_error"}
+    assert handler.faults.is_fatal_device_error(
+        RuntimeError("CUDA error: device-side assert triggered"))
+    assert not handler.faults.is_fatal_device_error(torch.OutOfMemoryError("out of memory"))
+
+
+def test_an_error_after_the_stream_started_is_a_last_ndjson_line(worker, weights_path,
+                                                                monkeypatch):
+    sent = []
+    monkeypatch.setattr(module, "torchserve_sender",
+                        lambda context: lambda i, chunk: sent.append((i, chunk)))
+    real = module.final_line
+
+    def broken(result, params):
+        raise OSError("encoder exploded")
+
+    monkeypatch.setattr(module, "final_line", broken)
+    statuses, bodies, context = run(worker, weights_path,
+                                    [multipart(stream="true", steps=3), multipart(seed=4)])
+    monkeypatch.setattr(module, "final_line", real)
+    assert sent and all(i == 0 for i, _ in sent)
+    assert statuses == [200, 200] and ok_image(bodies[1])
+    assert bodies[0].endswith(b"\n")
+    last = json.loads(bodies[0])
+    assert last["type"] == "error" and last["error"] == "internal_error"
+    assert context.get_response_content_type(0) == "application/x-ndjson"
+
+
+def test_a_job_with_no_time_to_start_gets_503_with_retry_after(worker, weights_path,
+                                                               monkeypatch):
+    monkeypatch.setattr(worker.settings.__class__, "deadline_budget_s", lambda self: 0.05)
+    statuses, bodies, context = run(worker, weights_path, [multipart(steps=50)])
+    assert statuses == [503]
+    assert json.loads(bodies[0])["error"] == "deadline_exceeded"
+    assert int(context.request_processor[0].get_response_headers()["Retry-After"]) >= 1
+
+
+def test_request_id_is_echoed_and_logged(worker, weights_path, caplog):
+    context = make_context(weights_path, 1, headers={0: {"X-Request-Id": "abc-123"}})
+    with caplog.at_level("INFO", logger="handler.replies"):
+        worker.handle([multipart()], context)
+    assert context.request_processor[0].get_response_headers()["X-Request-Id"] == "abc-123"
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "handler.replies"]
+    assert lines[-1]["request_id"] == "abc-123" and lines[-1]["outcome"] == "ok"
