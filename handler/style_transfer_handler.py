@@ -75,7 +75,8 @@ class StyleTransferHandler:
             with replies.guard(i):
                 parsed = self._parse(request, _headers(context, i))
                 groups[parsed.job.batch_key()].append((i, parsed))
-        pending = list(groups.values())
+        # Cheapest first: a group that finishes early leaves its time to the next ones.
+        pending = sorted(groups.values(), key=_work)
         while pending:
             members = pending.pop(0)
             with replies.guard([i for i, _ in members]):
@@ -203,16 +204,21 @@ class StyleTransferHandler:
         return Streamer(streaming, replies, self.settings, torchserve_sender(context))
 
 
+def _work(group: Members) -> float:
+    """A group's requested work, in pixels through VGG (preparation and every step)."""
+    return sum(work_pixels(p.job) + STEP_PER_FORWARD * p.job.params.steps
+               * math.prod(p.job.output_size()) for _, p in group)
+
+
 def _share(members: Members, later: list[Members], deadline: float) -> float:
-    """This group's deadline: the time left, split across the groups still to run in
-    proportion to their requested work (time a group leaves unused passes to the next)."""
-    def work(group: Members) -> float:
-        return sum(work_pixels(p.job) + STEP_PER_FORWARD * p.job.params.steps
-                   * math.prod(p.job.output_size()) for _, p in group)
-    mine = work(members)
-    total = mine + sum(work(group) for group in later)
+    """This group's deadline: its part of the time left, in proportion to its requested work
+    but never less than an equal split, so a small group is not starved by a large one (time
+    a group leaves unused passes to the next)."""
+    mine = _work(members)
+    total = mine + sum(_work(group) for group in later)
+    part = max(mine / total if total else 1.0, 1.0 / (1 + len(later)))
     now = time.monotonic()
-    return now + max(0.0, deadline - now) * (mine / total if total else 1.0)
+    return now + max(0.0, deadline - now) * part
 
 
 def _retry_after(deadline: float) -> int:

@@ -19,6 +19,9 @@ from dataclasses import dataclass
 
 from .errors import NSTError
 
+# Passes smaller than this are not timed: fixed per-pass costs dominate them, and a rate per
+# pixel taken from them would overestimate large images many times over.
+MIN_TIMED_PIXELS = 128 * 128
 STEP_PER_FORWARD = 3.0  # a step (forward + backward to the pixels) costs ~3 forward passes
 RESERVE_STEPS = 1.5  # stop when fewer than this many steps' time is left (final evaluation)
 
@@ -42,11 +45,11 @@ class Pace:
     step_s_per_px: float | None = None
 
     def record_forward(self, pixels: int, seconds: float) -> None:
-        if pixels > 0:
+        if pixels >= MIN_TIMED_PIXELS:
             self.forward_s_per_px = _blend(self.forward_s_per_px, seconds / pixels)
 
     def record_step(self, pixels: int, seconds: float) -> None:
-        if pixels > 0:
+        if pixels >= MIN_TIMED_PIXELS:
             self.step_s_per_px = _blend(self.step_s_per_px, seconds / pixels)
 
     def forward_seconds(self, pixels: int) -> float:
