@@ -4,6 +4,7 @@
 #   CPU:           docker build -t nst-server:cpu --build-arg BASE_IMAGE=ubuntu:24.04 \
 #                      --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cpu .
 #   Run:           docker run --gpus all -p 8080:8080 -p 8082:8082 nst-server
+#                  (an API key is generated at start: docker exec <id> cat /home/model-server/run/api-keys)
 #
 # The steps are the ones the tests run outside Docker: scripts/fetch_weights.py,
 # scripts/build_mar.py, scripts/entrypoint.sh (tests/scripts/test_entrypoint.py) and
@@ -29,6 +30,8 @@ RUN apt-get update \
 # DL3008 (pin apt versions) is ignored on purpose: Ubuntu's archive drops superseded
 # versions, so pins break rebuilds; the base image tag fixes the release instead.
 
+# DL3064: NST_API_KEYS_FILE is the path of the keys file (made at start), not a secret.
+# hadolint ignore=DL3064
 ENV VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -37,7 +40,7 @@ ENV VIRTUAL_ENV=/opt/venv \
     NST_WEIGHTS=/opt/nst/weights/vgg19-torchvision-features.safetensors \
     NST_MODEL_STORE=/opt/nst/model-store \
     NST_STATE_DIR=/home/model-server/run \
-    NST_KEY_FILE=/home/model-server/run/key_file.json \
+    NST_API_KEYS_FILE=/home/model-server/run/api-keys \
     TS_CONFIG_FILE=/opt/nst/deploy/config.properties \
     LOG_LOCATION=/home/model-server/logs \
     METRICS_LOCATION=/home/model-server/logs
@@ -57,7 +60,7 @@ RUN python scripts/fetch_weights.py -o "$NST_WEIGHTS"
 COPY handler/ handler/
 COPY scripts/ scripts/
 COPY model-config.yaml metrics.yaml ./
-COPY deploy/config.properties deploy/
+COPY deploy/config.properties deploy/log4j2.xml deploy/
 RUN python scripts/build_mar.py --weights "$NST_WEIGHTS" --out "$NST_MODEL_STORE"
 
 # Non-root. Ubuntu 24.04 images already own uid 1000 ("ubuntu"), hence 10001. The only
@@ -76,4 +79,7 @@ EXPOSE 8080 8082
 HEALTHCHECK --interval=30s --timeout=10s --start-period=180s --retries=3 \
     CMD ["python", "/opt/nst/scripts/healthcheck.py", "ready"]
 
+# The entrypoint shell stays PID 1 and turns SIGTERM into drain + stop + exit 0; give it the
+# time a job may take: docker stop -t 330 (Kubernetes: terminationGracePeriodSeconds).
+STOPSIGNAL SIGTERM
 ENTRYPOINT ["/opt/nst/scripts/entrypoint.sh"]

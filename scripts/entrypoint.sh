@@ -13,11 +13,32 @@
 #                      the result differs from what the image's .mar packs, the .mar is rebuilt
 #                      into NST_STATE_DIR/model-store, so batchSize, responseTimeout and the
 #                      handler's limits all come from one merged file.
+#   NST_API_KEYS_FILE  bearer keys the handler accepts, one per line (handler/auth.py): the one
+#                      key source of both Docker and Kubernetes, so keys never expire under the
+#                      operator. If the file is missing and lies in NST_STATE_DIR, one random key
+#                      is generated into it (read it with: docker exec <id> cat <file>).
+#   NST_DRAIN_TIMEOUT_S longest wait for queued and running jobs after SIGTERM (default 310)
+#
+# This shell stays PID 1: TorchServe's launcher ignores SIGTERM, so on SIGTERM (or SIGINT) the
+# shell drains (scripts/healthcheck.py drain: nothing queued, no worker inside a batch), stops
+# TorchServe, waits for it and exits 0.
 set -eu
 
 : "${NST_APP:?}" "${NST_MODEL_STORE:?}" "${NST_WEIGHTS:?}" "${NST_STATE_DIR:?}" "${TS_CONFIG_FILE:?}"
 export TMPDIR="$NST_STATE_DIR/tmp"
 mkdir -p "$TMPDIR"
+
+if [ -n "${NST_API_KEYS_FILE:-}" ] && [ ! -s "$NST_API_KEYS_FILE" ]; then
+    case "$NST_API_KEYS_FILE" in
+        "$NST_STATE_DIR"/*)
+            (umask 077 && python -c 'import secrets; print(secrets.token_urlsafe(32))' \
+                > "$NST_API_KEYS_FILE")
+            echo "entrypoint: generated an API key in $NST_API_KEYS_FILE" ;;
+        *)
+            echo "entrypoint: NST_API_KEYS_FILE=$NST_API_KEYS_FILE is missing or empty" >&2
+            exit 78 ;;
+    esac
+fi
 
 store="$NST_MODEL_STORE"
 if [ -n "${NST_MODEL_OVERRIDE:-}" ]; then
@@ -30,5 +51,25 @@ if [ -n "${NST_MODEL_OVERRIDE:-}" ]; then
 fi
 
 cd "$NST_STATE_DIR"
-exec torchserve --start --foreground --ncs --ts-config "$TS_CONFIG_FILE" \
-    --model-store "$store" --models style_transfer=style_transfer.mar
+torchserve --start --foreground --ncs --ts-config "$TS_CONFIG_FILE" \
+    --log-config "$NST_APP/deploy/log4j2.xml" \
+    --model-store "$store" --models style_transfer=style_transfer.mar &
+server=$!
+
+shutdown() {
+    trap '' TERM INT
+    echo "entrypoint: stopping: draining for at most ${NST_DRAIN_TIMEOUT_S:-310} s"
+    python "$NST_APP/scripts/healthcheck.py" drain --timeout "${NST_DRAIN_TIMEOUT_S:-310}" \
+        || echo "entrypoint: drain timed out; stopping anyway"
+    torchserve --stop --foreground >/dev/null || true
+    wait "$server" || true
+    echo "entrypoint: stopped"
+    exit 0
+}
+trap shutdown TERM INT
+
+# `wait` returns early when a trapped signal arrives; the trap then exits.
+status=0
+wait "$server" || status=$?
+echo "entrypoint: TorchServe exited with status $status"
+exit "$status"

@@ -44,7 +44,7 @@ def container() -> dict:
 
 
 CORE_KINDS = ("Namespace", "Deployment", "Service", "HorizontalPodAutoscaler",
-              "PodDisruptionBudget", "NetworkPolicy")
+              "PodDisruptionBudget", "NetworkPolicy", "Ingress")
 
 
 @pytest.mark.parametrize("kind", CORE_KINDS)
@@ -123,7 +123,8 @@ def test_configmap_and_secret_are_mounted_where_the_env_points():
 def test_service_monitor_hpa_pdb_and_policy_point_at_the_pods():
     r = resources()
     labels = r["Deployment"]["spec"]["template"]["metadata"]["labels"]
-    ports = {p["name"]: p["containerPort"] for p in container()["ports"]}
+    containers = r["Deployment"]["spec"]["template"]["spec"]["containers"]
+    ports = {p["name"]: p["containerPort"] for c in containers for p in c["ports"]}
     assert 8081 not in ports.values()
     service_ports = {p["name"] for p in r["Service"]["spec"]["ports"]}
     assert service_ports <= set(ports)
@@ -132,7 +133,7 @@ def test_service_monitor_hpa_pdb_and_policy_point_at_the_pods():
                      r["NetworkPolicy"]["spec"]["podSelector"]["matchLabels"]):
         assert selector.items() <= labels.items()
     allowed = {p["port"] for rule in r["NetworkPolicy"]["spec"]["ingress"] for p in rule["ports"]}
-    assert allowed == {8080, 8082}  # never the management port
+    assert allowed == {8080, 8082, 8090}  # never the management port
     target = r["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]
     assert (target["kind"], target["name"]) == ("Deployment", r["Deployment"]["metadata"]["name"])
     annotations = r["Deployment"]["spec"]["template"]["metadata"]["annotations"]
@@ -172,3 +173,55 @@ def test_kserve_inference_service_has_required_fields():
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "kserve-check"},
            "spec": {"containers": predictor["containers"], "volumes": predictor["volumes"]}}
     kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
+
+
+def test_kserve_predictor_has_the_deployments_protections():
+    """Drain, grace period, non-root, read-only root filesystem with the same writable
+    mounts: the KServe path is as protected as the Deployment, with its own NetworkPolicy."""
+    predictor = load(DEPLOY / "kserve/inferenceservice.yaml")["spec"]["predictor"]
+    pod = resources()["Deployment"]["spec"]["template"]["spec"]
+    (serving,) = predictor["containers"]
+    for key in ("terminationGracePeriodSeconds", "securityContext",
+                "automountServiceAccountToken"):
+        assert predictor[key] == pod[key], key
+    for key in ("lifecycle", "securityContext", "livenessProbe", "startupProbe",
+                "readinessProbe"):
+        assert serving[key] == container()[key], key
+    mounts = {m["mountPath"] for m in serving["volumeMounts"]}
+    assert {"/home/model-server/run", "/home/model-server/logs", "/tmp"} <= mounts
+    policy = load(DEPLOY / "kserve/networkpolicy.yaml")
+    kubernetes_validate.validate(policy, K8S_VERSION, strict=True)
+    assert policy["spec"]["podSelector"]["matchLabels"] == {
+        "serving.kserve.io/inferenceservice": load(
+            DEPLOY / "kserve/inferenceservice.yaml")["metadata"]["name"]}
+    allowed = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
+    assert allowed == {8080, 8082}
+
+
+def test_ingress_authenticates_limits_and_outlasts_the_deadline():
+    r = resources()
+    ingress = r["Ingress"]
+    notes = ingress["metadata"]["annotations"]
+    prefix = "nginx.ingress.kubernetes.io/"
+    merged = build_mar.model_config(ROOT / "model-config.yaml",
+                                    DEPLOY / "k8s/model-overrides.yaml")
+    for timeout in ("proxy-read-timeout", "proxy-send-timeout"):
+        assert int(notes[prefix + timeout]) > merged["responseTimeout"]
+    props = dict(line.split("=", 1) for line in (DEPLOY / "config.properties").read_text()
+                 .splitlines() if "=" in line and not line.startswith("#"))
+    assert int(notes[prefix + "proxy-body-size"].rstrip("m")) * 2**20 == \
+        int(props["max_request_size"])
+    assert int(notes[prefix + "limit-rps"]) > 0
+    # auth-url: the Service's auth port, served by the pod's auth sidecar.
+    service = r["Service"]
+    url = notes[prefix + "auth-url"]
+    host = f"{service['metadata']['name']}.{r['Namespace']['metadata']['name']}.svc"
+    auth_port = next(p for p in service["spec"]["ports"] if p["name"] == "auth")
+    assert url.startswith(f"http://{host}") and f":{auth_port['port']}/" in url
+    containers = r["Deployment"]["spec"]["template"]["spec"]["containers"]
+    sidecar = next(c for c in containers if c["name"] == "auth")
+    assert "scripts/auth_gate.py" in " ".join(sidecar["command"])
+    assert {e["name"]: e["value"] for e in sidecar["env"]}["NST_API_KEYS_FILE"] == \
+        {e["name"]: e["value"] for e in container()["env"]}["NST_API_KEYS_FILE"]
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend["name"] == service["metadata"]["name"]

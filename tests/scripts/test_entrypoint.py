@@ -4,12 +4,12 @@ their paths moved into a temporary directory and every port onto free loopback p
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,10 +91,11 @@ def start(env: dict[str, str], log: Path) -> Container:
 
 
 def stop(container: Container) -> int:
-    """SIGTERM the container's process group, as Docker/Kubernetes would; its exit status."""
-    os.killpg(container.process.pid, signal.SIGTERM)
+    """SIGTERM the entrypoint only (PID 1 in a container, as Docker and Kubernetes signal
+    it); its exit status. Whatever is left afterwards is killed."""
+    container.process.send_signal(signal.SIGTERM)
     try:
-        return container.process.wait(timeout=60)
+        return container.process.wait(timeout=120)
     finally:
         try:
             os.killpg(container.process.pid, signal.SIGKILL)
@@ -102,11 +103,12 @@ def stop(container: Container) -> int:
             pass
 
 
-def stylize(container: Container, headers: dict[str, str] | None = None) -> requests.Response:
+def stylize(container: Container, headers: dict[str, str] | None = None,
+            size: str = "64", steps: str = "3") -> requests.Response:
     with open(CONTENT / "astronaut.png", "rb") as c, open(STYLE / "starry_night.jpg", "rb") as s:
         return requests.post(f"{container.inference}/predictions/style_transfer",
                              files={"content": c, "style": s},
-                             data={"size": "64", "steps": "3"}, headers=headers, timeout=120)
+                             data={"size": size, "steps": steps}, headers=headers, timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -117,24 +119,52 @@ def image_store(tmp_path_factory, weights_path) -> Path:
     return store
 
 
+TS_KEY_EXPIRY_MIN = 1  # TorchServe's token expiry (default 60 min), shortened
+
+
 @pytest.mark.slow
-def test_image_defaults_serve_with_token_auth_and_keep_the_key_file_in_the_state_dir(
+def test_image_defaults_generate_a_key_that_outlives_torchserve_expiry_and_stop_cleanly(
         tmp_path, weights_path, image_store):
+    """The image's environment: a key is generated into the state directory, still works
+    after TorchServe's token expiry, and SIGTERM during a job answers the job, then exits 0
+    within seconds (the Deployment's grace period is 330 s)."""
     env = image_environment(tmp_path, weights_path, image_store)
+    env["TS_TOKEN_EXPIRATION_MIN"] = env["TS_TOKEN_EXPIRATION_TIME_MIN"] = str(TS_KEY_EXPIRY_MIN)
+    started = time.monotonic()
     container = start(env, tmp_path / "console.log")
+    state = Path(env["NST_STATE_DIR"])
     try:
-        state = Path(env["NST_STATE_DIR"])
-        key_file = state / "key_file.json"
-        assert key_file.exists(), "token auth is on by default: TorchServe writes its keys"
-        assert not (ROOT / "key_file.json").exists() and not (image_store / "key_file.json").exists()
-        keys = json.loads(key_file.read_text())
-        assert stylize(container).status_code in (400, 401)  # no token
-        reply = stylize(container, {"Authorization": f"Bearer {keys['inference']['key']}"})
+        key_file = Path(env["NST_API_KEYS_FILE"])
+        assert key_file.parent == state and key_file.stat().st_mode & 0o077 == 0
+        key = key_file.read_text().strip()
+        auth = {"Authorization": f"Bearer {key}"}
+        assert not (ROOT / "key_file.json").exists() and not (state / "key_file.json").exists()
+        assert stylize(container).status_code == 401  # no key
+        assert stylize(container, auth).status_code == 200
+        time.sleep(max(0.0, started + 60 * TS_KEY_EXPIRY_MIN + 5 - time.monotonic()))
+        reply = stylize(container, auth)  # past TorchServe's expiry: the key still works
         assert reply.status_code == 200 and reply.headers["Content-Type"] == "image/png"
-        assert container.probe("live") == 0
-        assert container.probe("drain") == 0  # idle: returns at once
+
+        outcome: dict = {}
+        job = threading.Thread(target=lambda: outcome.update(reply=stylize(
+            container, auth, size="96", steps="60")))
+        job.start()
+        deadline = time.monotonic() + 30
+        while not list(state.glob("busy-*")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert list(state.glob("busy-*")), "the job never started"
+        signalled = time.monotonic()
+        status = stop(container)
+        stopped_s = time.monotonic() - signalled
+        job.join(30)
+        print(f"SIGTERM during a job: exit {status} after {stopped_s:.1f} s")
+        assert status == 0
+        assert outcome["reply"].status_code == 200  # answered before the server went away
+        assert int(outcome["reply"].headers["X-NST-Steps"]) == 60
+        assert stopped_s < 120
     finally:
-        assert stop(container) is not None
+        if container.process.poll() is None:
+            stop(container)
     assert container.probe("live") == 1  # stopped: nothing answers
 
 
