@@ -39,9 +39,12 @@ def read_stream(reply: requests.Response) -> dict:
             continue
         line = json.loads(raw)
         if line["type"] == "result":
-            if bar is not None:
+            if bar is not None:  # progress lines are rate-limited: show where the run ended
+                bar.update(line["steps_run"] - bar.n)
                 bar.close()
             return line
+        if line["type"] == "error":
+            raise RuntimeError(f"the server failed mid-stream: {line['message']}")
         if bar is None:
             bar = tqdm(total=line["steps"], unit="step")
         bar.update(line["step"] - bar.n)
@@ -75,7 +78,10 @@ def main(argv: list[str] | None = None) -> int:
                               stream=args.stream, timeout=args.timeout)
         if reply.status_code != 503 or attempt == args.retries:
             break
-        wait = min(30.0, 2.0 ** attempt)  # queue full; TorchServe sends no Retry-After
+        # Queue full (TorchServe sends no Retry-After), or no time left in the worker's
+        # batch (the handler's 503 says when to come back).
+        hint = reply.headers.get("Retry-After", "")
+        wait = float(hint) if hint.isdigit() else min(30.0, 2.0 ** attempt)
         print(f"server busy (503), retrying in {wait:.0f} s", file=sys.stderr)
         time.sleep(wait)
     if reply.status_code != 200:

@@ -174,7 +174,7 @@ def test_an_error_after_the_stream_started_is_a_last_ndjson_line(worker, weights
 
 def test_a_job_with_no_time_to_start_gets_503_with_retry_after(worker, weights_path,
                                                                monkeypatch):
-    monkeypatch.setattr(worker.settings.__class__, "deadline_budget_s", lambda self: 0.05)
+    monkeypatch.setattr(worker.settings.__class__, "deadline_budget_s", lambda self: 0.0)
     statuses, bodies, context = run(worker, weights_path, [multipart(steps=50)])
     assert statuses == [503]
     assert json.loads(bodies[0])["error"] == "deadline_exceeded"
