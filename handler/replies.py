@@ -30,7 +30,13 @@ class Replies:
     def __init__(self, context: Any, headers: list[dict[str, str]], metrics: Any):
         self.context, self.metrics = context, metrics
         self.bodies: list[bytes | None] = [None] * len(headers)
-        self.request_ids = [_request_id(context, i, h) for i, h in enumerate(headers)]
+        # TorchServe's id of each request: its frontend sends it back as ``x-request-id``.
+        ids = getattr(context, "request_ids", None)
+        self.torchserve_ids = [str(ids.get(i, i)) if isinstance(ids, dict) else str(i)
+                               for i in range(len(headers))]
+        # The client's own ``x-request-id`` (cut to 128 characters), else TorchServe's.
+        self.request_ids = [h.get("x-request-id", "").strip()[:128] or self.torchserve_ids[i]
+                            for i, h in enumerate(headers)]
         self.streaming: set[int] = set()  # requests whose first NDJSON chunk went out
         self.started = time.monotonic()
 
@@ -39,16 +45,19 @@ class Replies:
 
     @contextmanager
     def guard(self, indices: int | list[int]) -> Iterator[None]:
-        """Run a block for requests ``indices``; an exception becomes their error replies."""
+        """Run a block for requests ``indices``; an exception becomes the error reply of
+        each of them not answered yet (a reply, once made, is never replaced)."""
         indices = [indices] if isinstance(indices, int) else indices
         try:
             yield
         except NSTError as exc:
             for i in indices:
-                self.error(i, exc)
+                if not self.done(i):
+                    self.error(i, exc)
         except Exception as exc:  # noqa: BLE001  isolation: nothing escapes to TorchServe
             for i in indices:
-                self.internal(i, exc)
+                if not self.done(i):
+                    self.internal(i, exc)
 
     def success(self, i: int, body: bytes, content_type: str,
                 headers: dict[str, str], fields: dict[str, Any]) -> None:
@@ -81,7 +90,6 @@ class Replies:
     def _finish(self, i: int, status: int, content_type: str, body: bytes,
                 fields: dict[str, Any]) -> None:
         ctx = self.context
-        ctx.set_response_header(i, "X-Request-Id", self.request_ids[i])
         if i in self.streaming:  # the 200 and NDJSON type went out with the first chunk
             if status != 200:
                 error = json.loads(body)
@@ -94,7 +102,8 @@ class Replies:
         self._count(fields["outcome"])
 
     def _log(self, i: int, status: int, fields: dict[str, Any]) -> None:
-        line = {"event": "job", "request_id": self.request_ids[i], "status": status,
+        line = {"event": "job", "request_id": self.request_ids[i],
+                "torchserve_id": self.torchserve_ids[i], "status": status,
                 "batch_requests": len(self.bodies),
                 "seconds": round(time.monotonic() - self.started, 3), **fields}
         log.info("%s", json.dumps(strict_json(line)))
@@ -111,15 +120,6 @@ class Replies:
             if body is None:
                 self.internal(i, RuntimeError("no reply was produced"))
         return [body or b"" for body in self.bodies]
-
-
-def _request_id(context: Any, i: int, headers: dict[str, str]) -> str:
-    """The client's ``x-request-id`` (cut to 128 characters), else TorchServe's request id."""
-    given = headers.get("x-request-id", "").strip()
-    if given:
-        return given[:128]
-    ids = getattr(context, "request_ids", None)
-    return str(ids.get(i, i)) if isinstance(ids, dict) else str(i)
 
 
 def _outcome(exc: NSTError) -> str:

@@ -181,10 +181,10 @@ def test_a_job_with_no_time_to_start_gets_503_with_retry_after(worker, weights_p
     assert int(context.request_processor[0].get_response_headers()["Retry-After"]) >= 1
 
 
-def test_request_id_is_echoed_and_logged(worker, weights_path, caplog):
+def test_both_request_ids_are_logged(worker, weights_path, caplog):
     context = make_context(weights_path, 1, headers={0: {"X-Request-Id": "abc-123"}})
     with caplog.at_level("INFO", logger="handler.replies"):
         worker.handle([multipart()], context)
-    assert context.request_processor[0].get_response_headers()["X-Request-Id"] == "abc-123"
     lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "handler.replies"]
-    assert lines[-1]["request_id"] == "abc-123" and lines[-1]["outcome"] == "ok"
+    assert lines[-1]["request_id"] == "abc-123" and lines[-1]["torchserve_id"] == "req-0"
+    assert lines[-1]["outcome"] == "ok"

@@ -255,3 +255,27 @@ def test_client_script_streams_and_writes_the_image(server, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "3/3" in done.stderr and "3 steps" in done.stdout
     assert Image.open(out).size == (48, 32)
+
+
+def test_request_ids_are_in_the_handlers_log_line(server):
+    """One JSON line per job: the client's X-Request-Id and TorchServe's id (which the
+    frontend returns as the reply's x-request-id), so either finds the request."""
+    request_id = f"test-{time.time_ns()}"
+    good = multipart(server, content=CHELSEA, size="32", steps="2",
+                     headers={"X-Request-Id": request_id})
+    bad = multipart(server, content=b"not an image", headers={"X-Request-Id": request_id + "b"})
+    assert good.status_code == 200 and bad.status_code == 400
+    log = server.log_dir / "model_log.log"
+    lines: dict[str, dict] = {}
+    deadline = time.monotonic() + 15
+    while len(lines) < 2 and time.monotonic() < deadline:
+        for text in log.read_text().splitlines():
+            if '"event": "job"' in text and request_id in text:
+                line = json.loads(text[text.index("{"):])
+                lines[line["request_id"]] = line
+        time.sleep(0.5)
+    assert lines[request_id]["outcome"] == "ok" and lines[request_id]["steps_run"] == 2
+    assert lines[request_id]["torchserve_id"] == good.headers["x-request-id"]
+    assert lines[request_id + "b"]["error"] == "not_an_image"
+    assert lines[request_id + "b"]["status"] == 400
+    assert lines[request_id + "b"]["torchserve_id"] == bad.headers["x-request-id"]

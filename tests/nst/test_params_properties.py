@@ -10,11 +10,15 @@ from nst.errors import ParamError
 from nst.params import StyleParams
 
 FIELDS = {f.name: f for f in dataclasses.fields(StyleParams)}
-raw_values = st.one_of(
+scalars = st.one_of(
     st.text(max_size=12), st.binary(max_size=12), st.integers(), st.booleans(), st.none(),
-    st.floats(allow_nan=True, allow_infinity=True),
-    st.lists(st.one_of(st.floats(), st.text(max_size=4), st.integers()), max_size=6),
+    st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([1e308, 10**400, -10**400]),
+    st.sampled_from(["relu1_1", "conv4_2", "1e400", "adam"]),
 )
+# Anything a JSON body can carry, nested: lists in lists, objects in lists.
+raw_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=5)
+                          | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+                          max_leaves=12)
 
 
 @settings(max_examples=400, deadline=None)
@@ -34,6 +38,10 @@ def test_parser_accepts_valid_values_or_names_the_field(values):
             assert meta["lo"] <= value <= meta["hi"] and math.isfinite(value)
         if meta["choices"]:
             assert value in meta["choices"]
+        if meta["kind"] == "floats":
+            assert all(math.isfinite(v) for v in value) and math.isfinite(math.fsum(value))
+        if meta["kind"] == "layers":
+            assert all(isinstance(name, str) for name in value)
 
 
 @settings(max_examples=200, deadline=None)
