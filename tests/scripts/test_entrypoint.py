@@ -201,5 +201,10 @@ def test_kubernetes_environment_applies_the_configmap_and_the_secret_keys(
         assert wrong.status_code == 401 and "not valid" in wrong.json()["message"]
         good = stylize(container, {"Authorization": "Bearer secret-test-key"})
         assert good.status_code == 200 and good.content.startswith(b"\x89PNG")
+        # deploy/log4j2.xml is in effect: INFO, not TorchServe's DEBUG, in the log folder.
+        logs = Path(env["LOG_LOCATION"])
+        ts_log = (logs / "ts_log.log").read_text()
+        assert "[INFO ]" in ts_log and "[DEBUG]" not in ts_log
+        assert "[DEBUG]" not in (logs / "model_log.log").read_text()
     finally:
         stop(container)
