@@ -69,11 +69,12 @@ class StyleTransferHandler:
     def _handle(self, data: list, context) -> list:
         deadline = time.monotonic() + self.settings.deadline_budget_s()
         metrics = HandlerMetrics(getattr(context, "metrics", None))
-        replies = Replies(context, [_headers(context, i) for i in range(len(data))], metrics)
+        headers = [_headers(context, i) for i in range(len(data))]
+        replies = Replies(context, headers, metrics)
         groups: dict[tuple, Members] = defaultdict(list)
         for i, request in enumerate(data):
             with replies.guard(i):
-                parsed = self._parse(request, _headers(context, i))
+                parsed = self._parse(request, headers[i])
                 groups[parsed.job.batch_key()].append((i, parsed))
         # Cheapest first: a group that finishes early leaves its time to the next ones.
         pending = sorted(groups.values(), key=_work)
