@@ -76,15 +76,14 @@ class Replies:
         self._finish(i, status, JSON, json.dumps(exc.to_dict()).encode(),
                      {"outcome": _outcome(exc), "error": exc.code, "field": exc.field})
 
-    def internal(self, i: int, exc: BaseException, status: int = 500,
-                 code: str = "internal_error") -> None:
+    def internal(self, i: int, exc: BaseException, code: str = "internal_error") -> None:
         """Our fault: logged with an error id the client can quote; no exception text."""
         error_id = uuid.uuid4().hex[:12]
         log.error("request %s: error %s", self.request_ids[i], error_id,
                   exc_info=(type(exc), exc, exc.__traceback__))
         body = {"error": code, "field": None, "error_id": error_id,
                 "message": f"the server failed on this request (error id {error_id})"}
-        self._finish(i, status, JSON, json.dumps(body).encode(),
+        self._finish(i, 500, JSON, json.dumps(body).encode(),
                      {"outcome": "error", "error": code, "error_id": error_id})
 
     def _finish(self, i: int, status: int, content_type: str, body: bytes,

@@ -127,7 +127,7 @@ class StyleTransferHandler:
             metrics.gpu_memory(self.stylizer.device)
         for (i, parsed), result in zip(members, results):
             with replies.guard(i):
-                self._answer(i, parsed, result, len(jobs), replies, deadline)
+                self._answer(i, parsed, result, len(jobs), replies)
 
     def _recover(self, exc: Exception, members: Members, context, deadline: float, metrics,
                  replies: Replies) -> None:
@@ -172,7 +172,7 @@ class StyleTransferHandler:
         return admitted
 
     def _answer(self, i: int, parsed: ParsedRequest, result: Result, batch_jobs: int,
-                replies: Replies, deadline: float) -> None:
+                replies: Replies) -> None:
         """The reply of one finished job: its image, or why there is none."""
         if result.steps_run == 0 and result.stopped == "deadline":
             raise DeadlineExceeded("the server ran out of time before this request could "

@@ -25,8 +25,9 @@ def decode_image(data: bytes | os.PathLike | str, *, field: str = "image",
     """Decode bytes or a path to an RGB image.
 
     Only :data:`INPUT_FORMATS` are recognised; anything else, and any failure of their
-    decoders, raises :class:`ImageError`. The declared size is checked against ``max_pixels`` *before* pixels are decoded
-    (decompression-bomb guard). EXIF orientation is applied. Animated images give their
+    decoders, raises :class:`ImageError`. The declared size is checked against
+    ``max_pixels`` *before* pixels are decoded (decompression-bomb guard). EXIF orientation
+    is applied. Animated images give their
     first frame. Modes are converted to RGB: 16-bit and 32-bit greyscale are scaled to
     8 bits; CMYK goes through Pillow's conversion; transparency (RGBA, LA, PA, P with a
     transparent colour) is composited on white, so transparent areas become white.
@@ -81,11 +82,16 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
+def longest_side_size(size: tuple[int, int], side: int) -> tuple[int, int]:
+    """(width, height) of an image of ``size`` scaled so its longer side is ``side``."""
+    width, height = size
+    scale = side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
 def resize_longest(image: Image.Image, size: int) -> Image.Image:
     """Resize so the longer side is ``size`` pixels, keeping the aspect ratio."""
-    width, height = image.size
-    scale = size / max(width, height)
-    new = (max(1, round(width * scale)), max(1, round(height * scale)))
+    new = longest_side_size(image.size, size)
     return image if new == image.size else image.resize(new, Image.Resampling.LANCZOS)
 
 

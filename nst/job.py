@@ -16,7 +16,7 @@ from PIL import Image
 
 from . import color
 from .errors import ParamError
-from .imageio import image_to_tensor, resize_longest
+from .imageio import image_to_tensor, longest_side_size, resize_longest
 from .layers import min_input_side
 from .losses import gram_matrix
 from .params import StyleParams
@@ -37,9 +37,7 @@ class Job:
 
     def output_size(self) -> tuple[int, int]:
         """(width, height) of the result: the content resized to ``params.size``."""
-        width, height = self.content.size
-        scale = self.params.size / max(width, height)
-        return max(1, round(width * scale)), max(1, round(height * scale))
+        return longest_side_size(self.content.size, self.params.size)
 
     def batch_key(self) -> tuple:
         """Jobs with equal keys can be optimised together in one pass."""
@@ -148,9 +146,7 @@ def work_pixels(job: Job) -> int:
     width, height = job.output_size()
     total = width * height
     for style in job.styles:
-        side = _style_side(style, p, need)
-        aspect = max(style.size) / min(style.size)
-        total += side * max(1, round(side / aspect))
+        total += math.prod(longest_side_size(style.size, _style_side(style, p, need)))
     return total
 
 

@@ -95,7 +95,6 @@ class StyleParams:
                 raise ParamError(f"unknown parameter {name!r}; known: {', '.join(known)}",
                                  field=name)
             parsed[name] = _coerce(known[name], raw)
-            _check(known[name], parsed[name])  # each field alone, before they combine
         params = cls(**parsed)
         for name, hi in (limits or {}).items():
             if getattr(params, name) > hi:
