@@ -38,7 +38,7 @@ test: venv tools  ## run every test
 test-fast: venv tools  ## skip the slow end-to-end optimisations
 	$(PY) -m pytest -m "not slow"
 
-bench: venv  ## engine vs the seeds' loop at 256 px (see docs/benchmarks.md)
+bench: venv  ## engine vs a plain Gatys loop at 256 px (see docs/benchmarks.md)
 	$(PY) bench/bench_engine.py --size 256 --steps 100
 
 bench-gpu: venv  ## every GPU figure of docs/benchmarks.md, on cuda:0

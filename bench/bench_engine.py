@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Engine vs a plain reimplementation of the seeds' loop, side by side, same images/weights.
+"""Engine vs a plain reimplementation of Gatys et al.'s loop, side by side, same images/weights.
 
     python bench/bench_engine.py --size 256 --steps 100
 
@@ -45,7 +45,7 @@ SHARED = ROOT.parent / "shared/images"
 
 
 def plain_gram(features: torch.Tensor) -> torch.Tensor:
-    """The seeds' Gram matrix, ``F Fᵀ`` by one matmul left to autograd, with our scaling."""
+    """The plain loop's Gram matrix, ``F Fᵀ`` by one matmul left to autograd, with our scaling."""
     _, c, h, w = features.shape
     flat = features.view(c, h * w)
     return (flat @ flat.t() / (c * h * w))[None]
@@ -178,7 +178,7 @@ def main() -> int:
     s = image_to_tensor(resize_longest(style, args.size))
     base_s, base_hist = seeds_loop(weights, c, s, params, args.steps)
     target = base_hist[-1][1]
-    rows = [("seeds' loop (baseline)", base_s / len(base_hist), len(base_hist),
+    rows = [("plain Gatys loop (baseline)", base_s / len(base_hist), len(base_hist),
              base_hist[-1][0], 1.0, target)]
     native = bf16_supported(torch.device("cpu"))
     best = "bf16" if native else "fp32"

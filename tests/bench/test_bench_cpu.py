@@ -21,7 +21,7 @@ def test_engine_benchmark_rows():
     out = bench("bench/bench_engine.py", "--size", "64", "--steps", "4",
                 "--precision-steps", "0")
     rows = [line for line in out.splitlines() if line.startswith("| ")][1:]
-    assert rows[0].startswith("| seeds' loop (baseline) |")
+    assert rows[0].startswith("| plain Gatys loop (baseline) |")
     assert any("nst.lbfgs" in row for row in rows) and any("coarse-to-fine" in row
                                                          for row in rows)
 
