@@ -2,18 +2,19 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-SHARED := $(abspath ../shared)
 
 IMAGE ?= nst-server:0.1.0
 REGISTRY ?= registry.example.com
 
-.PHONY: venv tools test test-fast bench bench-gpu load demo clean serve stop mar image image-push
+.PHONY: venv tools lint test test-fast bench bench-gpu load demo clean serve stop mar weights \
+	image image-push
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# The project in editable mode with its dev tools, every version fixed by constraints.txt.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
 	touch $@
 
 # Prometheus and promtool for the monitoring tests: Debian's package, installed if missing
@@ -23,19 +24,27 @@ tools:
 		apt-get install -y --no-install-recommends prometheus >/dev/null || { \
 		apt-get update >/dev/null && apt-get install -y --no-install-recommends prometheus >/dev/null; }; }
 
-mar: venv  ## model_store/style_transfer.mar
-	$(PY) scripts/build_mar.py
+weights: venv  ## official VGG19 weights into weights/ (hash-checked; needs the internet)
+	$(VENV)/bin/nst-fetch-weights --if-missing
+
+mar: venv  ## model_store/style_transfer.mar (fetches the weights when none are found)
+	$(VENV)/bin/nst-build-mar
 
 serve: mar  ## TorchServe on 127.0.0.1:8080/8081/8082, returns once the model is READY
-	$(PY) scripts/server.py start
+	$(VENV)/bin/nst-server start
 
 stop: venv
-	$(PY) scripts/server.py stop
+	$(VENV)/bin/nst-server stop
 
-test: venv tools  ## run every test
+lint: venv  ## ruff (lint and format) and mypy: seconds, so the tests run them first
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: lint tools  ## lint, then every test
 	$(PY) -m pytest
 
-test-fast: venv tools  ## skip the slow end-to-end optimisations
+test-fast: lint tools  ## skip the slow end-to-end optimisations
 	$(PY) -m pytest -m "not slow"
 
 bench: venv  ## engine vs a plain Gatys loop at 256 px (see docs/benchmarks.md)
@@ -48,7 +57,7 @@ load: venv  ## the long load run against `make serve` (see docs/reliability.md)
 	$(PY) bench/load.py --clients 24 --requests 4 --size 64 --steps 5
 
 demo: venv  ## the CLI on the shared images, writes out/demo.png
-	mkdir -p out && $(PY) -m nst $(SHARED)/images/content/astronaut.png $(SHARED)/images/style/starry_night.jpg \
+	mkdir -p out && $(VENV)/bin/nst examples/astronaut.jpg examples/starry_night.jpg \
 		-o out/demo.png --size 256 --steps 150
 
 image:  ## the GPU image (Docker; BUILD_ARGS="--build-arg BASE_IMAGE=ubuntu:24.04 ..." for CPU)
@@ -59,4 +68,4 @@ image-push: image
 	docker push $(REGISTRY)/$(IMAGE)
 
 clean:
-	rm -rf $(VENV) .pytest_cache model_store logs .run
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache model_store logs .run

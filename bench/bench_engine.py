@@ -33,13 +33,12 @@ from torch import nn
 from torchvision.models.vgg import cfgs, make_layers
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from nst import Job, StyleParams, Stylizer, decode_image, engine  # noqa: E402
-from nst.imageio import image_to_tensor, resize_longest  # noqa: E402
-from nst.layers import layer_index  # noqa: E402
-from nst.losses import content_loss, relative_sq_error, tv_loss  # noqa: E402
-from nst.precision import bf16_supported  # noqa: E402
-from nst.weights import load_weights  # noqa: E402
+from nst import Job, StyleParams, Stylizer, decode_image, engine
+from nst.imageio import image_to_tensor, resize_longest
+from nst.layers import layer_index
+from nst.losses import content_loss, relative_sq_error, tv_loss
+from nst.precision import bf16_supported
+from nst.weights import load_weights
 
 SHARED = ROOT.parent / "shared/images"
 

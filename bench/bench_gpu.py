@@ -26,8 +26,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from nst import Job, StyleParams, Stylizer, decode_image  # noqa: E402
+from nst import Job, StyleParams, Stylizer, decode_image
 
 SHARED = ROOT.parent / "shared/images"
 # Dense peak TFLOP/s by precision (NVIDIA's data sheets, SXM parts; fp32 runs as TF32).

@@ -19,9 +19,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from nst.engine import LBFGS_HISTORY  # noqa: E402
-from nst.lbfgs import LBFGS  # noqa: E402
+from nst.engine import LBFGS_HISTORY
+from nst.lbfgs import LBFGS
 
 
 def sync(device: torch.device) -> None:

@@ -22,10 +22,9 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from bench_engine import SHARED, torch_lbfgs  # noqa: E402
-from nst import Job, StyleParams, Stylizer, decode_image, engine  # noqa: E402
-from nst.precision import bf16_supported  # noqa: E402
+from bench_engine import SHARED, torch_lbfgs
+from nst import Job, StyleParams, Stylizer, decode_image, engine
+from nst.precision import bf16_supported
 
 
 @contextlib.contextmanager

@@ -19,8 +19,7 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from nst import Job, StyleParams, Stylizer, decode_image  # noqa: E402
+from nst import Job, StyleParams, Stylizer, decode_image
 
 SHARED = ROOT.parent / "shared/images"
 

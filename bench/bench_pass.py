@@ -18,12 +18,11 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from nst.losses import gram_matrix  # noqa: E402
-from nst.params import StyleParams  # noqa: E402
-from nst.precision import bf16_supported  # noqa: E402
-from nst.vgg import VGGFeatures  # noqa: E402
-from nst.weights import load_weights  # noqa: E402
+from nst.losses import gram_matrix
+from nst.params import StyleParams
+from nst.precision import bf16_supported
+from nst.vgg import VGGFeatures
+from nst.weights import load_weights
 
 
 def pass_ms(net: VGGFeatures, size: int, channels_last: bool, bf16: bool, repeats: int) -> float:

@@ -23,6 +23,11 @@ from .errors import WeightsError
 from .layers import conv_shapes, layer_names
 
 WEIGHTS_ENV = "NST_WEIGHTS"
+DEV_WEIGHTS_ENV = "NST_DEV_WEIGHTS"  # where the development copy is (tests move it away)
+# Where ``make weights`` (nst-fetch-weights) writes the official torchvision weights.
+LOCAL_WEIGHTS = (
+    Path(__file__).resolve().parents[1] / "weights/vgg19-torchvision-features.safetensors"
+)
 DEV_WEIGHTS = (
     Path(__file__).resolve().parents[2] / "shared/weights/vgg19-caffe-imagenet-conv5_1.safetensors"
 )
@@ -116,9 +121,22 @@ class VGGWeights:
         return layer_names()[self.last_index]
 
 
+def weights_candidates() -> list[Path]:
+    """Where weights are looked for, in order: ``$NST_WEIGHTS`` (alone, when set), the
+    project's ``weights/`` folder (``make weights``), the development copy in ``../shared``."""
+    if os.environ.get(WEIGHTS_ENV):
+        return [Path(os.environ[WEIGHTS_ENV])]
+    return [LOCAL_WEIGHTS, Path(os.environ.get(DEV_WEIGHTS_ENV) or DEV_WEIGHTS)]
+
+
+def find_weights() -> Path | None:
+    """The first of :func:`weights_candidates` that exists, or None."""
+    return next((path for path in weights_candidates() if path.is_file()), None)
+
+
 def default_weights_path() -> Path:
-    """``$NST_WEIGHTS`` if set, else the development weights in ``../shared``."""
-    return Path(os.environ.get(WEIGHTS_ENV) or DEV_WEIGHTS)
+    """:func:`find_weights`, or the first candidate when none exists (for its error message)."""
+    return find_weights() or weights_candidates()[0]
 
 
 def features_state_dict(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], int]:
@@ -168,7 +186,7 @@ def load_weights(path: str | os.PathLike | None = None) -> VGGWeights:
     path = Path(path) if path is not None else default_weights_path()
     if not path.is_file():
         raise WeightsError(
-            f"weights file {path} not found; set {WEIGHTS_ENV} or run scripts/fetch_weights.py"
+            f"weights file {path} not found; set {WEIGHTS_ENV} or run `make weights`"
         )
     if path.suffix == ".safetensors":
         try:

@@ -13,7 +13,8 @@ import pytest
 import requests
 import yaml
 
-from tests.scripts_loader import load_script
+from nst_server import control
+from nst_server import mar as build_mar
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,8 +80,7 @@ def server(tmp_path_factory, weights_path) -> Server:
     if not CONTENT.is_dir() or not STYLE.is_dir():
         pytest.skip("shared images missing")
     base = tmp_path_factory.mktemp("torchserve")
-    build_mar, control = load_script("build_mar"), load_script("server")
-    model_config = base / "model-config.yaml"
+        model_config = base / "model-config.yaml"
     model_config.write_text(yaml.safe_dump(TEST_MODEL_CONFIG))
     store = base / "model_store"
     build_mar.build(weights_path, model_config, store)

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import requests
 
+from bench.load import run_load
 from tests.conftest import CONTENT, STYLE
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-from load import run_load  # noqa: E402
 
 
 def test_short_load_run_answers_everything(server):

@@ -16,10 +16,9 @@ from PIL import Image, PngImagePlugin
 
 from tests.conftest import STYLE
 from tests.live_server import write_loopback_config
-from tests.scripts_loader import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
-control = load_script("server")
+import nst_server.control as control
 
 
 def props(name: str) -> dict[str, str]:

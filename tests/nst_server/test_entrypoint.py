@@ -21,12 +21,11 @@ import yaml
 from tests.conftest import CONTENT, STYLE
 from tests.deploy import dockerfile
 from tests.live_server import free_ports
-from tests.scripts_loader import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
-build_mar = load_script("build_mar")
-healthcheck = load_script("healthcheck")
+import nst_server.mar as build_mar
+import nst_server.healthcheck as healthcheck
 
 
 def deployment_container() -> dict:

@@ -14,10 +14,9 @@ import requests
 from handler.activity import busy, busy_pids
 from tests.conftest import CONTENT, STYLE
 from tests.live_server import free_ports
-from tests.scripts_loader import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
-healthcheck = load_script("healthcheck")
+import nst_server.healthcheck as healthcheck
 
 
 def run_probe(check: str, management: str, *extra: str) -> subprocess.CompletedProcess:

@@ -1,0 +1,115 @@
+"""Fetch torchvision's official VGG19 (IMAGENET1K_V1), verify it, write features-only safetensors.
+
+    nst-fetch-weights [-o FILE] [--if-missing] [--url URL] [--sha256 HEX]
+
+The default output is the project's ``weights/`` folder, the second place the engine looks
+(after ``$NST_WEIGHTS``). Needs network access to download.pytorch.org (image builds, first
+runs). The checkpoint is read with ``torch.load(weights_only=True)``; its sha256 must start
+with the hash prefix torchvision puts in the file name (``vgg19-dcbb9e9d.pth``), or equal
+``--sha256`` if given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+from torch.hub import download_url_to_file
+from torchvision.models import VGG19_Weights
+
+from .weights import LOCAL_WEIGHTS, TORCHVISION_CONVENTION, WEIGHTS_ENV, save_weights
+
+URL_ENV = "NST_WEIGHTS_URL"  # a mirror of the checkpoint, for builds without the internet
+
+
+def official_url() -> str:
+    """``$NST_WEIGHTS_URL`` or torchvision's download address of VGG19 IMAGENET1K_V1."""
+    return os.environ.get(URL_ENV) or VGG19_Weights.IMAGENET1K_V1.url
+
+
+class FetchError(RuntimeError):
+    """The weights could not be downloaded or did not verify."""
+
+
+def expected_prefix(url: str) -> str:
+    """The hash prefix torchvision embeds in checkpoint names (``name-<sha256 prefix>.pth``)."""
+    match = re.search(r"-([0-9a-f]{8,})\.pth$", url)
+    if not match:
+        raise ValueError(f"no hash in {url}")
+    return match.group(1)
+
+
+def download(url: str, dest: Path) -> str:
+    """Download ``url`` to ``dest`` with a progress bar; returns the file's sha256."""
+    try:
+        download_url_to_file(url, str(dest), progress=True)
+    except OSError as exc:  # URLError, timeouts and refused connections are OSErrors
+        raise FetchError(f"could not download {url}: {getattr(exc, 'reason', exc)}") from exc
+    digest = hashlib.sha256()
+    with dest.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify(sha256: str, url: str, full: str | None) -> None:
+    """Raise :class:`FetchError` if the checksum does not match the pinned value."""
+    if full is not None and sha256 != full.lower():
+        raise FetchError(f"sha256 mismatch: got {sha256}, expected {full}")
+    if not sha256.startswith(expected_prefix(url)):
+        raise FetchError(f"sha256 {sha256} does not start with {expected_prefix(url)}")
+
+
+def convert(checkpoint: Path, output: Path, source: str) -> int:
+    """Write the features of a torchvision VGG19 checkpoint as safetensors with metadata."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    return save_weights(output, state, TORCHVISION_CONVENTION,
+                        {"source": source, "license": "BSD-3-Clause (torchvision)"})
+
+
+def fetch(output: Path = LOCAL_WEIGHTS, url: str | None = None, sha256: str | None = None) -> int:
+    """Download (:func:`official_url` by default), verify and convert into ``output``;
+    returns the tensor count."""
+    url = url or official_url()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = Path(tmp) / "vgg19.pth"
+        verify(download(url, checkpoint), url, sha256)
+        return convert(checkpoint, output, url)
+
+
+def advice(error: FetchError) -> str:
+    """One line: what failed and what to do instead."""
+    return (f"{error}. Set {WEIGHTS_ENV} to a VGG19 weights file (.safetensors or .pth), or "
+            f"run `make weights` where download.pytorch.org can be reached.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-o", "--output", type=Path, default=LOCAL_WEIGHTS,
+                        help=f"safetensors file to write (default: {LOCAL_WEIGHTS})")
+    parser.add_argument("--if-missing", action="store_true",
+                        help="do nothing when the output file already exists")
+    parser.add_argument("--url", help=f"checkpoint to fetch (default: ${URL_ENV} or torchvision's)")
+    parser.add_argument("--sha256", help="full sha256 to require (default: the name's prefix)")
+    args = parser.parse_args(argv)
+    if args.if_missing and args.output.is_file():
+        print(f"{args.output} already exists")
+        return 0
+    try:
+        count = fetch(args.output, args.url, args.sha256)
+    except FetchError as exc:
+        print(advice(exc), file=sys.stderr)
+        return 1
+    print(f"wrote {args.output}: {count} tensors, torchvision convention")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Client of the style-transfer server (requests and Pillow only; no torch)."""

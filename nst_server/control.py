@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""Start, wait for and stop a TorchServe serving ``style_transfer``.
+
+    python scripts/server.py start [--config config.properties] [--run-dir .run]
+    python scripts/server.py stop  [--run-dir .run]
+
+Each server gets its own run directory: TorchServe's pid file, worker sockets and unpacked
+models live in ``$TMPDIR``, which is set to ``RUN_DIR/tmp`` for both start and stop, so
+this never touches another server on the machine. ``start`` returns once the model's worker
+is READY (``/ping`` says Healthy before that), printing an example request. Addresses come
+from the config file, overridden by ``TS_INFERENCE_ADDRESS`` / ``TS_MANAGEMENT_ADDRESS`` /
+``TS_METRICS_ADDRESS`` (``enable_envvars_config=true``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import project_root
+from .healthcheck import MODEL, is_ready
+
+ROOT = project_root()
+VENV_BIN = Path(sys.executable).parent
+
+
+def read_properties(path: Path) -> dict[str, str]:
+    """``key=value`` lines of a Java properties file, with ``TS_*`` env overrides."""
+    props = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            props[key.strip()] = value.strip()
+    for key in ("inference_address", "management_address", "metrics_address"):
+        props[key] = os.environ.get(f"TS_{key.upper()}", props.get(key, ""))
+    return props
+
+
+def server_env(run_dir: Path, log_dir: Path,
+               extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment isolating this server's pid file, sockets and logs (plus ``extra``)."""
+    tmp = run_dir / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    return {**os.environ, "TMPDIR": str(tmp), "TEMP": str(tmp), "LOG_LOCATION": str(log_dir),
+            "METRICS_LOCATION": str(log_dir), "PATH": f"{VENV_BIN}:{os.environ['PATH']}",
+            **(extra or {})}
+
+
+def start(config: Path, run_dir: Path, log_dir: Path, model_store: Path,
+          timeout: float = 180.0, extra_env: dict[str, str] | None = None) -> dict[str, str]:
+    """Start TorchServe in the background and wait for a READY worker."""
+    if shutil.which("java") is None:
+        raise SystemExit("TorchServe needs Java 17 or newer on PATH (Debian/Ubuntu: "
+                         "apt-get install openjdk-17-jre-headless; macOS: brew install openjdk@17)")
+    env = server_env(run_dir, log_dir, extra_env)
+    # The Java daemon inherits the launcher's output: send it to a file, not to our caller's
+    # pipe (which would then stay open as long as the server runs).
+    with (log_dir / "torchserve_console.log").open("ab") as console:
+        subprocess.run([str(VENV_BIN / "torchserve"), "--start", "--ncs", "--ts-config",
+                        str(config), "--model-store", str(model_store),
+                        "--models", f"{MODEL}={MODEL}.mar"],
+                       check=True, env=env, cwd=config.parent, stdout=console, stderr=console,
+                       stdin=subprocess.DEVNULL)
+    props = read_properties(config)
+    wait_ready(props["management_address"], timeout, log_dir)
+    return props
+
+
+def wait_ready(management: str, timeout: float, log_dir: Path) -> None:
+    """Poll the management API until the model has a READY worker."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if is_ready(management, None, 5.0):  # the container probe's check
+            return
+        time.sleep(1)
+    log = log_dir / "model_log.log"
+    tail = log.read_text()[-3000:] if log.exists() else "(no model_log.log)"
+    raise SystemExit(f"{MODEL} not READY after {timeout:.0f} s; model log tail:\n{tail}")
+
+
+def stop(run_dir: Path, timeout: float = 30.0) -> bool:
+    """Stop the server whose pid file is in ``run_dir``; wait until its process is gone."""
+    pid_file = run_dir / "tmp" / ".model_server.pid"
+    if not pid_file.exists():
+        return False
+    pid = int(pid_file.read_text().strip() or 0)
+    subprocess.run([str(VENV_BIN / "torchserve"), "--stop"], env=server_env(run_dir, run_dir),
+                   check=False, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while pid and time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        time.sleep(0.2)
+    return True
+
+
+def example(props: dict[str, str]) -> str:
+    """A request that works against the started server."""
+    images = ROOT / "examples"
+    return (f"curl -s {props['inference_address']}/predictions/{MODEL} "
+            f"-F content=@{images}/astronaut.jpg "
+            f"-F style=@{images}/starry_night.jpg -F size=128 -F steps=30 -o out.png")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=("start", "stop"))
+    parser.add_argument("--config", type=Path, default=ROOT / "config.properties")
+    parser.add_argument("--run-dir", type=Path, default=ROOT / ".run")
+    parser.add_argument("--log-dir", type=Path, default=ROOT / "logs")
+    parser.add_argument("--model-store", type=Path, default=ROOT / "model_store")
+    args = parser.parse_args(argv)
+    run_dir = args.run_dir.resolve()
+    if args.action == "stop":
+        print("stopped" if stop(run_dir) else "no server running from", run_dir)
+        return 0
+    stop(run_dir)
+    props = start(args.config.resolve(), run_dir, args.log_dir.resolve(),
+                  args.model_store.resolve())
+    print(f"{MODEL} is READY: inference {props['inference_address']}, management "
+          f"{props['management_address']}, metrics {props['metrics_address']}/metrics")
+    print("try:\n  " + example(props))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

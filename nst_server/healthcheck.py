@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Probes for containers and pods: is the frontend up, is the model READY, is it idle?
+
+    python scripts/healthcheck.py live   # the management API answers (the JVM is up)
+    python scripts/healthcheck.py ready  # style_transfer has a READY worker
+    python scripts/healthcheck.py drain  # wait until no request is queued or running
+
+Exit status 0 means yes. ``/ping`` is not used: it says Healthy before the model has loaded.
+Standard library only, so a probe costs one Python start. The management address comes from
+``TS_MANAGEMENT_ADDRESS`` (default http://127.0.0.1:8081). With token authorisation on,
+TorchServe writes ``key_file.json`` into its working directory; the probe reads the management
+key from ``NST_KEY_FILE`` (default ``./key_file.json``, so run it from the same directory).
+``drain`` is the Kubernetes preStop hook: TorchServe has no graceful shutdown, so the hook keeps
+the pod alive until the queue is empty and no busy marker is left in ``NST_STATE_DIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from handler.activity import STATE_DIR_ENV, busy_pids
+
+MODEL = "style_transfer"
+
+
+def management_key(key_file: Path) -> str | None:
+    """The management key from TorchServe's key file, or None when token auth is off."""
+    try:
+        return json.loads(key_file.read_text())["management"]["key"]
+    except FileNotFoundError:
+        return None
+
+
+def get_json(url: str, key: str | None, timeout: float):
+    """GET ``url`` (bearer ``key`` if given) and parse the JSON reply."""
+    request = urllib.request.Request(url)
+    if key:
+        request.add_header("Authorization", f"Bearer {key}")
+    with urllib.request.urlopen(request, timeout=timeout) as reply:
+        return json.load(reply)
+
+
+def describe(management: str, key: str | None, timeout: float) -> dict:
+    """The management API's description of the model (first version)."""
+    return get_json(f"{management}/models/{MODEL}", key, timeout)[0]
+
+
+def is_live(management: str, key: str | None, timeout: float) -> bool:
+    """Any HTTP answer from the management API, even an error status, means the JVM is up."""
+    try:
+        get_json(f"{management}/models", key, timeout)
+    except urllib.error.HTTPError:
+        return True
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def is_ready(management: str, key: str | None, timeout: float) -> bool:
+    """True when the model has at least one READY worker."""
+    try:
+        model = describe(management, key, timeout)
+    except (OSError, ValueError, KeyError, IndexError):
+        return False
+    return any(w.get("status") == "READY" for w in model.get("workers", []))
+
+
+def is_idle(management: str, key: str | None, timeout: float, state_dir: str | None) -> bool:
+    """No queued request and no worker inside a batch (unreachable server counts as idle)."""
+    if state_dir and busy_pids(state_dir):
+        return False
+    try:
+        model = describe(management, key, timeout)
+    except (OSError, ValueError, KeyError, IndexError):
+        return True
+    return int(model.get("jobQueueStatus", {}).get("pendingRequests", 0)) == 0
+
+
+def drain(management: str, key: str | None, timeout: float, state_dir: str | None,
+          poll_s: float = 1.0) -> bool:
+    """Wait up to ``timeout`` s until idle twice in a row; True if it got there."""
+    deadline = time.monotonic() + timeout
+    idle_polls = 0
+    while time.monotonic() < deadline:
+        idle_polls = idle_polls + 1 if is_idle(management, key, 5.0, state_dir) else 0
+        if idle_polls >= 2:
+            return True
+        time.sleep(poll_s)
+    return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("check", choices=("live", "ready", "drain"))
+    parser.add_argument("--management", default=os.environ.get(
+        "TS_MANAGEMENT_ADDRESS", "http://127.0.0.1:8081"))
+    parser.add_argument("--key-file", type=Path,
+                        default=Path(os.environ.get("NST_KEY_FILE", "key_file.json")))
+    parser.add_argument("--state-dir", default=os.environ.get(STATE_DIR_ENV))
+    parser.add_argument("--timeout", type=float, default=5.0,
+                        help="seconds per HTTP call; for drain, the longest wait")
+    args = parser.parse_args(argv)
+    key = management_key(args.key_file)
+    if args.check == "live":
+        ok = is_live(args.management, key, args.timeout)
+    elif args.check == "ready":
+        ok = is_ready(args.management, key, args.timeout)
+    else:
+        ok = drain(args.management, key, args.timeout, args.state_dir)
+    print(f"{args.check}: {'yes' if ok else 'no'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
