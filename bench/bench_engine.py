@@ -32,13 +32,14 @@ import torch
 from torch import nn
 from torchvision.models.vgg import cfgs, make_layers
 
-ROOT = Path(__file__).resolve().parents[1]
 from nst import Job, StyleParams, Stylizer, decode_image, engine
 from nst.imageio import image_to_tensor, resize_longest
 from nst.layers import layer_index
 from nst.losses import content_loss, relative_sq_error, tv_loss
 from nst.precision import bf16_supported
 from nst.weights import load_weights
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SHARED = ROOT.parent / "shared/images"
 
@@ -77,7 +78,6 @@ def seeds_loop(weights, content_img, style_img, params: StyleParams, steps: int)
                 out[names[i]] = x
         return out
 
-    h, w = content_img.shape[-2:]
     img = content_img.clone().requires_grad_(True)
     optimizer = torch.optim.LBFGS([img], max_iter=steps, history_size=100)
     history = []

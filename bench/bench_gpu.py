@@ -25,8 +25,9 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-ROOT = Path(__file__).resolve().parents[1]
 from nst import Job, StyleParams, Stylizer, decode_image
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SHARED = ROOT.parent / "shared/images"
 # Dense peak TFLOP/s by precision (NVIDIA's data sheets, SXM parts; fp32 runs as TF32).

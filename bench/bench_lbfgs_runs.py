@@ -20,11 +20,12 @@ import time
 from pathlib import Path
 
 import torch
-
-ROOT = Path(__file__).resolve().parents[1]
 from bench_engine import SHARED, torch_lbfgs
+
 from nst import Job, StyleParams, Stylizer, decode_image, engine
 from nst.precision import bf16_supported
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @contextlib.contextmanager

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
 from nst import Job, StyleParams, Stylizer, decode_image
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SHARED = ROOT.parent / "shared/images"
 

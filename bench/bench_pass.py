@@ -17,12 +17,13 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
 from nst.losses import gram_matrix
 from nst.params import StyleParams
 from nst.precision import bf16_supported
 from nst.vgg import VGGFeatures
 from nst.weights import load_weights
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def pass_ms(net: VGGFeatures, size: int, channels_last: bool, bf16: bool, repeats: int) -> float:

@@ -32,7 +32,7 @@ class ApiKeys:
         self._keys: list[bytes] = []
 
     @classmethod
-    def from_env(cls) -> "ApiKeys | None":
+    def from_env(cls) -> ApiKeys | None:
         """Keys from ``$NST_API_KEYS_FILE``; None when the variable is unset (no check)."""
         path = os.environ.get(KEYS_FILE_ENV)
         if not path:

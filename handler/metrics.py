@@ -45,7 +45,7 @@ class HandlerMetrics:
             dims = [Dimension(label_name, label)] if label_name else []
             self._metrics.add_metric(name, value, unit, dimensions=dims,
                                      metric_type=MetricTypes(kind))
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.warning("could not record metric %s", name, exc_info=True)
 
     def job_outcome(self, outcome: str, count: int = 1) -> None:

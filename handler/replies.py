@@ -54,7 +54,7 @@ class Replies:
             for i in indices:
                 if not self.done(i):
                     self.error(i, exc)
-        except Exception as exc:  # noqa: BLE001  isolation: nothing escapes to TorchServe
+        except Exception as exc:
             for i in indices:
                 if not self.done(i):
                     self.internal(i, exc)
@@ -110,7 +110,7 @@ class Replies:
     def _count(self, outcome: str) -> None:
         try:
             self.metrics.job_outcome(outcome)
-        except Exception:  # noqa: BLE001  metrics never fail a reply
+        except Exception:
             log.warning("could not record a job outcome", exc_info=True)
 
     def finish(self) -> list[bytes]:

@@ -33,7 +33,7 @@ class ServerSettings:
     defaults: Mapping[str, Any] = field(default_factory=dict)  # StyleParams overrides
 
     @classmethod
-    def from_model_config(cls, config: Mapping[str, Any] | None) -> "ServerSettings":
+    def from_model_config(cls, config: Mapping[str, Any] | None) -> ServerSettings:
         """Build from the parsed model-config.yaml; unknown keys are an error."""
         config = config or {}
         block = dict(config.get("handler") or {})

@@ -50,7 +50,7 @@ class Streamer:
                 self.replies.context.set_response_content_type(i, NDJSON)
             self.send(i, progress_line(progress, preview))
             self.replies.streaming.add(i)
-        except Exception:  # noqa: BLE001  a broken stream ends, the job goes on
+        except Exception:
             log.warning("request %s: stream ended", self.replies.request_ids[i], exc_info=True)
             self.streaming = {k: v for k, v in self.streaming.items() if v != i}
 

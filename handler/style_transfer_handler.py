@@ -12,8 +12,12 @@ import torch
 
 from handler.activity import busy
 from handler.auth import ApiKeys
-from handler.faults import (exit_worker_soon, free_device_memory, is_fatal_device_error,
-                            is_out_of_memory)
+from handler.faults import (
+    exit_worker_soon,
+    free_device_memory,
+    is_fatal_device_error,
+    is_out_of_memory,
+)
 from handler.metrics import HandlerMetrics
 from handler.parsing import ParsedRequest, parse_request
 from handler.replies import Replies
@@ -85,7 +89,7 @@ class StyleTransferHandler:
                 self._run_group(members, context, share, metrics, replies)
         try:
             metrics.style_cache(self.stylizer.style_cache)
-        except Exception:  # noqa: BLE001  metrics never fail a reply
+        except Exception:
             log.warning("could not record style-cache metrics", exc_info=True)
         return replies.finish()
 
@@ -119,7 +123,7 @@ class StyleTransferHandler:
             for i, _ in members:
                 replies.error(i, exc, _retry_after(deadline))
             return
-        except Exception as exc:  # noqa: BLE001  isolation: see _recover
+        except Exception as exc:
             self._recover(exc, members, context, deadline, metrics, replies)
             return
         with replies.guard([i for i, _ in members]):
@@ -231,7 +235,7 @@ def _headers(context, i: int) -> dict[str, str]:
     """Request headers of batch item ``i``, lower-cased names (none if unreadable)."""
     try:
         raw = context.get_all_request_header(i) or {}
-    except Exception:  # noqa: BLE001
+    except Exception:
         return {}
     return {str(k).lower(): (v.decode("utf-8", "replace") if isinstance(v, bytes | bytearray)
                              else str(v)) for k, v in raw.items()}

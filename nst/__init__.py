@@ -6,5 +6,17 @@ from .imageio import decode_image, encode_image
 from .job import Job
 from .params import StyleParams
 
-__all__ = ["Job", "ImageError", "LossTerms", "NSTError", "ParamError", "Progress", "Result",
-           "StyleParams", "Stylizer", "WeightsError", "decode_image", "encode_image"]
+__all__ = [
+           "ImageError",
+           "Job",
+           "LossTerms",
+           "NSTError",
+           "ParamError",
+           "Progress",
+           "Result",
+           "StyleParams",
+           "Stylizer",
+           "WeightsError",
+           "decode_image",
+           "encode_image",
+]

@@ -13,9 +13,9 @@ from . import precision as precision_mod
 from .imageio import tensor_to_image
 from .job import Job, PreparedJob, check, prepare, work_pixels
 from .lbfgs import LBFGS
+from .objective import JobTargets, batch_losses
 from .pace import Deadline, Pace
 from .style_cache import StyleCache
-from .objective import JobTargets, batch_losses
 from .vgg import VGGFeatures, positions
 from .weights import VGGWeights, load_weights
 
@@ -183,8 +183,8 @@ class Stylizer:
         finally:
             clock.after_forward()
 
-    def _run_level(self, prepared: list[PreparedJob], live: list[int], state: "_Levels",
-                   callback: Callback | None, clock: Deadline) -> "_BatchRun":
+    def _run_level(self, prepared: list[PreparedJob], live: list[int], state: _Levels,
+                   callback: Callback | None, clock: Deadline) -> _BatchRun:
         """Optimise one level of the live jobs and fold its outcome into ``state``."""
         run = _BatchRun(self, prepared, state.relay(callback, live))
         run.optimise(clock)

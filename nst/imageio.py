@@ -60,7 +60,7 @@ def decode_image(data: bytes | os.PathLike | str, *, field: str = "image",
     except MemoryError:
         raise ImageError(f"{field} needs too much memory to decode", field=field,
                          code="image_too_large") from None
-    except Exception as exc:  # noqa: BLE001  decoders raise many types on crafted files
+    except Exception as exc:
         raise ImageError(f"{field} is corrupt or truncated ({type(exc).__name__})",
                          field=field, code="corrupt_image") from None
 

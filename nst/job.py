@@ -65,9 +65,9 @@ class Job:
             steps = coarse_steps // len(coarse) + (n < coarse_steps % len(coarse))
             if steps:
                 plan.append((round(p.size / 2 ** k), steps))
-        return plan + [(p.size, p.steps - coarse_steps)]
+        return [*plan, (p.size, p.steps - coarse_steps)]
 
-    def at_level(self, size: int, steps: int) -> "Job":
+    def at_level(self, size: int, steps: int) -> Job:
         """This job at one level of its :meth:`level_plan`."""
         return dataclasses.replace(self, params=dataclasses.replace(self.params, size=size,
                                                                      steps=steps))
@@ -96,7 +96,7 @@ class PreparedJob:
     style_targets: dict[str, torch.Tensor]  # blended Gram matrices (1, C, C)
     layer_weights: dict[str, float]  # normalised to sum to 1
 
-    def continued_from(self, pixels: torch.Tensor) -> "PreparedJob":
+    def continued_from(self, pixels: torch.Tensor) -> PreparedJob:
         """This job starting from a coarser level's ``pixels`` (see ``_upsampled_start``)."""
         content = self.content_rgb
         if self.job.params.preserve_color == "luminance":

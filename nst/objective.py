@@ -27,7 +27,7 @@ class JobTargets(NamedTuple):
     term_weights: torch.Tensor  # (3,): content, style, tv weights
 
     @classmethod
-    def of(cls, prepared: PreparedJob) -> "JobTargets":
+    def of(cls, prepared: PreparedJob) -> JobTargets:
         p = prepared.job.params
         device = prepared.init.device
         layer_weights = {name: torch.tensor(w, device=device)

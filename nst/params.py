@@ -83,7 +83,7 @@ class StyleParams:
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], *,
-                     limits: Mapping[str, float] | None = None) -> "StyleParams":
+                     limits: Mapping[str, float] | None = None) -> StyleParams:
         """Parse untrusted values (e.g. form fields as strings or bytes).
 
         Unknown names are an error. ``limits`` may lower a field's maximum (server limits).
@@ -102,7 +102,7 @@ class StyleParams:
                                  f"{getattr(params, name)}", field=name, code="limit_exceeded")
         return params
 
-    def replace(self, **changes: Any) -> "StyleParams":
+    def replace(self, **changes: Any) -> StyleParams:
         """A copy with ``changes`` applied and validated."""
         return dataclasses.replace(self, **changes)
 

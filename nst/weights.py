@@ -80,7 +80,7 @@ class InputConvention:
         }
 
     @classmethod
-    def from_metadata(cls, meta: dict[str, str] | None) -> "InputConvention":
+    def from_metadata(cls, meta: dict[str, str] | None) -> InputConvention:
         """Read the convention from safetensors metadata; every key is required."""
         meta = meta or {}
         missing = [k for k in ("channel_order", "pixel_range", "mean", "std") if k not in meta]
@@ -192,7 +192,7 @@ def load_weights(path: str | os.PathLike | None = None) -> VGGWeights:
         try:
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata()
-                tensors = {k: f.get_tensor(k) for k in f.keys()}
+                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
         except Exception as exc:  # safetensors raises its own error types
             raise WeightsError(f"{path} is not a readable safetensors file: {exc}") from exc
         convention = InputConvention.from_metadata(meta)

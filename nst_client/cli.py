@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Client for the style_transfer server.
 
     python scripts/stylize.py CONTENT STYLE [STYLE...] -o OUT.png [--url URL] [--token KEY]

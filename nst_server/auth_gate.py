@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Bearer-key check for the Ingress, so unauthenticated uploads never reach TorchServe's queue.
 
     python scripts/auth_gate.py [--port 8090] [--keys /etc/nst/api-keys/api-keys]
@@ -13,6 +12,7 @@ Runs as a sidecar of the server's pod; standard library plus handler/auth.py.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -28,7 +28,7 @@ def make_server(host: str, port: int, keys: ApiKeys) -> ThreadingHTTPServer:
     lock = threading.Lock()  # ApiKeys re-reads its file; one reader at a time
 
     class Check(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802  (http.server's naming)
+        def do_GET(self) -> None:
             headers = {k.lower(): v for k, v in self.headers.items()}
             try:
                 with lock:
@@ -42,7 +42,7 @@ def make_server(host: str, port: int, keys: ApiKeys) -> ThreadingHTTPServer:
             self.send_response(204)
             self.end_headers()
 
-        do_HEAD = do_POST = do_GET
+        do_HEAD = do_POST = do_GET  # noqa: N815 (http.server's naming)
 
         def log_message(self, *args) -> None:  # no access log: keys travel in headers
             pass
@@ -65,10 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     # PID 1 in its container ignores SIGTERM unless it handles it: stop at once (stateless).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"auth gate on {args.host}:{args.port}, keys from {args.keys}", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

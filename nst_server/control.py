@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Start, wait for and stop a TorchServe serving ``style_transfer``.
 
     python scripts/server.py start [--config config.properties] [--run-dir .run]

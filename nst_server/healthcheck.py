@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Probes for containers and pods: is the frontend up, is the model READY, is it idle?
 
     python scripts/healthcheck.py live   # the management API answers (the JVM is up)

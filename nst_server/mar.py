@@ -1,10 +1,10 @@
-#!/usr/bin/env python3
 """Build ``model_store/style_transfer.mar`` with torch-model-archiver.
 
-    python scripts/build_mar.py [--weights FILE] [--config model-config.yaml] [--out model_store]
-    python scripts/build_mar.py --override FILE [...]      # model-config.yaml with FILE merged over it
-    python scripts/build_mar.py [--override FILE] --packed-in DIR   # exit 0 if DIR's .mar packs that
+    nst-build-mar [--weights FILE] [--config model-config.yaml] [--out model_store]
+    nst-build-mar --override FILE [...]     # model-config.yaml with FILE merged over it
+    nst-build-mar [--override FILE] --packed-in DIR   # exit 0 if DIR's .mar packs that
 
+(``python scripts/build_mar.py`` takes the same options.)
 The archive holds the handler entry point, the ``handler`` and ``nst`` packages (as extra
 files), the weights as the serialized file, and model-config.yaml.
 """
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import yaml
 
-from nst.fetch_weights import FetchError, advice, fetch
 from nst.errors import WeightsError
+from nst.fetch_weights import FetchError, advice, fetch
 from nst.weights import LOCAL_WEIGHTS, WEIGHTS_ENV, default_weights_path, find_weights, load_weights
 
 from . import project_root

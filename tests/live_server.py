@@ -80,7 +80,7 @@ def server(tmp_path_factory, weights_path) -> Server:
     if not CONTENT.is_dir() or not STYLE.is_dir():
         pytest.skip("shared images missing")
     base = tmp_path_factory.mktemp("torchserve")
-        model_config = base / "model-config.yaml"
+    model_config = base / "model-config.yaml"
     model_config.write_text(yaml.safe_dump(TEST_MODEL_CONFIG))
     store = base / "model_store"
     build_mar.build(weights_path, model_config, store)

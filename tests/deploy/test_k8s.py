@@ -9,11 +9,11 @@ import kubernetes_validate
 import pytest
 import yaml
 
+import nst_server.mar as build_mar
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 K8S_VERSION = "1.33.0"  # the oldest release our manifests promise to work with
-import nst_server.mar as build_mar
 
 
 def load(path: Path) -> dict:

@@ -147,7 +147,7 @@ def test_fuzzed_images_get_only_200_or_400_and_the_worker_survives(server):
     sent = 0
     while time.monotonic() < ends:
         inputs = [mutate(rng.choice(seeds), rng) for _ in range(4)]
-        for data, reply in zip(inputs, concurrently(
+        for _data, reply in zip(inputs, concurrently(
                 [lambda d=d: post(server, d) for d in inputs])):
             statuses[reply.status_code] = statuses.get(reply.status_code, 0) + 1
             assert reply.status_code in (200, 400, 413), (reply.status_code, reply.text)

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 import time
-from pathlib import Path
 
 import requests
 
 from bench.load import run_load
 from tests.conftest import CONTENT, STYLE
-
 
 
 def test_short_load_run_answers_everything(server):

@@ -80,7 +80,7 @@ def test_settings_from_model_config():
 def test_settings_reject_unknown_keys_and_bad_defaults():
     with pytest.raises(ValueError, match="unknown keys"):
         ServerSettings.from_model_config({"handler": {"max_sise": 3}})
-    with pytest.raises(ValueError, match="handler.defaults"):
+    with pytest.raises(ValueError, match=r"handler\.defaults"):
         ServerSettings.from_model_config({"handler": {"max_steps": 10,
                                                       "defaults": {"steps": 20}}})
 

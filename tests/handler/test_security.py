@@ -10,15 +10,14 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
 import requests
 from PIL import Image, PngImagePlugin
 
+import nst_server.control as control
 from tests.conftest import STYLE
 from tests.live_server import write_loopback_config
 
 ROOT = Path(__file__).resolve().parents[2]
-import nst_server.control as control
 
 
 def props(name: str) -> dict[str, str]:

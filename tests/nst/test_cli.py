@@ -42,8 +42,9 @@ def test_cli_reports_a_bad_parameter(tmp_path):
 
 
 def test_cli_help_lists_every_parameter():
-    from nst.params import StyleParams
     import dataclasses
+
+    from nst.params import StyleParams
     done = run_cli("--help")
     for f in dataclasses.fields(StyleParams):
         assert "--" + f.name.replace("_", "-") in done.stdout

@@ -149,7 +149,10 @@ def test_luminance_mode_keeps_content_colours(stylizer, astronaut, starry):
     params = StyleParams(size=48, steps=10, preserve_color="luminance")
     out = torch.from_numpy(pixels(stylizer.stylize(Job(astronaut, [starry], params)).image))
     content = torch.from_numpy(pixels(astronaut.resize((48, 48))))
-    to_iq = lambda a: rgb_to_yiq(a.permute(2, 0, 1)[None].float() / 255)[0, 1:]
+
+    def to_iq(a):
+        return rgb_to_yiq(a.permute(2, 0, 1)[None].float() / 255)[0, 1:]
+
     assert (to_iq(out) - to_iq(content)).abs().mean() < 0.02
 
 

@@ -37,7 +37,7 @@ def test_palette_with_and_without_transparency():
 
 def test_cmyk_jpeg():
     cmyk = Image.new("CMYK", (8, 8), (0, 255, 255, 0))  # red
-    r, g, b = decode_image(png(cmyk, "JPEG")).getpixel((4, 4))
+    r, _, b = decode_image(png(cmyk, "JPEG")).getpixel((4, 4))
     assert r > 200 and g < 60 and b < 60
 
 
@@ -61,7 +61,7 @@ def test_animated_gif_gives_first_frame():
     frames = [Image.new("RGB", (4, 4), c) for c in ((255, 0, 0), (0, 0, 255))]
     buf = io.BytesIO()
     frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:])
-    r, g, b = decode_image(buf.getvalue()).getpixel((0, 0))
+    r, _, b = decode_image(buf.getvalue()).getpixel((0, 0))
     assert r > 200 and b < 50
 
 

@@ -20,7 +20,8 @@ def test_every_torchvision_module_is_named():
     assert len(names) == len(features) == 37
     for name, module in zip(names, features):
         kind = type(module).__name__
-        assert {"conv": "Conv2d", "relu": "ReLU", "pool": "MaxPool2d"}[name.rstrip("0123456789_")] == kind
+        expected = {"conv": "Conv2d", "relu": "ReLU", "pool": "MaxPool2d"}
+        assert expected[name.rstrip("0123456789_")] == kind
 
 
 def test_conv_shapes_follow_vgg19():

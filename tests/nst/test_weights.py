@@ -6,7 +6,7 @@ from safetensors.torch import save_file
 from torchvision.models.vgg import cfgs, make_layers
 
 from nst.errors import WeightsError
-from nst.weights import (TORCHVISION_CONVENTION, InputConvention, load_weights, save_weights)
+from nst.weights import TORCHVISION_CONVENTION, InputConvention, load_weights, save_weights
 
 CAFFE = InputConvention("BGR", 255.0, (103.939, 116.779, 123.68), (1.0, 1.0, 1.0))
 

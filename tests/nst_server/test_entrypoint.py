@@ -4,6 +4,7 @@ their paths moved into a temporary directory and every port onto free loopback p
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -18,14 +19,13 @@ import pytest
 import requests
 import yaml
 
+import nst_server.mar as build_mar
 from tests.conftest import CONTENT, STYLE
 from tests.deploy import dockerfile
 from tests.live_server import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
-import nst_server.mar as build_mar
-import nst_server.healthcheck as healthcheck
 
 
 def deployment_container() -> dict:
@@ -96,10 +96,8 @@ def stop(container: Container) -> int:
     try:
         return container.process.wait(timeout=120)
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(container.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def stylize(container: Container, headers: dict[str, str] | None = None,

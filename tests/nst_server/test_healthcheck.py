@@ -11,12 +11,12 @@ from pathlib import Path
 
 import requests
 
+import nst_server.healthcheck as healthcheck
 from handler.activity import busy, busy_pids
 from tests.conftest import CONTENT, STYLE
 from tests.live_server import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
-import nst_server.healthcheck as healthcheck
 
 
 def run_probe(check: str, management: str, *extra: str) -> subprocess.CompletedProcess:
