@@ -53,15 +53,17 @@ def plain_gram(features: torch.Tensor) -> torch.Tensor:
 
 def plain_style_loss(features, grams, layer_weights):
     """:func:`nst.losses.style_loss` on :func:`plain_gram` (the same value)."""
-    return sum(layer_weights[n] * relative_sq_error(plain_gram(features[n]), g)
-               for n, g in grams.items())
+    return sum(
+        layer_weights[n] * relative_sq_error(plain_gram(features[n]), g) for n, g in grams.items()
+    )
 
 
 def seeds_loop(weights, content_img, style_img, params: StyleParams, steps: int):
     """The baseline; returns (seconds, losses per step, final loss)."""
     vgg = make_layers(cfgs["E"])
-    vgg.load_state_dict({k.removeprefix("features."): v for k, v in weights.state_dict.items()},
-                        strict=False)
+    vgg.load_state_dict(
+        {k.removeprefix("features."): v for k, v in weights.state_dict.items()}, strict=False
+    )
     vgg = vgg.eval().requires_grad_(False)
     for i, m in enumerate(vgg):
         if isinstance(m, nn.ReLU):
@@ -87,14 +89,21 @@ def seeds_loop(weights, content_img, style_img, params: StyleParams, steps: int)
             img.clamp_(0, 1)
         optimizer.zero_grad()
         content_t = extract(conv.to_model(content_img))  # targets recomputed every step
-        style_t = {n: plain_gram(f) for n, f in extract(conv.to_model(style_img)).items()
-                   if n in params.style_layers}
+        style_t = {
+            n: plain_gram(f)
+            for n, f in extract(conv.to_model(style_img)).items()
+            if n in params.style_layers
+        }
         feats = extract(conv.to_model(img))
-        loss = (params.content_weight * content_loss(
-                    {n: feats[n] for n in params.content_layers},
-                    {n: content_t[n] for n in params.content_layers})
-                + params.style_weight * plain_style_loss(feats, style_t, weights_per_layer)
-                + params.tv_weight * tv_loss(img))[0]
+        loss = (
+            params.content_weight
+            * content_loss(
+                {n: feats[n] for n in params.content_layers},
+                {n: content_t[n] for n in params.content_layers},
+            )
+            + params.style_weight * plain_style_loss(feats, style_t, weights_per_layer)
+            + params.tv_weight * tv_loss(img)
+        )[0]
         loss.backward()
         history.append((time.perf_counter(), loss.item()))
         return loss
@@ -132,7 +141,8 @@ def torch_lbfgs():
     what :mod:`nst.lbfgs`'s pairs from the real displacement are worth."""
     original = engine._make_optimizer
     engine._make_optimizer = lambda pixels, job: torch.optim.LBFGS(
-        [pixels], lr=1.0, max_iter=1, history_size=engine.LBFGS_HISTORY)
+        [pixels], lr=1.0, max_iter=1, history_size=engine.LBFGS_HISTORY
+    )
     try:
         yield
     finally:
@@ -142,6 +152,7 @@ def torch_lbfgs():
 def style_target_seconds(weights, content, style, params) -> tuple[float, float]:
     """Preparing a job (targets) with a cold and with a warm style cache."""
     from nst.job import prepare
+
     stylizer = Stylizer(weights, precision="fp32")
     job = Job(content, [style], params)
     times = []
@@ -165,8 +176,12 @@ def main() -> int:
     parser.add_argument("--content", default=str(SHARED / "content/astronaut.png"))
     parser.add_argument("--style", default=str(SHARED / "style/starry_night.jpg"))
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--precision-steps", type=int, default=300,
-                        help="length of the fp32-vs-bf16 runs (0: skip them)")
+    parser.add_argument(
+        "--precision-steps",
+        type=int,
+        default=300,
+        help="length of the fp32-vs-bf16 runs (0: skip them)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     weights = load_weights()
@@ -177,46 +192,83 @@ def main() -> int:
     s = image_to_tensor(resize_longest(style, args.size))
     base_s, base_hist = seeds_loop(weights, c, s, params, args.steps)
     target = base_hist[-1][1]
-    rows = [("plain Gatys loop (baseline)", base_s / len(base_hist), len(base_hist),
-             base_hist[-1][0], 1.0, target)]
+    rows = [
+        (
+            "plain Gatys loop (baseline)",
+            base_s / len(base_hist),
+            len(base_hist),
+            base_hist[-1][0],
+            1.0,
+            target,
+        )
+    ]
     native = bf16_supported(torch.device("cpu"))
     best = "bf16" if native else "fp32"
     plain = {"init": "content"}  # the paper's start, as the baseline's
     variants = [  # (label, precision, parameter changes, with torch's L-BFGS)
-        ("engine: truncated VGG, targets once, one-GEMM Gram (fp32, torch's L-BFGS)",
-         "fp32", plain, True),
-        ("+ L-BFGS pairs from the real displacement (nst.lbfgs)", "fp32", plain, False)]
+        (
+            "engine: truncated VGG, targets once, one-GEMM Gram (fp32, torch's L-BFGS)",
+            "fp32",
+            plain,
+            True,
+        ),
+        ("+ L-BFGS pairs from the real displacement (nst.lbfgs)", "fp32", plain, False),
+    ]
     if native:
         variants.append(("+ bf16 passes", "bf16", plain, False))
     else:
         print("bf16: this CPU has no native bfloat16 (oneDNN would emulate it, ~100x slower)")
     variants.append((f"+ colour-matched start (**the defaults**, {best})", best, {}, False))
-    variants.append((f"+ coarse-to-fine (levels=2; off by default), {best}", best,
-                     {"levels": 2}, False))
+    variants.append(
+        (f"+ coarse-to-fine (levels=2; off by default), {best}", best, {"levels": 2}, False)
+    )
     for label, precision, changes, theirs in variants:
         with torch_lbfgs() if theirs else contextlib.nullcontext():
-            secs, result, hist = engine_run(Stylizer(weights, precision=precision), content,
-                                            style, params.replace(**changes), target)
+            secs, result, hist = engine_run(
+                Stylizer(weights, precision=precision),
+                content,
+                style,
+                params.replace(**changes),
+                target,
+            )
         reach = time_to(hist, target)
-        rows.append((label, secs / result.steps_run, result.steps_run, reach,
-                     base_hist[-1][0] / reach, result.losses.total))
+        rows.append(
+            (
+                label,
+                secs / result.steps_run,
+                result.steps_run,
+                reach,
+                base_hist[-1][0] / reach,
+                result.losses.total,
+            )
+        )
     if native and args.precision_steps:
         fixed = params.replace(steps=args.precision_steps)
-        ends = {p: Stylizer(weights, precision=p).stylize(Job(content, [style], fixed)).losses
-                for p in ("fp32", "bf16")}
+        ends = {
+            p: Stylizer(weights, precision=p).stylize(Job(content, [style], fixed)).losses
+            for p in ("fp32", "bf16")
+        }
         drift = ends["bf16"].total / ends["fp32"].total - 1
-        print(f"{args.precision_steps} steps, final losses in fp32: fp32 passes "
-              f"{ends['fp32'].total:.4f}, bf16 passes {ends['bf16'].total:.4f} ({drift:+.2%})")
+        print(
+            f"{args.precision_steps} steps, final losses in fp32: fp32 passes "
+            f"{ends['fp32'].total:.4f}, bf16 passes {ends['bf16'].total:.4f} ({drift:+.2%})"
+        )
     cold, warm = style_target_seconds(weights, content, style, params)
     print(f"style targets: {cold * 1000:.0f} ms computed, {warm * 1000:.1f} ms from the cache")
-    print(f"# {args.size} px, {args.steps} steps, {args.threads} threads, "
-          f"{platform.processor() or platform.machine()}, torch {torch.__version__}")
+    print(
+        f"# {args.size} px, {args.steps} steps, {args.threads} threads, "
+        f"{platform.processor() or platform.machine()}, torch {torch.__version__}"
+    )
     print(f"baseline loss after {args.steps} steps: {target:.4f}")
-    print("| run | ms/step | steps to baseline's loss | s to baseline's loss | speed-up "
-          "| loss at the end (fp32) |\n|---|---|---|---|---|---|")
+    print(
+        "| run | ms/step | steps to baseline's loss | s to baseline's loss | speed-up "
+        "| loss at the end (fp32) |\n|---|---|---|---|---|---|"
+    )
     for label, per_step, steps, reach, ratio, final in rows:
-        print(f"| {label} | {per_step * 1000:.0f} | {steps} | {reach:.1f} | {ratio:.2f}x "
-              f"| {final:.4f} |")
+        print(
+            f"| {label} | {per_step * 1000:.0f} | {steps} | {reach:.1f} | {ratio:.2f}x "
+            f"| {final:.4f} |"
+        )
     print(json.dumps({"target_loss": target, "rows": rows}))
     return 0
 

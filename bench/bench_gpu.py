@@ -47,14 +47,14 @@ def variant_stylizer(device: str, variant: str) -> Stylizer:
     return Stylizer(device=device, precision=precision, compile=extra == "compile")
 
 
-def jobs(content, style, size: int, batch: int, steps: int,
-         optimizer: str = "lbfgs") -> list[Job]:
+def jobs(content, style, size: int, batch: int, steps: int, optimizer: str = "lbfgs") -> list[Job]:
     params = StyleParams(size=size, steps=steps, levels=1, optimizer=optimizer)
     return [Job(content, [style], params.replace(seed=k)) for k in range(batch)]
 
 
-def ms_per_step(stylizer: Stylizer, content, style, size: int, batch: int, steps: int,
-                optimizer: str = "lbfgs") -> float:
+def ms_per_step(
+    stylizer: Stylizer, content, style, size: int, batch: int, steps: int, optimizer: str = "lbfgs"
+) -> float:
     """Time of ``2*steps`` minus ``steps`` steps, per step (set-up and final pass cancel)."""
     # Warm-up: cuDNN autotuning, and compilation for a compiled variant.
     stylizer.stylize_batch(jobs(content, style, size, batch, 2, optimizer))
@@ -124,11 +124,16 @@ def step_table(args, content, style) -> list[dict]:
                 if (size, batch) not in flops:  # the same FLOP whatever the variant
                     flops[size, batch] = flop_per_step(stylizer, content, style, size, batch)
                 tflops = flops[size, batch] / (ms / 1000) / 1e12
-                row = {"variant": variant, "size": size, "batch": batch, "ms_per_step": ms,
-                       "gflop_per_step": flops[size, batch] / 1e9, "tflops": tflops,
-                       "peak_share": tflops / peak if peak else None,
-                       "peak_mb_per_job": peak_memory_mb(stylizer, content, style, size,
-                                                         batch)}
+                row = {
+                    "variant": variant,
+                    "size": size,
+                    "batch": batch,
+                    "ms_per_step": ms,
+                    "gflop_per_step": flops[size, batch] / 1e9,
+                    "tflops": tflops,
+                    "peak_share": tflops / peak if peak else None,
+                    "peak_mb_per_job": peak_memory_mb(stylizer, content, style, size, batch),
+                }
                 rows.append(row)
                 print_row(row)
     return rows
@@ -137,8 +142,11 @@ def step_table(args, content, style) -> list[dict]:
 def print_row(r: dict) -> None:
     share = f"{r['peak_share']:.0%}" if r["peak_share"] else "n/a"
     memory = f"{r['peak_mb_per_job']:.0f}" if r["peak_mb_per_job"] else "n/a"
-    print(f"| {r['variant']} | {r['size']} | {r['batch']} | {r['ms_per_step']:.1f} | "
-          f"{r['gflop_per_step']:.1f} | {r['tflops']:.2f} | {share} | {memory} |", flush=True)
+    print(
+        f"| {r['variant']} | {r['size']} | {r['batch']} | {r['ms_per_step']:.1f} | "
+        f"{r['gflop_per_step']:.1f} | {r['tflops']:.2f} | {share} | {memory} |",
+        flush=True,
+    )
 
 
 def timed_jobs(args, content, style) -> dict[str, dict]:
@@ -155,10 +163,16 @@ def timed_jobs(args, content, style) -> dict[str, dict]:
             result = stylizer.stylize(job)
             sync(device)
             key = f"{variant} {optimizer}"
-            results[key] = {"seconds": time.perf_counter() - start,
-                            "dtype": str(stylizer.dtype), "loss": result.losses.total}
-            print(f"- {key} ({stylizer.dtype}): {results[key]['seconds']:.2f} s, "
-                  f"loss {result.losses.total:.4f}", flush=True)
+            results[key] = {
+                "seconds": time.perf_counter() - start,
+                "dtype": str(stylizer.dtype),
+                "loss": result.losses.total,
+            }
+            print(
+                f"- {key} ({stylizer.dtype}): {results[key]['seconds']:.2f} s, "
+                f"loss {result.losses.total:.4f}",
+                flush=True,
+            )
     return results
 
 
@@ -167,9 +181,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda:0")
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 4])
-    parser.add_argument("--variants", nargs="+",
-                        default=["fp32", "bf16", "fp32+compile", "bf16+compile"],
-                        help="precision (fp32, bf16, auto), '+compile' for torch.compile")
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=["fp32", "bf16", "fp32+compile", "bf16+compile"],
+        help="precision (fp32, bf16, auto), '+compile' for torch.compile",
+    )
     parser.add_argument("--optimizers", nargs="+", default=["lbfgs", "adam"])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--job-size", type=int, default=512)
@@ -182,18 +199,22 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(args.device)
     content, style = decode_image(args.content), decode_image(args.style)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"# {name}, torch {torch.__version__}, {args.steps}-step timing, L-BFGS\n"
-          "| variant | size | batch | ms/step | GFLOP/step | TFLOP/s | of peak | MB/job |\n"
-          "|---|---|---|---|---|---|---|---|", flush=True)
+    print(
+        f"# {name}, torch {torch.__version__}, {args.steps}-step timing, L-BFGS\n"
+        "| variant | size | batch | ms/step | GFLOP/step | TFLOP/s | of peak | MB/job |\n"
+        "|---|---|---|---|---|---|---|---|",
+        flush=True,
+    )
     rows = step_table(args, content, style)
-    print(f"\n{args.job_size} px, {args.job_steps} steps, end to end "
-          "(final losses evaluated in fp32):", flush=True)
+    print(
+        f"\n{args.job_size} px, {args.job_steps} steps, end to end "
+        "(final losses evaluated in fp32):",
+        flush=True,
+    )
     results = timed_jobs(args, content, style)
-    largest = largest_size(variant_stylizer(args.device, "auto"), content, style,
-                           args.max_sizes)
+    largest = largest_size(variant_stylizer(args.device, "auto"), content, style, args.max_sizes)
     print(f"largest size that fits: {largest}")
-    print(json.dumps({"device": name, "rows": rows, "jobs": results,
-                      "largest_size": largest}))
+    print(json.dumps({"device": name, "rows": rows, "jobs": results, "largest_size": largest}))
     return 0
 
 

@@ -27,8 +27,9 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def run(make, size: int, steps: int, history: int,
-        device: torch.device) -> tuple[float, torch.Tensor]:
+def run(
+    make, size: int, steps: int, history: int, device: torch.device
+) -> tuple[float, torch.Tensor]:
     """ms per step after the history has filled, and the final pixels."""
     gen = torch.Generator().manual_seed(0)
     # Curvatures over six decades: far from converged after a few hundred steps.
@@ -62,16 +63,26 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     device, history = torch.device(args.device), args.history
     print(f"# {device}, torch {torch.__version__}, history {history}, {args.steps} steps timed")
-    print("| size | torch.optim.LBFGS ms/step | nst.lbfgs ms/step | speed-up | max diff |\n"
-          "|---|---|---|---|---|")
+    print(
+        "| size | torch.optim.LBFGS ms/step | nst.lbfgs ms/step | speed-up | max diff |\n"
+        "|---|---|---|---|---|"
+    )
     for size in args.sizes:
-        theirs, a = run(lambda x: torch.optim.LBFGS([x], lr=1.0, max_iter=1,
-                                                    history_size=history), size, args.steps,
-                        history, device)
-        ours, b = run(lambda x: LBFGS([x], lr=1.0, history_size=history), size, args.steps,
-                      history, device)
-        print(f"| {size} | {theirs:.1f} | {ours:.1f} | {theirs / ours:.2f}x | "
-              f"{(a - b).abs().max().item():.2e} |", flush=True)
+        theirs, a = run(
+            lambda x: torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=history),
+            size,
+            args.steps,
+            history,
+            device,
+        )
+        ours, b = run(
+            lambda x: LBFGS([x], lr=1.0, history_size=history), size, args.steps, history, device
+        )
+        print(
+            f"| {size} | {theirs:.1f} | {ours:.1f} | {theirs / ours:.2f}x | "
+            f"{(a - b).abs().max().item():.2e} |",
+            flush=True,
+        )
     return 0
 
 

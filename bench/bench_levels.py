@@ -44,8 +44,11 @@ def main(argv: list[str] | None = None) -> int:
         result = stylizer.stylize(Job(content, [style], params))
         seconds = time.perf_counter() - start
         losses = result.losses
-        print(f"| {run} | {seconds:.1f} | {losses.total:.4f} | {losses.style:.4f} | "
-              f"{losses.content:.4f} |", flush=True)
+        print(
+            f"| {run} | {seconds:.1f} | {losses.total:.4f} | {losses.style:.4f} | "
+            f"{losses.content:.4f} |",
+            flush=True,
+        )
     return 0
 
 

@@ -71,8 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--bf16-sizes", type=int, nargs="*", default=[128],
-                        help="sizes also run in bf16 (emulated bf16 is very slow)")
+    parser.add_argument(
+        "--bf16-sizes",
+        type=int,
+        nargs="*",
+        default=[128],
+        help="sizes also run in bf16 (emulated bf16 is very slow)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     net = VGGFeatures(load_weights())
@@ -81,8 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     for size in args.sizes:
         for channels_last in (False, True):
             fp32 = pass_ms(net, size, channels_last, False, args.repeats)
-            bf16 = (f"{pass_ms(net, size, channels_last, True, 1):.0f}"
-                    if size in args.bf16_sizes else "-")
+            bf16 = (
+                f"{pass_ms(net, size, channels_last, True, 1):.0f}"
+                if size in args.bf16_sizes
+                else "-"
+            )
             layout = "channels_last" if channels_last else "contiguous"
             print(f"| {size} | {layout} | {fp32:.0f} | {bf16} |", flush=True)
     print("\n| size | features | autograd Gram ms | nst gram_matrix ms |\n|---|---|---|---|")

@@ -39,12 +39,19 @@ class LoadReport:
 
     def summary(self) -> dict:
         lat = sorted(self.latencies) or [0.0]
-        return {"requests": sum(self.statuses.values()), "statuses": dict(self.statuses),
-                "first_try_statuses": dict(self.first_statuses), "retries_after_503": self.retries,
-                "latency_s": {"p50": round(statistics.median(lat), 2),
-                              "p95": round(lat[int(0.95 * (len(lat) - 1))], 2),
-                              "max": round(lat[-1], 2)},
-                "worker_peak_rss_mb": round(self.peak_rss_mb), "seconds": round(self.seconds, 1)}
+        return {
+            "requests": sum(self.statuses.values()),
+            "statuses": dict(self.statuses),
+            "first_try_statuses": dict(self.first_statuses),
+            "retries_after_503": self.retries,
+            "latency_s": {
+                "p50": round(statistics.median(lat), 2),
+                "p95": round(lat[int(0.95 * (len(lat) - 1))], 2),
+                "max": round(lat[-1], 2),
+            },
+            "worker_peak_rss_mb": round(self.peak_rss_mb),
+            "seconds": round(self.seconds, 1),
+        }
 
 
 def worker_pids(management: str) -> list[int]:
@@ -67,23 +74,33 @@ def sample_rss(management: str, report: LoadReport, stop: threading.Event) -> No
 def one_request(url: str, files: dict, data: dict, report: LoadReport, max_tries: int) -> None:
     start = time.monotonic()
     for attempt in range(max_tries):
-        reply = requests.post(f"{url}/predictions/style_transfer", files=files, data=data,
-                              timeout=600)
+        reply = requests.post(
+            f"{url}/predictions/style_transfer", files=files, data=data, timeout=600
+        )
         if attempt == 0:
             report.first_statuses[reply.status_code] += 1
         if reply.status_code != 503:
             break
         report.retries += 1
-        time.sleep(min(8.0, 0.5 * 2 ** attempt))  # TorchServe sends no Retry-After
+        time.sleep(min(8.0, 0.5 * 2**attempt))  # TorchServe sends no Retry-After
     report.statuses[reply.status_code] += 1
     report.latencies.append(time.monotonic() - start)
 
 
-def run_load(url: str, management: str, clients: int, requests_each: int, size: int,
-             steps: int, max_tries: int = 8) -> LoadReport:
+def run_load(
+    url: str,
+    management: str,
+    clients: int,
+    requests_each: int,
+    size: int,
+    steps: int,
+    max_tries: int = 8,
+) -> LoadReport:
     """Run the load and return its report."""
-    files = {"content": (IMAGES / "content/chelsea.png").read_bytes(),
-             "style": (IMAGES / "style/the_scream.jpg").read_bytes()}
+    files = {
+        "content": (IMAGES / "content/chelsea.png").read_bytes(),
+        "style": (IMAGES / "style/the_scream.jpg").read_bytes(),
+    }
     data = {"size": str(size), "steps": str(steps)}
     report, stop = LoadReport(), threading.Event()
     sampler = threading.Thread(target=sample_rss, args=(management, report, stop), daemon=True)
@@ -107,8 +124,7 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=5)
     args = parser.parse_args()
-    report = run_load(args.url, args.management, args.clients, args.requests, args.size,
-                      args.steps)
+    report = run_load(args.url, args.management, args.clients, args.requests, args.size, args.steps)
     print(json.dumps(report.summary(), indent=2))
     return 0 if set(report.statuses) <= {200, 503} else 1  # 503: queue full, retries spent
 

@@ -35,7 +35,7 @@ def busy_pids(state_dir: str | Path) -> list[int]:
     """Pids with a marker whose process is still alive (a killed worker's marker is ignored)."""
     pids = []
     for marker in Path(state_dir).glob(f"{PREFIX}*"):
-        pid = marker.name[len(PREFIX):]
+        pid = marker.name[len(PREFIX) :]
         if pid.isdigit() and _alive(int(pid)):
             pids.append(int(pid))
     return pids

@@ -55,8 +55,7 @@ class ApiKeys:
         """Raise Unauthorized unless ``authorization`` is ``Bearer <a current key>``."""
         scheme, _, token = headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized("missing Authorization: Bearer <key> header",
-                               field="authorization")
+            raise Unauthorized("missing Authorization: Bearer <key> header", field="authorization")
         given = token.strip().encode()
         # Compare against every key, without stopping early, so timing says nothing.
         matches = [hmac.compare_digest(given, key) for key in self.current()]

@@ -41,10 +41,12 @@ class HandlerMetrics:
         try:
             from ts.metrics.dimension import Dimension
             from ts.metrics.metric_type_enum import MetricTypes
+
             kind, unit, label_name = METRICS[name]
             dims = [Dimension(label_name, label)] if label_name else []
-            self._metrics.add_metric(name, value, unit, dimensions=dims,
-                                     metric_type=MetricTypes(kind))
+            self._metrics.add_metric(
+                name, value, unit, dimensions=dims, metric_type=MetricTypes(kind)
+            )
         except Exception:
             log.warning("could not record metric %s", name, exc_info=True)
 

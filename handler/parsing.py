@@ -37,8 +37,9 @@ class ParsedRequest:
     want_json: bool
 
 
-def parse_request(request: Mapping[str, Any], headers: Mapping[str, str],
-                  settings: ServerSettings) -> ParsedRequest:
+def parse_request(
+    request: Mapping[str, Any], headers: Mapping[str, str], settings: ServerSettings
+) -> ParsedRequest:
     """Validate one request; raises :class:`nst.errors.NSTError` naming the bad field."""
     if "body" in request and len(request) == 1:
         fields = _json_fields(request["body"])
@@ -60,11 +61,17 @@ def _json_fields(body: Any) -> dict[str, Any]:
     """Flatten a JSON body into the multipart field layout."""
     if isinstance(body, bytes | bytearray):
         if not body:
-            raise ImageError("the request body is empty: send multipart/form-data with "
-                             "'content' and 'style' files, or JSON", field="content",
-                             code="missing_field")
-        raise NSTError("the body is neither multipart/form-data nor valid JSON",
-                       field="body", code="malformed_body")
+            raise ImageError(
+                "the request body is empty: send multipart/form-data with "
+                "'content' and 'style' files, or JSON",
+                field="content",
+                code="missing_field",
+            )
+        raise NSTError(
+            "the body is neither multipart/form-data nor valid JSON",
+            field="body",
+            code="malformed_body",
+        )
     if not isinstance(body, dict):
         raise NSTError("the JSON body must be an object", field="body", code="malformed_body")
     unknown = set(body) - JSON_KEYS
@@ -93,19 +100,25 @@ def _b64(value: Any, field: str) -> bytes:
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        raise ImageError(f"{field} is not valid base64", field=field,
-                         code="invalid_base64") from None
+        raise ImageError(
+            f"{field} is not valid base64", field=field, code="invalid_base64"
+        ) from None
 
 
 def _style_images(fields: dict[str, Any], settings: ServerSettings) -> list:
     """Pop ``style``, ``style_2`` .. in order and decode them."""
-    names = sorted((k for k in fields if _STYLE_FIELD.match(k)),
-                   key=lambda k: int(_STYLE_FIELD.match(k).group(1) or 1))
+    names = sorted(
+        (k for k in fields if _STYLE_FIELD.match(k)),
+        key=lambda k: int(_STYLE_FIELD.match(k).group(1) or 1),
+    )
     if not names:
         raise ImageError("missing 'style' image", field="style", code="missing_field")
     if len(names) > settings.max_styles:
-        raise ParamError(f"at most {settings.max_styles} style images per request, got "
-                         f"{len(names)}", field="style", code="limit_exceeded")
+        raise ParamError(
+            f"at most {settings.max_styles} style images per request, got {len(names)}",
+            field="style",
+            code="limit_exceeded",
+        )
     return [_image(fields.pop(name), name, settings) for name in names]
 
 
@@ -122,8 +135,11 @@ def _image(value: Any, field: str, settings: ServerSettings):
 def _flag(value: Any, field: str) -> bool:
     if isinstance(value, bool):
         return value
-    text = bytes(value).decode("utf-8", "replace") if isinstance(value, bytes | bytearray) \
+    text = (
+        bytes(value).decode("utf-8", "replace")
+        if isinstance(value, bytes | bytearray)
         else str(value)
+    )
     text = text.strip().lower()
     if text in ("1", "true", "yes", "on"):
         return True

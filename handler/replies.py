@@ -32,11 +32,14 @@ class Replies:
         self.bodies: list[bytes | None] = [None] * len(headers)
         # TorchServe's id of each request: its frontend sends it back as ``x-request-id``.
         ids = getattr(context, "request_ids", None)
-        self.torchserve_ids = [str(ids.get(i, i)) if isinstance(ids, dict) else str(i)
-                               for i in range(len(headers))]
+        self.torchserve_ids = [
+            str(ids.get(i, i)) if isinstance(ids, dict) else str(i) for i in range(len(headers))
+        ]
         # The client's own ``x-request-id`` (cut to 128 characters), else TorchServe's.
-        self.request_ids = [h.get("x-request-id", "").strip()[:128] or self.torchserve_ids[i]
-                            for i, h in enumerate(headers)]
+        self.request_ids = [
+            h.get("x-request-id", "").strip()[:128] or self.torchserve_ids[i]
+            for i, h in enumerate(headers)
+        ]
         self.streaming: set[int] = set()  # requests whose first NDJSON chunk went out
         self.started = time.monotonic()
 
@@ -59,8 +62,14 @@ class Replies:
                 if not self.done(i):
                     self.internal(i, exc)
 
-    def success(self, i: int, body: bytes, content_type: str,
-                headers: dict[str, str], fields: dict[str, Any]) -> None:
+    def success(
+        self,
+        i: int,
+        body: bytes,
+        content_type: str,
+        headers: dict[str, str],
+        fields: dict[str, Any],
+    ) -> None:
         """A 200 reply (``fields`` go to the job's log line)."""
         for name, value in headers.items():
             self.context.set_response_header(i, name, value)
@@ -73,21 +82,40 @@ class Replies:
             self.context.set_response_header(i, "WWW-Authenticate", "Bearer")
         if status == 503:
             self.context.set_response_header(i, "Retry-After", str(retry_after or 1))
-        self._finish(i, status, JSON, json.dumps(exc.to_dict()).encode(),
-                     {"outcome": _outcome(exc), "error": exc.code, "field": exc.field})
+        self._finish(
+            i,
+            status,
+            JSON,
+            json.dumps(exc.to_dict()).encode(),
+            {"outcome": _outcome(exc), "error": exc.code, "field": exc.field},
+        )
 
     def internal(self, i: int, exc: BaseException, code: str = "internal_error") -> None:
         """Our fault: logged with an error id the client can quote; no exception text."""
         error_id = uuid.uuid4().hex[:12]
-        log.error("request %s: error %s", self.request_ids[i], error_id,
-                  exc_info=(type(exc), exc, exc.__traceback__))
-        body = {"error": code, "field": None, "error_id": error_id,
-                "message": f"the server failed on this request (error id {error_id})"}
-        self._finish(i, 500, JSON, json.dumps(body).encode(),
-                     {"outcome": "error", "error": code, "error_id": error_id})
+        log.error(
+            "request %s: error %s",
+            self.request_ids[i],
+            error_id,
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
+        body = {
+            "error": code,
+            "field": None,
+            "error_id": error_id,
+            "message": f"the server failed on this request (error id {error_id})",
+        }
+        self._finish(
+            i,
+            500,
+            JSON,
+            json.dumps(body).encode(),
+            {"outcome": "error", "error": code, "error_id": error_id},
+        )
 
-    def _finish(self, i: int, status: int, content_type: str, body: bytes,
-                fields: dict[str, Any]) -> None:
+    def _finish(
+        self, i: int, status: int, content_type: str, body: bytes, fields: dict[str, Any]
+    ) -> None:
         ctx = self.context
         if i in self.streaming:  # the 200 and NDJSON type went out with the first chunk
             if status != 200:
@@ -101,10 +129,15 @@ class Replies:
         self._count(fields["outcome"])
 
     def _log(self, i: int, status: int, fields: dict[str, Any]) -> None:
-        line = {"event": "job", "request_id": self.request_ids[i],
-                "torchserve_id": self.torchserve_ids[i], "status": status,
-                "batch_requests": len(self.bodies),
-                "seconds": round(time.monotonic() - self.started, 3), **fields}
+        line = {
+            "event": "job",
+            "request_id": self.request_ids[i],
+            "torchserve_id": self.torchserve_ids[i],
+            "status": status,
+            "batch_requests": len(self.bodies),
+            "seconds": round(time.monotonic() - self.started, 3),
+            **fields,
+        }
         log.info("%s", json.dumps(strict_json(line)))
 
     def _count(self, outcome: str) -> None:
@@ -122,11 +155,19 @@ class Replies:
 
 
 def _outcome(exc: NSTError) -> str:
-    return {"unauthorized": "unauthorized", "deadline_exceeded": "rejected",
-            "out_of_memory": "rejected"}.get(exc.code, "invalid")
+    return {
+        "unauthorized": "unauthorized",
+        "deadline_exceeded": "rejected",
+        "out_of_memory": "rejected",
+    }.get(exc.code, "invalid")
 
 
 def _phrase(status: int) -> str:
-    return {200: "OK", 400: "Bad Request", 401: "Unauthorized", 413: "Content Too Large",
-            500: "Internal Server Error", 503: "Service Unavailable"}.get(status, "Error")
-
+    return {
+        200: "OK",
+        400: "Bad Request",
+        401: "Unauthorized",
+        413: "Content Too Large",
+        500: "Internal Server Error",
+        503: "Service Unavailable",
+    }.get(status, "Error")

@@ -23,8 +23,12 @@ def error_status(error: NSTError) -> int:
     """HTTP status of an engine error: 401 for a bad API key, 413 for oversized images or a
     job too large for the device's memory, 503 for a job the deadline left no time for,
     else 400."""
-    return {"unauthorized": 401, "image_too_large": 413, "out_of_memory": 413,
-            "deadline_exceeded": 503}.get(error.code, 400)
+    return {
+        "unauthorized": 401,
+        "image_too_large": 413,
+        "out_of_memory": 413,
+        "deadline_exceeded": 503,
+    }.get(error.code, 400)
 
 
 def strict_json(value: Any) -> Any:
@@ -45,10 +49,15 @@ def dumps(value: Any) -> bytes:
 
 def result_summary(result: Result) -> dict:
     """The run's figures (no image)."""
-    return {"steps_run": result.steps_run, "stopped": result.stopped,
-            "seconds": round(result.seconds, 3), "losses": asdict(result.losses),
-            "initial_losses": asdict(result.initial_losses),
-            "width": result.image.width, "height": result.image.height}
+    return {
+        "steps_run": result.steps_run,
+        "stopped": result.stopped,
+        "seconds": round(result.seconds, 3),
+        "losses": asdict(result.losses),
+        "initial_losses": asdict(result.initial_losses),
+        "width": result.image.width,
+        "height": result.image.height,
+    }
 
 
 def image_body(result: Result, params: StyleParams) -> tuple[bytes, str]:
@@ -58,8 +67,11 @@ def image_body(result: Result, params: StyleParams) -> tuple[bytes, str]:
 
 def _result_dict(result: Result, params: StyleParams) -> dict:
     data, mime = image_body(result, params)
-    return {"image": base64.b64encode(data).decode(), "content_type": mime,
-            **result_summary(result)}
+    return {
+        "image": base64.b64encode(data).decode(),
+        "content_type": mime,
+        **result_summary(result),
+    }
 
 
 def json_body(result: Result, params: StyleParams) -> bytes:
@@ -69,8 +81,12 @@ def json_body(result: Result, params: StyleParams) -> bytes:
 
 def progress_line(progress: Progress, preview: Image.Image | None = None) -> bytes:
     """One NDJSON line for a streamed progress report (``preview`` as base64 PNG)."""
-    line = {"type": "progress", "step": progress.step, "steps": progress.steps,
-            "losses": asdict(progress.losses)}
+    line = {
+        "type": "progress",
+        "step": progress.step,
+        "steps": progress.steps,
+        "losses": asdict(progress.losses),
+    }
     if preview is not None:
         line["preview_png"] = base64.b64encode(encode_image(preview, "png")).decode()
     return dumps(line) + b"\n"

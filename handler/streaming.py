@@ -30,8 +30,9 @@ Send = Callable[[int, bytes], None]  # (request index, chunk)
 class Streamer:
     """Progress callback for one group: job index in the group -> request index."""
 
-    def __init__(self, streaming: dict[int, int], replies: Replies, settings: ServerSettings,
-                 send: Send):
+    def __init__(
+        self, streaming: dict[int, int], replies: Replies, settings: ServerSettings, send: Send
+    ):
         self.streaming, self.replies, self.settings, self.send = streaming, replies, settings, send
         self.last_line: dict[int, float] = {}
         self.last_preview: dict[int, float] = {}
@@ -66,6 +67,8 @@ def torchserve_sender(context: Any) -> Send:
     from ts.handler_utils.utils import send_intermediate_predict_response
 
     def send(i: int, chunk: bytes) -> None:
-        send_intermediate_predict_response({i: chunk}, {i: context.request_ids[i]},
-                                           "Intermediate response", 200, context)
+        send_intermediate_predict_response(
+            {i: chunk}, {i: context.request_ids[i]}, "Intermediate response", 200, context
+        )
+
     return send

@@ -55,13 +55,15 @@ class StyleTransferHandler:
         gpu_id = props.get("gpu_id")
         device = f"cuda:{gpu_id}" if torch.cuda.is_available() and gpu_id is not None else "cpu"
         # The weights travel as the archive's serialized file (scripts/build_mar.py).
-        weights = os.path.join(props.get("model_dir"),
-                               context.manifest["model"]["serializedFile"])
-        self.stylizer = Stylizer(weights, device=device,
-                                 batch_invariant=self.settings.batch_invariant,
-                                 precision=self.settings.precision,
-                                 style_cache_size=self.settings.style_cache_size,
-                                 compile=self.settings.compile)
+        weights = os.path.join(props.get("model_dir"), context.manifest["model"]["serializedFile"])
+        self.stylizer = Stylizer(
+            weights,
+            device=device,
+            batch_invariant=self.settings.batch_invariant,
+            precision=self.settings.precision,
+            style_cache_size=self.settings.style_cache_size,
+            compile=self.settings.compile,
+        )
         self.initialized = True
         log.info("style_transfer ready on %s (%s)", device, self.settings)
 
@@ -106,11 +108,15 @@ class StyleTransferHandler:
                 f"this request needs {work} pixels per VGG pass (the output at size {p.size} "
                 f"plus {len(parsed.job.styles)} style image(s) at style_scale "
                 f"{p.style_scale:g}); this server allows {limit}: lower size, style_scale or "
-                "the number of styles", field="size", code="limit_exceeded")
+                "the number of styles",
+                field="size",
+                code="limit_exceeded",
+            )
         return parsed
 
-    def _run_group(self, members: Members, context, deadline: float, metrics,
-                   replies: Replies) -> None:
+    def _run_group(
+        self, members: Members, context, deadline: float, metrics, replies: Replies
+    ) -> None:
         """Optimise one group of same-size jobs together and fill their replies."""
         members = self._admit(members, deadline, replies)
         if not members:
@@ -118,7 +124,8 @@ class StyleTransferHandler:
         jobs = [parsed.job for _, parsed in members]
         try:
             results = self.stylizer.stylize_batch(
-                jobs, callback=self._streamer(members, context, replies), deadline=deadline)
+                jobs, callback=self._streamer(members, context, replies), deadline=deadline
+            )
         except DeadlineExceeded as exc:
             for i, _ in members:
                 replies.error(i, exc, _retry_after(deadline))
@@ -133,8 +140,9 @@ class StyleTransferHandler:
             with replies.guard(i):
                 self._answer(i, parsed, result, len(jobs), replies)
 
-    def _recover(self, exc: Exception, members: Members, context, deadline: float, metrics,
-                 replies: Replies) -> None:
+    def _recover(
+        self, exc: Exception, members: Members, context, deadline: float, metrics, replies: Replies
+    ) -> None:
         """A group failed: retry its jobs one at a time (so only a failing job fails), after
         freeing memory if it ran out; a poisoned device ends the worker after this batch."""
         if is_fatal_device_error(exc):
@@ -147,16 +155,25 @@ class StyleTransferHandler:
             if len(members) == 1:
                 i, parsed = members[0]
                 log.warning("request %s: out of memory alone", replies.request_ids[i])
-                replies.error(i, NSTError(
-                    f"the job does not fit in this server's memory at size "
-                    f"{parsed.job.params.size}; try a smaller size, fewer styles or a lower "
-                    "style_scale", field="size", code="out_of_memory"))
+                replies.error(
+                    i,
+                    NSTError(
+                        f"the job does not fit in this server's memory at size "
+                        f"{parsed.job.params.size}; try a smaller size, fewer styles or a lower "
+                        "style_scale",
+                        field="size",
+                        code="out_of_memory",
+                    ),
+                )
                 return
         elif len(members) == 1:
             replies.internal(members[0][0], exc)
             return
-        log.warning("a group of %d failed (%s); retrying its jobs one at a time",
-                    len(members), type(exc).__name__)
+        log.warning(
+            "a group of %d failed (%s); retrying its jobs one at a time",
+            len(members),
+            type(exc).__name__,
+        )
         for member in members:
             with replies.guard(member[0]):
                 self._run_group([member], context, deadline, metrics, replies)
@@ -170,21 +187,31 @@ class StyleTransferHandler:
             if time.monotonic() + self.stylizer.start_seconds(jobs) < deadline:
                 admitted.append((i, parsed))
             else:
-                replies.error(i, DeadlineExceeded(
-                    "the server has no time left for this request in the current batch; "
-                    "retry later"), _retry_after(deadline))
+                replies.error(
+                    i,
+                    DeadlineExceeded(
+                        "the server has no time left for this request in the current batch; "
+                        "retry later"
+                    ),
+                    _retry_after(deadline),
+                )
         return admitted
 
-    def _answer(self, i: int, parsed: ParsedRequest, result: Result, batch_jobs: int,
-                replies: Replies) -> None:
+    def _answer(
+        self, i: int, parsed: ParsedRequest, result: Result, batch_jobs: int, replies: Replies
+    ) -> None:
         """The reply of one finished job: its image, or why there is none."""
         if result.steps_run == 0 and result.stopped == "deadline":
-            raise DeadlineExceeded("the server ran out of time before this request could "
-                                   "run a step; retry later")
+            raise DeadlineExceeded(
+                "the server ran out of time before this request could run a step; retry later"
+            )
         if result.steps_run == 0 and result.stopped == "non_finite":
-            raise ParamError("the loss is not a finite number for these images and "
-                             "weights; lower style_weight, content_weight or tv_weight",
-                             field="style_weight", code="non_finite_loss")
+            raise ParamError(
+                "the loss is not a finite number for these images and "
+                "weights; lower style_weight, content_weight or tv_weight",
+                field="style_weight",
+                code="non_finite_loss",
+            )
         params = parsed.job.params
         headers = {"X-NST-Steps": str(result.steps_run), "X-NST-Batch-Jobs": str(batch_jobs)}
         if result.stopped:
@@ -195,11 +222,21 @@ class StyleTransferHandler:
             body, mime = json_body(result, params), JSON
         else:
             body, mime = image_body(result, params)
-        replies.success(i, body, mime, headers, {
-            "outcome": "deadline" if result.stopped == "deadline" else "ok",
-            "steps_run": result.steps_run, "stopped": result.stopped,
-            "width": result.image.width, "height": result.image.height,
-            "optimisation_seconds": round(result.seconds, 3), "batch_jobs": batch_jobs})
+        replies.success(
+            i,
+            body,
+            mime,
+            headers,
+            {
+                "outcome": "deadline" if result.stopped == "deadline" else "ok",
+                "steps_run": result.steps_run,
+                "stopped": result.stopped,
+                "width": result.image.width,
+                "height": result.image.height,
+                "optimisation_seconds": round(result.seconds, 3),
+                "batch_jobs": batch_jobs,
+            },
+        )
 
     def _streamer(self, members: Members, context, replies: Replies) -> Streamer | None:
         """Progress callback for the requests of the group that asked to stream."""
@@ -211,8 +248,10 @@ class StyleTransferHandler:
 
 def _work(group: Members) -> float:
     """A group's requested work, in pixels through VGG (preparation and every step)."""
-    return sum(work_pixels(p.job) + STEP_PER_FORWARD * p.job.params.steps
-               * math.prod(p.job.output_size()) for _, p in group)
+    return sum(
+        work_pixels(p.job) + STEP_PER_FORWARD * p.job.params.steps * math.prod(p.job.output_size())
+        for _, p in group
+    )
 
 
 def _share(members: Members, later: list[Members], deadline: float) -> float:
@@ -237,5 +276,9 @@ def _headers(context, i: int) -> dict[str, str]:
         raw = context.get_all_request_header(i) or {}
     except Exception:
         return {}
-    return {str(k).lower(): (v.decode("utf-8", "replace") if isinstance(v, bytes | bytearray)
-                             else str(v)) for k, v in raw.items()}
+    return {
+        str(k).lower(): (
+            v.decode("utf-8", "replace") if isinstance(v, bytes | bytearray) else str(v)
+        )
+        for k, v in raw.items()
+    }

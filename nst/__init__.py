@@ -7,16 +7,16 @@ from .job import Job
 from .params import StyleParams
 
 __all__ = [
-           "ImageError",
-           "Job",
-           "LossTerms",
-           "NSTError",
-           "ParamError",
-           "Progress",
-           "Result",
-           "StyleParams",
-           "Stylizer",
-           "WeightsError",
-           "decode_image",
-           "encode_image",
+    "ImageError",
+    "Job",
+    "LossTerms",
+    "NSTError",
+    "ParamError",
+    "Progress",
+    "Result",
+    "StyleParams",
+    "Stylizer",
+    "WeightsError",
+    "decode_image",
+    "encode_image",
 ]

@@ -8,9 +8,9 @@ from __future__ import annotations
 import torch
 
 # ITU-R BT.601 RGB -> YIQ; Y is the luminance.
-_RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114],
-                            [0.595716, -0.274453, -0.321263],
-                            [0.211456, -0.522591, 0.311135]])
+_RGB_TO_YIQ = torch.tensor(
+    [[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]]
+)
 
 
 def rgb_to_yiq(rgb: torch.Tensor) -> torch.Tensor:
@@ -59,8 +59,9 @@ def colour_stats(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mu, centred @ centred.T / flat.shape[1]
 
 
-def blended_colour_stats(images: list[torch.Tensor],
-                         weights: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
+def blended_colour_stats(
+    images: list[torch.Tensor], weights: list[float]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Colour mean and covariance of the mixture of ``images`` drawn with ``weights``."""
     total = sum(weights)
     stats = [colour_stats(image) for image in images]
@@ -69,9 +70,11 @@ def blended_colour_stats(images: list[torch.Tensor],
     return mu, second - mu @ mu.T
 
 
-def match_color_stats(source: torch.Tensor, mu_t: torch.Tensor,
-                      cov_t: torch.Tensor) -> torch.Tensor:
+def match_color_stats(
+    source: torch.Tensor, mu_t: torch.Tensor, cov_t: torch.Tensor
+) -> torch.Tensor:
     """:func:`match_color` towards a given colour mean ``mu_t`` and covariance ``cov_t``."""
+
     def sqrtm(cov: torch.Tensor, power: float) -> torch.Tensor:
         eye = torch.eye(3, dtype=cov.dtype, device=cov.device)
         values, vectors = torch.linalg.eigh(cov + 1e-5 * eye)

@@ -68,9 +68,16 @@ STEP_TIMER_WINDOW = 10  # steps per timing window on a GPU (one synchronisation 
 class Stylizer:
     """Loads VGG19 once; stylises jobs (load once, serve many)."""
 
-    def __init__(self, weights: VGGWeights | str | None = None, device: str = "cpu", *,
-                 batch_invariant: bool | None = None, precision: str = "auto",
-                 style_cache_size: int = 32, compile: bool = False):
+    def __init__(
+        self,
+        weights: VGGWeights | str | None = None,
+        device: str = "cpu",
+        *,
+        batch_invariant: bool | None = None,
+        precision: str = "auto",
+        style_cache_size: int = 32,
+        compile: bool = False,
+    ):
         """``batch_invariant``: run the network once per job, so batching never changes a
         result (bit for bit). A batched pass picks different convolution blockings per batch
         size; their rounding differences (~1e-7) are amplified by L-BFGS's curvature updates
@@ -91,8 +98,9 @@ class Stylizer:
         pays for long-lived workers serving a few sizes; ``docs/benchmarks.md`` has figures.
         """
         self.device = torch.device(device)
-        self.batch_invariant = (self.device.type == "cpu" if batch_invariant is None
-                                else batch_invariant)
+        self.batch_invariant = (
+            self.device.type == "cpu" if batch_invariant is None else batch_invariant
+        )
         self.dtype = precision_mod.resolve(precision, self.device)
         self.channels_last = precision_mod.use_channels_last(self.device, self.dtype)
         precision_mod.configure_gpu(self.device)
@@ -114,13 +122,15 @@ class Stylizer:
         prep = sum(self.pace.forward_seconds(work_pixels(job)) for job in jobs)
         return prep + self.pace.step_seconds(sum(_pixels(job) for job in jobs))
 
-    def stylize(self, job: Job, callback: Callback | None = None,
-                deadline: float | None = None) -> Result:
+    def stylize(
+        self, job: Job, callback: Callback | None = None, deadline: float | None = None
+    ) -> Result:
         """Stylise one job. ``deadline`` is a ``time.monotonic()`` instant."""
         return self.stylize_batch([job], callback, deadline)[0]
 
-    def stylize_batch(self, jobs: Sequence[Job], callback: Callback | None = None,
-                      deadline: float | None = None) -> list[Result]:
+    def stylize_batch(
+        self, jobs: Sequence[Job], callback: Callback | None = None, deadline: float | None = None
+    ) -> list[Result]:
         """Stylise jobs sharing :meth:`Job.batch_key` together; results in job order.
 
         Every job keeps its own parameters (weights, optimiser, steps, seed...). When a job
@@ -141,50 +151,64 @@ class Stylizer:
             last = len(plans[0]) - 1
             # Output-size targets and start images, prepared once: the last level runs on
             # them, and the start image's losses are measured at the output size.
-            full = [self._prepare(job.at_level(*plan[-1]), clock)
-                    for job, plan in zip(jobs, plans)]
+            full = [self._prepare(job.at_level(*plan[-1]), clock) for job, plan in zip(jobs, plans)]
             if last > 0:
                 state.first_losses = _BatchRun(self, full, None).evaluate_chunked(
-                    list(range(len(jobs))), grad=False)
+                    list(range(len(jobs))), grad=False
+                )
             final_run = None
             for level in range(last + 1):
                 live = [i for i in range(len(jobs)) if state.stopped[i] is None]
                 if not live:
                     break
                 if level < last:
-                    prepared = [self._prepare(jobs[i].at_level(*plans[i][level]), clock,
-                                              state.pixels[i]) for i in live]
+                    prepared = [
+                        self._prepare(jobs[i].at_level(*plans[i][level]), clock, state.pixels[i])
+                        for i in live
+                    ]
                 else:
                     prepared = [state.continued(full[i], i) for i in live]
                 run = self._run_level(prepared, live, state, callback, clock)
                 if level == last and len(live) == len(jobs):
                     final_run = run  # already at the output size with every job
             if final_run is None:  # a job stopped early: bring every job to the output size
-                final_run = _BatchRun(self, [state.continued(p, i) for i, p in enumerate(full)],
-                                      None)
+                final_run = _BatchRun(
+                    self, [state.continued(p, i) for i, p in enumerate(full)], None
+                )
             # Reported losses in float32, whatever precision the steps ran in.
-            final = final_run.evaluate_chunked(list(range(len(jobs))), grad=False,
-                                               dtype=torch.float32)
+            final = final_run.evaluate_chunked(
+                list(range(len(jobs))), grad=False, dtype=torch.float32
+            )
         seconds = time.perf_counter() - start
         return [
-            Result(image=tensor_to_image(final_run.prepared[i].finish(final_run.pixels[i])),
-                   steps_run=state.steps_run[i], losses=final[i],
-                   initial_losses=state.first_losses[i] or final[i], seconds=seconds,
-                   stopped=state.stopped[i])
+            Result(
+                image=tensor_to_image(final_run.prepared[i].finish(final_run.pixels[i])),
+                steps_run=state.steps_run[i],
+                losses=final[i],
+                initial_losses=state.first_losses[i] or final[i],
+                seconds=seconds,
+                stopped=state.stopped[i],
+            )
             for i in range(len(jobs))
         ]
 
-    def _prepare(self, job: Job, clock: Deadline,
-                 start: torch.Tensor | None = None) -> PreparedJob:
+    def _prepare(self, job: Job, clock: Deadline, start: torch.Tensor | None = None) -> PreparedJob:
         """:func:`prepare` under the deadline, timing its VGG passes."""
         try:
-            return prepare(job, self.net, self.device, start, self.style_cache,
-                           clock.before_forward)
+            return prepare(
+                job, self.net, self.device, start, self.style_cache, clock.before_forward
+            )
         finally:
             clock.after_forward()
 
-    def _run_level(self, prepared: list[PreparedJob], live: list[int], state: _Levels,
-                   callback: Callback | None, clock: Deadline) -> _BatchRun:
+    def _run_level(
+        self,
+        prepared: list[PreparedJob],
+        live: list[int],
+        state: _Levels,
+        callback: Callback | None,
+        clock: Deadline,
+    ) -> _BatchRun:
         """Optimise one level of the live jobs and fold its outcome into ``state``."""
         run = _BatchRun(self, prepared, state.relay(callback, live))
         run.optimise(clock)
@@ -227,8 +251,12 @@ class _Levels:
             preview = progress.preview
             if preview is not None and preview.size != self.output_sizes[i]:
                 preview = preview.resize(self.output_sizes[i], Image.Resampling.BICUBIC)
-            return callback(Progress(i, offsets[k] + progress.step, self.total_steps[i],
-                                     progress.losses, preview))
+            return callback(
+                Progress(
+                    i, offsets[k] + progress.step, self.total_steps[i], progress.losses, preview
+                )
+            )
+
         return relayed
 
 
@@ -242,8 +270,7 @@ class _BatchRun:
     over the concatenated batch (which would couple the jobs through shared dot products).
     """
 
-    def __init__(self, stylizer: Stylizer, prepared: list[PreparedJob],
-                 callback: Callback | None):
+    def __init__(self, stylizer: Stylizer, prepared: list[PreparedJob], callback: Callback | None):
         self.net, self.objective = stylizer.net, stylizer.objective
         self.prepared, self.callback = prepared, callback
         self.targets = [JobTargets.of(p) for p in prepared]
@@ -264,8 +291,11 @@ class _BatchRun:
         self.last_finite: list[tuple[torch.Tensor, int] | None] = [None] * len(prepared)
 
     def active(self) -> list[int]:
-        return [i for i, p in enumerate(self.prepared)
-                if self.stopped[i] is None and self.steps_run[i] < p.job.params.steps]
+        return [
+            i
+            for i, p in enumerate(self.prepared)
+            if self.stopped[i] is None and self.steps_run[i] < p.job.params.steps
+        ]
 
     def optimise(self, clock: Deadline) -> None:
         """Step every active job until each has run its steps or stopped; a step starts only
@@ -327,8 +357,9 @@ class _BatchRun:
         self.stopped[i] = "non_finite"
         return False
 
-    def evaluate_chunked(self, indices: list[int], grad: bool,
-                         dtype: torch.dtype | None = None) -> list[LossTerms]:
+    def evaluate_chunked(
+        self, indices: list[int], grad: bool, dtype: torch.dtype | None = None
+    ) -> list[LossTerms]:
         """Loss terms of jobs ``indices``, read back to the host."""
         return [_terms(row) for row in self._evaluate_rows(indices, grad, dtype)]
 
@@ -337,20 +368,29 @@ class _BatchRun:
         row = self.first_losses[i]
         return None if row is None else _terms(row)
 
-    def _evaluate_rows(self, indices: list[int], grad: bool,
-                       dtype: torch.dtype | None = None) -> torch.Tensor:
+    def _evaluate_rows(
+        self, indices: list[int], grad: bool, dtype: torch.dtype | None = None
+    ) -> torch.Tensor:
         """:meth:`evaluate` in one pass, or one pass per job when batch-invariant."""
         chunks = [[i] for i in indices] if self.one_pass_per_job else [indices]
         return torch.cat([self.evaluate(chunk, grad, dtype) for chunk in chunks])
 
-    def evaluate(self, indices: list[int], grad: bool,
-                 dtype: torch.dtype | None = None) -> torch.Tensor:
+    def evaluate(
+        self, indices: list[int], grad: bool, dtype: torch.dtype | None = None
+    ) -> torch.Tensor:
         """Losses of jobs ``indices`` from one batched VGG forward (and backward if ``grad``):
         one row per job of [content, style, tv, weighted total], detached, on the device."""
         with torch.set_grad_enabled(grad):
             x = torch.cat([self.pixels[i] for i in indices])
-            rows = self.objective(self.net, x, [self.targets[i] for i in indices], self.wanted,
-                                  self.pooling, dtype or self.dtype, self.channels_last)
+            rows = self.objective(
+                self.net,
+                x,
+                [self.targets[i] for i in indices],
+                self.wanted,
+                self.pooling,
+                dtype or self.dtype,
+                self.channels_last,
+            )
             if grad:
                 rows[:, 3].sum().backward()
         return rows.detach()
@@ -375,8 +415,9 @@ class _StepTimer:
             return
         if self.cuda:
             torch.cuda.synchronize()
-        self.pace.record_step(self.pixels // self.steps,
-                              (time.monotonic() - self.began) / self.steps)
+        self.pace.record_step(
+            self.pixels // self.steps, (time.monotonic() - self.began) / self.steps
+        )
         self.steps, self.pixels = 0, 0
 
 

@@ -69,8 +69,12 @@ def verify(sha256: str, url: str, full: str | None) -> None:
 def convert(checkpoint: Path, output: Path, source: str) -> int:
     """Write the features of a torchvision VGG19 checkpoint as safetensors with metadata."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    return save_weights(output, state, TORCHVISION_CONVENTION,
-                        {"source": source, "license": "BSD-3-Clause (torchvision)"})
+    return save_weights(
+        output,
+        state,
+        TORCHVISION_CONVENTION,
+        {"source": source, "license": "BSD-3-Clause (torchvision)"},
+    )
 
 
 def fetch(output: Path = LOCAL_WEIGHTS, url: str | None = None, sha256: str | None = None) -> int:
@@ -86,16 +90,24 @@ def fetch(output: Path = LOCAL_WEIGHTS, url: str | None = None, sha256: str | No
 
 def advice(error: FetchError) -> str:
     """One line: what failed and what to do instead."""
-    return (f"{error}. Set {WEIGHTS_ENV} to a VGG19 weights file (.safetensors or .pth), or "
-            f"run `make weights` where download.pytorch.org can be reached.")
+    return (
+        f"{error}. Set {WEIGHTS_ENV} to a VGG19 weights file (.safetensors or .pth), or "
+        f"run `make weights` where download.pytorch.org can be reached."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-o", "--output", type=Path, default=LOCAL_WEIGHTS,
-                        help=f"safetensors file to write (default: {LOCAL_WEIGHTS})")
-    parser.add_argument("--if-missing", action="store_true",
-                        help="do nothing when the output file already exists")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=LOCAL_WEIGHTS,
+        help=f"safetensors file to write (default: {LOCAL_WEIGHTS})",
+    )
+    parser.add_argument(
+        "--if-missing", action="store_true", help="do nothing when the output file already exists"
+    )
     parser.add_argument("--url", help=f"checkpoint to fetch (default: ${URL_ENV} or torchvision's)")
     parser.add_argument("--sha256", help="full sha256 to require (default: the name's prefix)")
     args = parser.parse_args(argv)

@@ -16,12 +16,16 @@ DEFAULT_MAX_PIXELS = 50_000_000  # decoded pixels allowed for one input image
 # The input formats we document and decode; Pillow's other decoders (EPS runs Ghostscript,
 # several raise arbitrary exceptions on crafted headers) are never tried.
 INPUT_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
-FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"),
-           "webp": ("WEBP", "image/webp")}
+FORMATS = {
+    "png": ("PNG", "image/png"),
+    "jpeg": ("JPEG", "image/jpeg"),
+    "webp": ("WEBP", "image/webp"),
+}
 
 
-def decode_image(data: bytes | os.PathLike | str, *, field: str = "image",
-                 max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+def decode_image(
+    data: bytes | os.PathLike | str, *, field: str = "image", max_pixels: int = DEFAULT_MAX_PIXELS
+) -> Image.Image:
     """Decode bytes or a path to an RGB image.
 
     Only :data:`INPUT_FORMATS` are recognised; anything else, and any failure of their
@@ -45,24 +49,35 @@ def decode_image(data: bytes | os.PathLike | str, *, field: str = "image",
             if width * height > max_pixels:
                 raise ImageError(
                     f"{field} is {width}x{height} = {width * height} pixels; the limit is "
-                    f"{max_pixels}", field=field, code="image_too_large")
+                    f"{max_pixels}",
+                    field=field,
+                    code="image_too_large",
+                )
             image.load()
             image = ImageOps.exif_transpose(image)
             return to_rgb(image)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"{field} is too large: {exc}", field=field,
-                         code="image_too_large") from None
+        raise ImageError(
+            f"{field} is too large: {exc}", field=field, code="image_too_large"
+        ) from None
     except UnidentifiedImageError:
-        raise ImageError(f"{field} is not an image in a supported format (PNG, JPEG, WebP, "
-                         "GIF, BMP, TIFF)", field=field, code="not_an_image") from None
+        raise ImageError(
+            f"{field} is not an image in a supported format (PNG, JPEG, WebP, GIF, BMP, TIFF)",
+            field=field,
+            code="not_an_image",
+        ) from None
     except MemoryError:
-        raise ImageError(f"{field} needs too much memory to decode", field=field,
-                         code="image_too_large") from None
+        raise ImageError(
+            f"{field} needs too much memory to decode", field=field, code="image_too_large"
+        ) from None
     except Exception as exc:
-        raise ImageError(f"{field} is corrupt or truncated ({type(exc).__name__})",
-                         field=field, code="corrupt_image") from None
+        raise ImageError(
+            f"{field} is corrupt or truncated ({type(exc).__name__})",
+            field=field,
+            code="corrupt_image",
+        ) from None
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

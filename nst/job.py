@@ -42,8 +42,13 @@ class Job:
     def batch_key(self) -> tuple:
         """Jobs with equal keys can be optimised together in one pass."""
         p = self.params
-        return (self.output_size(), p.content_layers, p.style_layers, p.pooling,
-                len(self.level_plan()))
+        return (
+            self.output_size(),
+            p.content_layers,
+            p.style_layers,
+            p.pooling,
+            len(self.level_plan()),
+        )
 
     def level_plan(self) -> list[tuple[int, int]]:
         """Coarse-to-fine schedule: ``(size, steps)`` per level, coarsest first.
@@ -57,30 +62,37 @@ class Job:
         p = self.params
         need = min_input_side(p.content_layers + p.style_layers)
         width, height = self.output_size()
-        coarse = [k for k in range(p.levels - 1, 0, -1)
-                  if min(width, height) / 2 ** k >= need and p.steps > 1]
+        coarse = [
+            k
+            for k in range(p.levels - 1, 0, -1)
+            if min(width, height) / 2**k >= need and p.steps > 1
+        ]
         coarse_steps = min(round(p.steps * p.coarse_share), p.steps - 1) if coarse else 0
         plan = []
         for n, k in enumerate(coarse):
             steps = coarse_steps // len(coarse) + (n < coarse_steps % len(coarse))
             if steps:
-                plan.append((round(p.size / 2 ** k), steps))
+                plan.append((round(p.size / 2**k), steps))
         return [*plan, (p.size, p.steps - coarse_steps)]
 
     def at_level(self, size: int, steps: int) -> Job:
         """This job at one level of its :meth:`level_plan`."""
-        return dataclasses.replace(self, params=dataclasses.replace(self.params, size=size,
-                                                                     steps=steps))
+        return dataclasses.replace(
+            self, params=dataclasses.replace(self.params, size=size, steps=steps)
+        )
 
     def validate(self) -> None:
         """Check what :class:`StyleParams` alone cannot: styles and init image."""
         if not 1 <= len(self.styles) <= MAX_STYLES:
-            raise ParamError(f"give 1 to {MAX_STYLES} style images, got {len(self.styles)}",
-                             field="style")
+            raise ParamError(
+                f"give 1 to {MAX_STYLES} style images, got {len(self.styles)}", field="style"
+            )
         weights = self.params.style_weights
         if weights and len(weights) != len(self.styles):
-            raise ParamError(f"style_weights has {len(weights)} values for "
-                             f"{len(self.styles)} style images", field="style_weights")
+            raise ParamError(
+                f"style_weights has {len(weights)} values for {len(self.styles)} style images",
+                field="style_weights",
+            )
         if self.params.init == "image" and self.init_image is None:
             raise ParamError("init='image' needs an init image", field="init_image")
 
@@ -124,8 +136,11 @@ def check(job: Job, net: VGGFeatures) -> None:
     width, height = job.output_size()
     need = min_input_side(p.content_layers + p.style_layers)
     if min(width, height) < need:
-        raise ParamError(f"the output would be {width}x{height}; the chosen layers need at "
-                         f"least {need} px on the shorter side", field="size")
+        raise ParamError(
+            f"the output would be {width}x{height}; the chosen layers need at "
+            f"least {need} px on the shorter side",
+            field="size",
+        )
     for size, _ in job.level_plan():
         level = dataclasses.replace(p, size=size)
         wanted = max(round(size * p.style_scale), need)
@@ -133,8 +148,10 @@ def check(job: Job, net: VGGFeatures) -> None:
             # A sliver-shaped style must be enlarged until its short side reaches ``need``;
             # refuse shapes that would blow up memory that way (at every level's size).
             if _style_side(style, level, need) > 4 * wanted:
-                raise ParamError(f"a {style.width}x{style.height} style image is too "
-                                 f"elongated for size {size}", field="style")
+                raise ParamError(
+                    f"a {style.width}x{style.height} style image is too elongated for size {size}",
+                    field="style",
+                )
 
 
 def work_pixels(job: Job) -> int:
@@ -153,9 +170,14 @@ def work_pixels(job: Job) -> int:
 Checkpoint = Callable[[int], None]  # called with the pixels of the VGG pass about to run
 
 
-def prepare(job: Job, net: VGGFeatures, device: torch.device,
-            start: torch.Tensor | None = None, cache: StyleCache | None = None,
-            checkpoint: Checkpoint | None = None) -> PreparedJob:
+def prepare(
+    job: Job,
+    net: VGGFeatures,
+    device: torch.device,
+    start: torch.Tensor | None = None,
+    cache: StyleCache | None = None,
+    checkpoint: Checkpoint | None = None,
+) -> PreparedJob:
     """Resize and colour-process a job's images and compute its loss targets once.
 
     ``start``: pixels of a coarser level to begin from (resized to this job's size) instead
@@ -173,8 +195,13 @@ def prepare(job: Job, net: VGGFeatures, device: torch.device,
     with torch.no_grad():
         checkpoint(width * height)
         content_targets = net(net.convention.to_model(content), p.content_layers, p.pooling)
-        style_targets = _blend([_style_grams(job, k, net, content_rgb, cache, checkpoint)
-                                for k in range(len(job.styles))], p)
+        style_targets = _blend(
+            [
+                _style_grams(job, k, net, content_rgb, cache, checkpoint)
+                for k in range(len(job.styles))
+            ],
+            p,
+        )
     if start is not None:
         init = _upsampled_start(start, content, (height, width))
     elif p.init == "matched":
@@ -191,8 +218,9 @@ def resize_pixels(pixels: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
     """Pixels (1, 3, h, w) resized to ``hw`` (bicubic up, antialiased down), kept in 0..1."""
     if tuple(pixels.shape[-2:]) == hw:
         return pixels.detach().clone()
-    return torch.nn.functional.interpolate(pixels.detach(), size=hw, mode="bicubic",
-                                           align_corners=False, antialias=True).clamp(0, 1)
+    return torch.nn.functional.interpolate(
+        pixels.detach(), size=hw, mode="bicubic", align_corners=False, antialias=True
+    ).clamp(0, 1)
 
 
 def _style_side(style: Image.Image, p: StyleParams, need: int) -> int:
@@ -201,8 +229,9 @@ def _style_side(style: Image.Image, p: StyleParams, need: int) -> int:
     return max(round(p.size * p.style_scale), math.ceil(need * aspect))
 
 
-def _upsampled_start(start: torch.Tensor, content: torch.Tensor,
-                     hw: tuple[int, int]) -> torch.Tensor:
+def _upsampled_start(
+    start: torch.Tensor, content: torch.Tensor, hw: tuple[int, int]
+) -> torch.Tensor:
     """A coarser level's pixels brought to ``hw``, with the content's finer detail put back.
 
     Upsampling alone gives a blurred image whose content loss starts far above the coarse
@@ -230,8 +259,14 @@ def _style_tensor(job: Job, k: int, content_rgb: torch.Tensor) -> torch.Tensor:
     return style
 
 
-def _style_grams(job: Job, k: int, net: VGGFeatures, content_rgb: torch.Tensor,
-                 cache: StyleCache | None, checkpoint: Checkpoint) -> dict[str, torch.Tensor]:
+def _style_grams(
+    job: Job,
+    k: int,
+    net: VGGFeatures,
+    content_rgb: torch.Tensor,
+    cache: StyleCache | None,
+    checkpoint: Checkpoint,
+) -> dict[str, torch.Tensor]:
     """Gram targets of style image ``k``, from ``cache`` when it was seen before."""
     p = job.params
     key = None
@@ -275,8 +310,13 @@ def _matched_start(job: Job, content: torch.Tensor, content_rgb: torch.Tensor) -
     return color.match_color_stats(content, *color.blended_colour_stats(styles, blend))
 
 
-def _initial_pixels(job: Job, content: torch.Tensor, style: torch.Tensor | None,
-                    hw: tuple[int, int], device: torch.device) -> torch.Tensor:
+def _initial_pixels(
+    job: Job,
+    content: torch.Tensor,
+    style: torch.Tensor | None,
+    hw: tuple[int, int],
+    device: torch.device,
+) -> torch.Tensor:
     """Start image for ``params.init``; noise is drawn from a generator seeded by ``seed``."""
     p = job.params
     if p.init == "content":
@@ -285,8 +325,9 @@ def _initial_pixels(job: Job, content: torch.Tensor, style: torch.Tensor | None,
         generator = torch.Generator(device="cpu").manual_seed(p.seed)
         return torch.rand((1, 3, *hw), generator=generator).to(device)
     if p.init == "style":
-        return torch.nn.functional.interpolate(style, size=hw, mode="bilinear",
-                                               align_corners=False, antialias=True).clamp(0, 1)
+        return torch.nn.functional.interpolate(
+            style, size=hw, mode="bilinear", align_corners=False, antialias=True
+        ).clamp(0, 1)
     start = image_to_tensor(job.init_image.resize(hw[::-1], Image.Resampling.LANCZOS))
     start = start.to(device)
     return color.luminance(start) if p.preserve_color == "luminance" else start

@@ -37,10 +37,20 @@ import torch
 class LBFGS(torch.optim.Optimizer):
     """L-BFGS over one tensor; ``step(closure)`` runs one iteration (see the module)."""
 
-    def __init__(self, params, lr: float = 1.0, history_size: int = 100,
-                 tolerance_grad: float = 1e-7, tolerance_change: float = 1e-9):
-        defaults = dict(lr=lr, history_size=history_size, tolerance_grad=tolerance_grad,
-                        tolerance_change=tolerance_change)
+    def __init__(
+        self,
+        params,
+        lr: float = 1.0,
+        history_size: int = 100,
+        tolerance_grad: float = 1e-7,
+        tolerance_change: float = 1e-9,
+    ):
+        defaults = dict(
+            lr=lr,
+            history_size=history_size,
+            tolerance_grad=tolerance_grad,
+            tolerance_change=tolerance_change,
+        )
         super().__init__(params, defaults)
         if len(self.param_groups) != 1 or len(self.param_groups[0]["params"]) != 1:
             raise ValueError("nst.lbfgs.LBFGS optimises exactly one tensor")
@@ -63,8 +73,7 @@ class LBFGS(torch.optim.Optimizer):
             history.remember(here - state["prev_x"], g - state["prev_g"])
             d, t = history.direction(g), group["lr"]
         descent = g.dot(d)
-        moves = (g.abs().max() > group["tolerance_grad"]) & (
-            descent <= -group["tolerance_change"])
+        moves = (g.abs().max() > group["tolerance_grad"]) & (descent <= -group["tolerance_change"])
         x.add_((d * (t * moves)).view_as(x).to(x.dtype))
         state.update(prev_g=g.clone(), prev_x=here)
         return loss
@@ -80,8 +89,14 @@ class _History:
     @staticmethod
     def empty(size: int, like: torch.Tensor) -> dict:
         zeros = like.new_zeros
-        return {"S": zeros(size, like.numel()), "Y": zeros(size, like.numel()),
-                "A": zeros(size, size), "ro": zeros(size), "h": like.new_ones(()), "pairs": 0}
+        return {
+            "S": zeros(size, like.numel()),
+            "Y": zeros(size, like.numel()),
+            "A": zeros(size, size),
+            "ro": zeros(size),
+            "h": like.new_ones(()),
+            "pairs": 0,
+        }
 
     def remember(self, s: torch.Tensor, y: torch.Tensor) -> None:
         """Store the pair (s, y) in the oldest slot; a pair failing the curvature test is
@@ -123,10 +138,12 @@ class _History:
         eye = torch.eye(A.shape[0], dtype=A.dtype, device=A.device)
         upper, lower = torch.triu(A, 1), torch.tril(A.T, -1)
         q0 = -g
-        al = torch.linalg.solve_triangular(eye + ro[:, None] * upper,
-                                           (ro * chron(S @ q0))[:, None], upper=True)[:, 0]
+        al = torch.linalg.solve_triangular(
+            eye + ro[:, None] * upper, (ro * chron(S @ q0))[:, None], upper=True
+        )[:, 0]
         r0 = st["h"] * (q0 - Y.T @ slots(al))
         rhs = ro * (chron(Y @ r0) + lower @ al)
-        be = torch.linalg.solve_triangular(eye + ro[:, None] * lower, rhs[:, None],
-                                           upper=False)[:, 0]
+        be = torch.linalg.solve_triangular(eye + ro[:, None] * lower, rhs[:, None], upper=False)[
+            :, 0
+        ]
         return r0 + S.T @ slots(al - be)

@@ -69,8 +69,9 @@ class _GramProduct(torch.autograd.Function):
 
 def _channels_last(features: torch.Tensor) -> bool:
     """Channels-last features (NHWC in memory) that are not also plainly contiguous."""
-    return (features.is_contiguous(memory_format=torch.channels_last)
-            and not features.is_contiguous())
+    return (
+        features.is_contiguous(memory_format=torch.channels_last) and not features.is_contiguous()
+    )
 
 
 def _as_matrices(features: torch.Tensor) -> torch.Tensor:

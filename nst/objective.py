@@ -30,15 +30,22 @@ class JobTargets(NamedTuple):
     def of(cls, prepared: PreparedJob) -> JobTargets:
         p = prepared.job.params
         device = prepared.init.device
-        layer_weights = {name: torch.tensor(w, device=device)
-                         for name, w in prepared.layer_weights.items()}
+        layer_weights = {
+            name: torch.tensor(w, device=device) for name, w in prepared.layer_weights.items()
+        }
         weights = torch.tensor([p.content_weight, p.style_weight, p.tv_weight], device=device)
         return cls(prepared.content_targets, prepared.style_targets, layer_weights, weights)
 
 
-def batch_losses(net: VGGFeatures, x: torch.Tensor, jobs: Sequence[JobTargets],
-                 wanted: tuple[tuple[int, str], ...], pooling: str, dtype: torch.dtype,
-                 channels_last: bool) -> torch.Tensor:
+def batch_losses(
+    net: VGGFeatures,
+    x: torch.Tensor,
+    jobs: Sequence[JobTargets],
+    wanted: tuple[tuple[int, str], ...],
+    pooling: str,
+    dtype: torch.dtype,
+    channels_last: bool,
+) -> torch.Tensor:
     """Rows ``[content, style, tv, weighted total]`` (B, 4) for pixels ``x`` (B, 3, H, W).
 
     Only the network pass is batched; row ``k`` comes from ``x[k]`` and ``jobs[k]`` alone,
@@ -58,8 +65,12 @@ def batch_losses(net: VGGFeatures, x: torch.Tensor, jobs: Sequence[JobTargets],
     rows = []
     for k, job in enumerate(jobs):
         own = {name: parts[k] for name, parts in per_job.items()}
-        terms = torch.stack([content_loss(own, job.content)[0],
-                             style_loss(own, job.style, job.layer_weights)[0],
-                             tv_loss(x[k:k + 1])[0]])
+        terms = torch.stack(
+            [
+                content_loss(own, job.content)[0],
+                style_loss(own, job.style, job.layer_weights)[0],
+                tv_loss(x[k : k + 1])[0],
+            ]
+        )
         rows.append(torch.cat([terms, (terms * job.term_weights).sum().reshape(1)]))
     return torch.stack(rows)

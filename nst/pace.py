@@ -79,8 +79,10 @@ class Deadline:
         and raises :class:`DeadlineExceeded` when this one would end past the deadline."""
         self.after_forward()
         if self.pace.forward_seconds(pixels) >= self.left():
-            raise DeadlineExceeded("the server ran out of time before this request could "
-                                   "start; retry later", field=None)
+            raise DeadlineExceeded(
+                "the server ran out of time before this request could start; retry later",
+                field=None,
+            )
         self._pending = (pixels, time.monotonic())
 
     def after_forward(self) -> None:

@@ -17,10 +17,22 @@ from .errors import ParamError
 from .layers import layer_indices
 
 
-def _param(default: Any, help: str, *, lo: float | None = None, hi: float | None = None,
-           choices: tuple[str, ...] | None = None, kind: str | None = None) -> Any:
-    meta = {"help": help, "lo": lo, "hi": hi, "choices": choices,
-            "kind": kind or type(default).__name__}
+def _param(
+    default: Any,
+    help: str,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    choices: tuple[str, ...] | None = None,
+    kind: str | None = None,
+) -> Any:
+    meta = {
+        "help": help,
+        "lo": lo,
+        "hi": hi,
+        "choices": choices,
+        "kind": kind or type(default).__name__,
+    }
     if isinstance(default, tuple | list):
         return field(default_factory=lambda: tuple(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -43,32 +55,46 @@ class StyleParams:
     lr: float = _param(0.02, "Adam learning rate (pixels are in 0..1)", lo=1e-5, hi=1.0)
     # 'matched' by default: lower losses than 'content' after 50 and after 300 steps on both
     # pairs measured (docs/benchmarks.md); 'content' is the paper's start.
-    init: str = _param("matched", "starting image: 'matched' is the content recoloured to the "
-                       "styles' colour mean and covariance, 'content' the content as it is; "
-                       "'image' needs an init image",
-                       choices=("matched", "content", "noise", "style", "image"))
-    seed: int = _param(0, "random seed: same inputs and seed give the same image", lo=0,
-                       hi=2**31 - 1)
+    init: str = _param(
+        "matched",
+        "starting image: 'matched' is the content recoloured to the "
+        "styles' colour mean and covariance, 'content' the content as it is; "
+        "'image' needs an init image",
+        choices=("matched", "content", "noise", "style", "image"),
+    )
+    seed: int = _param(
+        0, "random seed: same inputs and seed give the same image", lo=0, hi=2**31 - 1
+    )
     # Off by default: from the content image with L-BFGS it only tied a single-scale run of
     # the same wall time on the dev CPU (docs/benchmarks.md).
-    levels: int = _param(1, "coarse-to-fine: levels of 1/2, 1/4 ... size optimised before the "
-                         "full size (1: full size only)", lo=1, hi=4)
-    coarse_share: float = _param(0.3, "share of the steps spent on the coarser levels",
-                                 lo=0.0, hi=0.9)
+    levels: int = _param(
+        1,
+        "coarse-to-fine: levels of 1/2, 1/4 ... size optimised before the "
+        "full size (1: full size only)",
+        lo=1,
+        hi=4,
+    )
+    coarse_share: float = _param(
+        0.3, "share of the steps spent on the coarser levels", lo=0.0, hi=0.9
+    )
     style_scale: float = _param(1.0, "style image size relative to the output", lo=0.1, hi=4.0)
     style_weights: tuple[float, ...] = _param(
-        (), "blend weights of several style images (default: equal)", kind="floats")
-    preserve_color: str = _param("none", "keep the content's colours",
-                                 choices=("none", "luminance", "histogram"))
+        (), "blend weights of several style images (default: equal)", kind="floats"
+    )
+    preserve_color: str = _param(
+        "none", "keep the content's colours", choices=("none", "luminance", "histogram")
+    )
     pooling: str = _param("max", "VGG pooling", choices=("max", "avg"))
-    content_layers: tuple[str, ...] = _param(("relu4_2",), "layers of the content loss",
-                                             kind="layers")
-    style_layers: tuple[str, ...] = _param(STYLE_LAYERS, "layers of the style loss",
-                                           kind="layers")
+    content_layers: tuple[str, ...] = _param(
+        ("relu4_2",), "layers of the content loss", kind="layers"
+    )
+    style_layers: tuple[str, ...] = _param(STYLE_LAYERS, "layers of the style loss", kind="layers")
     style_layer_weights: tuple[float, ...] = _param(
-        (), "per-style-layer weights (default: equal)", kind="floats")
-    preview_every: int = _param(0, "report a preview image every N steps (0: never)", lo=0,
-                                hi=10000)
+        (), "per-style-layer weights (default: equal)", kind="floats"
+    )
+    preview_every: int = _param(
+        0, "report a preview image every N steps (0: never)", lo=0, hi=10000
+    )
     format: str = _param("png", "output image format", choices=("png", "jpeg", "webp"))
     quality: int = _param(92, "JPEG/WebP quality", lo=1, hi=100)
 
@@ -79,11 +105,13 @@ class StyleParams:
             raise ParamError(
                 f"style_layer_weights needs one weight per style layer "
                 f"({len(self.style_layers)}), got {len(self.style_layer_weights)}",
-                field="style_layer_weights")
+                field="style_layer_weights",
+            )
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any], *,
-                     limits: Mapping[str, float] | None = None) -> StyleParams:
+    def from_mapping(
+        cls, values: Mapping[str, Any], *, limits: Mapping[str, float] | None = None
+    ) -> StyleParams:
         """Parse untrusted values (e.g. form fields as strings or bytes).
 
         Unknown names are an error. ``limits`` may lower a field's maximum (server limits).
@@ -92,14 +120,19 @@ class StyleParams:
         parsed = {}
         for name, raw in values.items():
             if name not in known:
-                raise ParamError(f"unknown parameter {name!r}; known: {', '.join(known)}",
-                                 field=name)
+                raise ParamError(
+                    f"unknown parameter {name!r}; known: {', '.join(known)}", field=name
+                )
             parsed[name] = _coerce(known[name], raw)
         params = cls(**parsed)
         for name, hi in (limits or {}).items():
             if getattr(params, name) > hi:
-                raise ParamError(f"{name} must be at most {_num(hi)} on this server, got "
-                                 f"{getattr(params, name)}", field=name, code="limit_exceeded")
+                raise ParamError(
+                    f"{name} must be at most {_num(hi)} on this server, got "
+                    f"{getattr(params, name)}",
+                    field=name,
+                    code="limit_exceeded",
+                )
         return params
 
     def replace(self, **changes: Any) -> StyleParams:
@@ -110,8 +143,13 @@ class StyleParams:
 def describe(f: dataclasses.Field) -> str:
     """Human text for a field: description, range or choices, default."""
     m = f.metadata
-    allowed = (f"one of {', '.join(m['choices'])}" if m["choices"]
-               else f"{_num(m['lo'])}..{_num(m['hi'])}" if m["lo"] is not None else "")
+    allowed = (
+        f"one of {', '.join(m['choices'])}"
+        if m["choices"]
+        else f"{_num(m['lo'])}..{_num(m['hi'])}"
+        if m["lo"] is not None
+        else ""
+    )
     default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
     return f"{m['help']} [{allowed}{'; ' if allowed else ''}default {default!r}]"
 
@@ -123,8 +161,10 @@ def _num(value: float) -> str:
 def _range_error(f: dataclasses.Field, value: Any) -> ParamError:
     m = f.metadata
     what = {"int": "an integer", "float": "a number"}.get(m["kind"], m["kind"])
-    return ParamError(f"{f.name} must be {what} in [{_num(m['lo'])}, {_num(m['hi'])}], "
-                      f"got {_short(value)}", field=f.name)
+    return ParamError(
+        f"{f.name} must be {what} in [{_num(m['lo'])}, {_num(m['hi'])}], got {_short(value)}",
+        field=f.name,
+    )
 
 
 def _finite_number(value: Any) -> bool:
@@ -162,26 +202,36 @@ def _check(f: dataclasses.Field, value: Any) -> None:
             raise _range_error(f, value)
     elif kind == "str":
         if value not in m["choices"]:
-            raise ParamError(f"{f.name} must be one of {', '.join(m['choices'])}, got "
-                             f"{_short(value)}", field=f.name)
+            raise ParamError(
+                f"{f.name} must be one of {', '.join(m['choices'])}, got {_short(value)}",
+                field=f.name,
+            )
     elif kind == "floats":
-        if not isinstance(value, tuple) or len(value) > MAX_LIST or not all(
-                _finite_number(v) and v >= 0 for v in value) or (
-                value and not 0 < _finite_sum(value) < math.inf):
-            raise ParamError(f"{f.name} must be a list of at most {MAX_LIST} non-negative "
-                             f"numbers with a positive, finite sum, got {_short(value)}",
-                             field=f.name)
+        if (
+            not isinstance(value, tuple)
+            or len(value) > MAX_LIST
+            or not all(_finite_number(v) and v >= 0 for v in value)
+            or (value and not 0 < _finite_sum(value) < math.inf)
+        ):
+            raise ParamError(
+                f"{f.name} must be a list of at most {MAX_LIST} non-negative "
+                f"numbers with a positive, finite sum, got {_short(value)}",
+                field=f.name,
+            )
     elif kind == "layers":
         if not isinstance(value, tuple) or not value or len(value) > MAX_LIST:
-            raise ParamError(f"{f.name} must list 1 to {MAX_LIST} VGG19 layer names",
-                             field=f.name)
+            raise ParamError(f"{f.name} must list 1 to {MAX_LIST} VGG19 layer names", field=f.name)
         for name in value:
             if not isinstance(name, str):
-                raise ParamError(f"{f.name} must list layer names (strings), got "
-                                 f"{_short(name)}", field=f.name)
+                raise ParamError(
+                    f"{f.name} must list layer names (strings), got {_short(name)}", field=f.name
+                )
             if name not in layer_indices():
-                raise ParamError(f"{f.name}: unknown VGG19 layer {name!r} (valid: conv1_1.."
-                                 "conv5_4, relu1_1..relu5_4, pool1..pool5)", field=f.name)
+                raise ParamError(
+                    f"{f.name}: unknown VGG19 layer {name!r} (valid: conv1_1.."
+                    "conv5_4, relu1_1..relu5_4, pool1..pool5)",
+                    field=f.name,
+                )
 
 
 def _coerce(f: dataclasses.Field, raw: Any) -> Any:
@@ -220,6 +270,7 @@ def _coerce(f: dataclasses.Field, raw: Any) -> Any:
         try:
             return tuple(float(v) if isinstance(v, str) else v for v in raw)
         except (ValueError, OverflowError):
-            raise ParamError(f"{f.name} must be a list of numbers, got {_short(raw)}",
-                             field=f.name) from None
+            raise ParamError(
+                f"{f.name} must be a list of numbers, got {_short(raw)}", field=f.name
+            ) from None
     return tuple(raw)

@@ -22,8 +22,10 @@ Grams = dict[str, torch.Tensor]
 def style_key(image: Image.Image, side: int, params: StyleParams) -> str:
     """Digest of the image's pixels and of the settings that shape its Gram targets."""
     digest = hashlib.blake2b(digest_size=20)
-    digest.update(f"{image.mode}|{image.size}|{side}|{params.pooling}|"
-                  f"{','.join(params.style_layers)}|".encode())
+    digest.update(
+        f"{image.mode}|{image.size}|{side}|{params.pooling}|"
+        f"{','.join(params.style_layers)}|".encode()
+    )
     digest.update(image.tobytes())
     return digest.hexdigest()
 

@@ -55,8 +55,9 @@ class VGGFeatures(nn.Module):
         """Activations of ``names`` for network input ``x`` (B, 3, H, W)."""
         return self.activations(x, positions(names), pooling)
 
-    def activations(self, x: torch.Tensor, wanted: tuple[tuple[int, str], ...],
-                    pooling: str = "max") -> dict[str, torch.Tensor]:
+    def activations(
+        self, x: torch.Tensor, wanted: tuple[tuple[int, str], ...], pooling: str = "max"
+    ) -> dict[str, torch.Tensor]:
         """:meth:`forward` with the layers given as :func:`positions` (no name lookups, so
         ``torch.compile`` traces only tensor work)."""
         if pooling not in POOLINGS:

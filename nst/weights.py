@@ -101,9 +101,7 @@ class InputConvention:
 
 
 # torchvision's ImageNet models: RGB, [0, 1], normalised by ImageNet mean/std.
-TORCHVISION_CONVENTION = InputConvention(
-    "RGB", 1.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-)
+TORCHVISION_CONVENTION = InputConvention("RGB", 1.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 
 @dataclass(frozen=True)
@@ -211,7 +209,9 @@ def load_weights(path: str | os.PathLike | None = None) -> VGGWeights:
 
 
 def save_weights(
-    path: str | os.PathLike, state_dict: dict[str, torch.Tensor], convention: InputConvention,
+    path: str | os.PathLike,
+    state_dict: dict[str, torch.Tensor],
+    convention: InputConvention,
     extra_metadata: dict[str, str] | None = None,
 ) -> int:
     """Write a validated features-only safetensors with its convention; returns the tensor count."""

@@ -47,8 +47,9 @@ def read_stream(reply: requests.Response) -> dict:
         if bar is None:
             bar = tqdm(total=line["steps"], unit="step")
         bar.update(line["step"] - bar.n)
-        bar.set_postfix(style=f"{line['losses']['style']:.3g}",
-                        content=f"{line['losses']['content']:.3g}")
+        bar.set_postfix(
+            style=f"{line['losses']['style']:.3g}", content=f"{line['losses']['content']:.3g}"
+        )
     raise RuntimeError("the stream ended without a result")
 
 
@@ -60,8 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", default=DEFAULT_URL)
     parser.add_argument("--token", help="inference key when token authorisation is on")
     parser.add_argument("--stream", action="store_true", help="show progress while it runs")
-    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                        help="a request parameter, e.g. --param size=256 --param steps=100")
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a request parameter, e.g. --param size=256 --param steps=100",
+    )
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--retries", type=int, default=5, help="retries after a 503 (busy)")
     args = parser.parse_args(argv)
@@ -73,14 +79,20 @@ def main(argv: list[str] | None = None) -> int:
         headers["Accept"] = "application/json"
     files = build_files(args.content, args.styles)
     for attempt in range(args.retries + 1):
-        reply = requests.post(args.url, files=files, data=fields, headers=headers,
-                              stream=args.stream, timeout=args.timeout)
+        reply = requests.post(
+            args.url,
+            files=files,
+            data=fields,
+            headers=headers,
+            stream=args.stream,
+            timeout=args.timeout,
+        )
         if reply.status_code != 503 or attempt == args.retries:
             break
         # Queue full (TorchServe sends no Retry-After), or no time left in the worker's
         # batch (the handler's 503 says when to come back).
         hint = reply.headers.get("Retry-After", "")
-        wait = float(hint) if hint.isdigit() else min(30.0, 2.0 ** attempt)
+        wait = float(hint) if hint.isdigit() else min(30.0, 2.0**attempt)
         print(f"server busy (503), retrying in {wait:.0f} s", file=sys.stderr)
         time.sleep(wait)
     if reply.status_code != 200:
@@ -88,8 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     result = read_stream(reply) if args.stream else reply.json()
     args.output.write_bytes(base64.b64decode(result["image"]))
-    print(f"wrote {args.output} ({result['width']}x{result['height']}, {result['steps_run']} "
-          f"steps, {result['seconds']} s, stopped: {result['stopped']})")
+    print(
+        f"wrote {args.output} ({result['width']}x{result['height']}, {result['steps_run']} "
+        f"steps, {result['seconds']} s, stopped: {result['stopped']})"
+    )
     return 0
 
 

@@ -41,32 +41,59 @@ def read_properties(path: Path) -> dict[str, str]:
     return props
 
 
-def server_env(run_dir: Path, log_dir: Path,
-               extra: dict[str, str] | None = None) -> dict[str, str]:
+def server_env(run_dir: Path, log_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     """Environment isolating this server's pid file, sockets and logs (plus ``extra``)."""
     tmp = run_dir / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
     log_dir.mkdir(parents=True, exist_ok=True)
-    return {**os.environ, "TMPDIR": str(tmp), "TEMP": str(tmp), "LOG_LOCATION": str(log_dir),
-            "METRICS_LOCATION": str(log_dir), "PATH": f"{VENV_BIN}:{os.environ['PATH']}",
-            **(extra or {})}
+    return {
+        **os.environ,
+        "TMPDIR": str(tmp),
+        "TEMP": str(tmp),
+        "LOG_LOCATION": str(log_dir),
+        "METRICS_LOCATION": str(log_dir),
+        "PATH": f"{VENV_BIN}:{os.environ['PATH']}",
+        **(extra or {}),
+    }
 
 
-def start(config: Path, run_dir: Path, log_dir: Path, model_store: Path,
-          timeout: float = 180.0, extra_env: dict[str, str] | None = None) -> dict[str, str]:
+def start(
+    config: Path,
+    run_dir: Path,
+    log_dir: Path,
+    model_store: Path,
+    timeout: float = 180.0,
+    extra_env: dict[str, str] | None = None,
+) -> dict[str, str]:
     """Start TorchServe in the background and wait for a READY worker."""
     if shutil.which("java") is None:
-        raise SystemExit("TorchServe needs Java 17 or newer on PATH (Debian/Ubuntu: "
-                         "apt-get install openjdk-17-jre-headless; macOS: brew install openjdk@17)")
+        raise SystemExit(
+            "TorchServe needs Java 17 or newer on PATH (Debian/Ubuntu: "
+            "apt-get install openjdk-17-jre-headless; macOS: brew install openjdk@17)"
+        )
     env = server_env(run_dir, log_dir, extra_env)
     # The Java daemon inherits the launcher's output: send it to a file, not to our caller's
     # pipe (which would then stay open as long as the server runs).
     with (log_dir / "torchserve_console.log").open("ab") as console:
-        subprocess.run([str(VENV_BIN / "torchserve"), "--start", "--ncs", "--ts-config",
-                        str(config), "--model-store", str(model_store),
-                        "--models", f"{MODEL}={MODEL}.mar"],
-                       check=True, env=env, cwd=config.parent, stdout=console, stderr=console,
-                       stdin=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                str(VENV_BIN / "torchserve"),
+                "--start",
+                "--ncs",
+                "--ts-config",
+                str(config),
+                "--model-store",
+                str(model_store),
+                "--models",
+                f"{MODEL}={MODEL}.mar",
+            ],
+            check=True,
+            env=env,
+            cwd=config.parent,
+            stdout=console,
+            stderr=console,
+            stdin=subprocess.DEVNULL,
+        )
     props = read_properties(config)
     wait_ready(props["management_address"], timeout, log_dir)
     return props
@@ -90,8 +117,12 @@ def stop(run_dir: Path, timeout: float = 30.0) -> bool:
     if not pid_file.exists():
         return False
     pid = int(pid_file.read_text().strip() or 0)
-    subprocess.run([str(VENV_BIN / "torchserve"), "--stop"], env=server_env(run_dir, run_dir),
-                   check=False, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [str(VENV_BIN / "torchserve"), "--stop"],
+        env=server_env(run_dir, run_dir),
+        check=False,
+        stdout=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + timeout
     while pid and time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
         time.sleep(0.2)
@@ -101,9 +132,11 @@ def stop(run_dir: Path, timeout: float = 30.0) -> bool:
 def example(props: dict[str, str]) -> str:
     """A request that works against the started server."""
     images = ROOT / "examples"
-    return (f"curl -s {props['inference_address']}/predictions/{MODEL} "
-            f"-F content=@{images}/astronaut.jpg "
-            f"-F style=@{images}/starry_night.jpg -F size=128 -F steps=30 -o out.png")
+    return (
+        f"curl -s {props['inference_address']}/predictions/{MODEL} "
+        f"-F content=@{images}/astronaut.jpg "
+        f"-F style=@{images}/starry_night.jpg -F size=128 -F steps=30 -o out.png"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,10 +152,13 @@ def main(argv: list[str] | None = None) -> int:
         print("stopped" if stop(run_dir) else "no server running from", run_dir)
         return 0
     stop(run_dir)
-    props = start(args.config.resolve(), run_dir, args.log_dir.resolve(),
-                  args.model_store.resolve())
-    print(f"{MODEL} is READY: inference {props['inference_address']}, management "
-          f"{props['management_address']}, metrics {props['metrics_address']}/metrics")
+    props = start(
+        args.config.resolve(), run_dir, args.log_dir.resolve(), args.model_store.resolve()
+    )
+    print(
+        f"{MODEL} is READY: inference {props['inference_address']}, management "
+        f"{props['management_address']}, metrics {props['metrics_address']}/metrics"
+    )
     print("try:\n  " + example(props))
     return 0
 

@@ -82,8 +82,9 @@ def is_idle(management: str, key: str | None, timeout: float, state_dir: str | N
     return int(model.get("jobQueueStatus", {}).get("pendingRequests", 0)) == 0
 
 
-def drain(management: str, key: str | None, timeout: float, state_dir: str | None,
-          poll_s: float = 1.0) -> bool:
+def drain(
+    management: str, key: str | None, timeout: float, state_dir: str | None, poll_s: float = 1.0
+) -> bool:
     """Wait up to ``timeout`` s until idle twice in a row; True if it got there."""
     deadline = time.monotonic() + timeout
     idle_polls = 0
@@ -98,13 +99,19 @@ def drain(management: str, key: str | None, timeout: float, state_dir: str | Non
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("check", choices=("live", "ready", "drain"))
-    parser.add_argument("--management", default=os.environ.get(
-        "TS_MANAGEMENT_ADDRESS", "http://127.0.0.1:8081"))
-    parser.add_argument("--key-file", type=Path,
-                        default=Path(os.environ.get("NST_KEY_FILE", "key_file.json")))
+    parser.add_argument(
+        "--management", default=os.environ.get("TS_MANAGEMENT_ADDRESS", "http://127.0.0.1:8081")
+    )
+    parser.add_argument(
+        "--key-file", type=Path, default=Path(os.environ.get("NST_KEY_FILE", "key_file.json"))
+    )
     parser.add_argument("--state-dir", default=os.environ.get(STATE_DIR_ENV))
-    parser.add_argument("--timeout", type=float, default=5.0,
-                        help="seconds per HTTP call; for drain, the longest wait")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=5.0,
+        help="seconds per HTTP call; for drain, the longest wait",
+    )
     args = parser.parse_args(argv)
     key = management_key(args.key_file)
     if args.check == "live":

@@ -67,8 +67,9 @@ def package_dir(name: str) -> Path:
     return Path(importlib.import_module(name).__file__).parent
 
 
-def build(weights: Path, config: Path, out_dir: Path, version: str = "1.0",
-          override: Path | None = None) -> Path:
+def build(
+    weights: Path, config: Path, out_dir: Path, version: str = "1.0", override: Path | None = None
+) -> Path:
     """Stage the packages and run torch-model-archiver; returns the .mar path."""
     load_weights(weights)  # fail here, not in the worker, on a bad weights file
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -80,28 +81,58 @@ def build(weights: Path, config: Path, out_dir: Path, version: str = "1.0",
             packed.write_text(yaml.safe_dump(model_config(config, override), sort_keys=False))
         stage = Path(tmp) / "extra"
         for package in PACKAGES:
-            shutil.copytree(package_dir(package), stage / package,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            shutil.copytree(
+                package_dir(package),
+                stage / package,
+                ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+            )
         # torch-model-archiver copies the *contents* of an extra-files directory to the
         # archive root, so staging nst/ and handler/ under one folder keeps them packages.
-        subprocess.run([str(archiver), "--model-name", MODEL_NAME, "--version", version,
-                        "--serialized-file", str(weights),
-                        "--handler", str(package_dir("handler") / "style_transfer_handler.py"),
-                        "--extra-files", str(stage), "--config-file", str(packed),
-                        "--export-path", str(out_dir), "--force"], check=True)
+        subprocess.run(
+            [
+                str(archiver),
+                "--model-name",
+                MODEL_NAME,
+                "--version",
+                version,
+                "--serialized-file",
+                str(weights),
+                "--handler",
+                str(package_dir("handler") / "style_transfer_handler.py"),
+                "--extra-files",
+                str(stage),
+                "--config-file",
+                str(packed),
+                "--export-path",
+                str(out_dir),
+                "--force",
+            ],
+            check=True,
+        )
     return out_dir / f"{MODEL_NAME}.mar"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", type=Path,
-                        help="VGG19 weights (default: found as docs/engine.md says, else fetched)")
+    parser.add_argument(
+        "--weights",
+        type=Path,
+        help="VGG19 weights (default: found as docs/engine.md says, else fetched)",
+    )
     parser.add_argument("--config", type=Path, default=ROOT / "model-config.yaml")
     parser.add_argument("--out", type=Path, default=ROOT / "model_store")
-    parser.add_argument("--override", type=Path, metavar="FILE",
-                        help="YAML merged over --config (e.g. a Kubernetes ConfigMap)")
-    parser.add_argument("--packed-in", type=Path, metavar="DIR",
-                        help="only check: exit 0 if DIR's .mar already packs this config, else 1")
+    parser.add_argument(
+        "--override",
+        type=Path,
+        metavar="FILE",
+        help="YAML merged over --config (e.g. a Kubernetes ConfigMap)",
+    )
+    parser.add_argument(
+        "--packed-in",
+        type=Path,
+        metavar="DIR",
+        help="only check: exit 0 if DIR's .mar already packs this config, else 1",
+    )
     args = parser.parse_args(argv)
     if args.packed_in:
         wanted = model_config(args.config, args.override)
@@ -116,8 +147,9 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         weights = LOCAL_WEIGHTS
     try:
-        mar = build(weights or default_weights_path(), args.config, args.out,
-                    override=args.override)
+        mar = build(
+            weights or default_weights_path(), args.config, args.out, override=args.override
+        )
     except WeightsError as exc:
         print(exc, file=sys.stderr)
         return 1

@@ -29,6 +29,7 @@ def weights_path() -> Path:
 @pytest.fixture(scope="session")
 def stylizer(weights_path):
     from nst import Stylizer
+
     return Stylizer(str(weights_path))
 
 
@@ -36,6 +37,7 @@ def stylizer(weights_path):
 def images():
     """Decoded real images by name."""
     from nst import decode_image
+
     if not CONTENT.is_dir():
         pytest.skip(f"shared images not found at {CONTENT}")
     return {p.name: decode_image(p) for d in (CONTENT, STYLE) for p in sorted(d.iterdir())}

@@ -21,12 +21,23 @@ ROOT = Path(__file__).resolve().parents[1]
 # Small limits so the tests are quick on 2 cores; a short responseTimeout and a large margin
 # give the handler a 12 s budget per batch, which the deadline test relies on.
 TEST_MODEL_CONFIG = {
-    "minWorkers": 1, "maxWorkers": 1, "batchSize": 4, "maxBatchDelay": 1500,
+    "minWorkers": 1,
+    "maxWorkers": 1,
+    "batchSize": 4,
+    "maxBatchDelay": 1500,
     "responseTimeout": 45,
-    "handler": {"max_size": 256, "max_steps": 400, "max_input_pixels": 5_000_000,
-                "max_styles": 3, "deadline_margin_s": 33, "max_work_pixels": 400_000,
-                "stream_interval_s": 0.3, "preview_interval_s": 1.0, "preview_max_side": 48,
-                "defaults": {"size": 64, "steps": 5}},
+    "handler": {
+        "max_size": 256,
+        "max_steps": 400,
+        "max_input_pixels": 5_000_000,
+        "max_styles": 3,
+        "deadline_margin_s": 33,
+        "max_work_pixels": 400_000,
+        "stream_interval_s": 0.3,
+        "preview_interval_s": 1.0,
+        "preview_max_side": 48,
+        "defaults": {"size": 64, "steps": 5},
+    },
 }
 
 
@@ -62,14 +73,16 @@ def free_ports(count: int) -> list[int]:
 
 def write_loopback_config(path: Path, settings: list[str]) -> dict[str, int]:
     """Write a config.properties with every port free on 127.0.0.1, plus ``settings``."""
-    names = ("inference", "management", "metrics", "grpc_inference", "grpc_management",
-             "worker")
+    names = ("inference", "management", "metrics", "grpc_inference", "grpc_management", "worker")
     ports = dict(zip(names, free_ports(len(names))))
-    lines = [f"{n}_address=http://127.0.0.1:{ports[n]}"
-             for n in ("inference", "management", "metrics")]
-    lines += [f"grpc_inference_port={ports['grpc_inference']}",
-              f"grpc_management_port={ports['grpc_management']}",
-              f"initial_worker_port={ports['worker']}"]
+    lines = [
+        f"{n}_address=http://127.0.0.1:{ports[n]}" for n in ("inference", "management", "metrics")
+    ]
+    lines += [
+        f"grpc_inference_port={ports['grpc_inference']}",
+        f"grpc_management_port={ports['grpc_management']}",
+        f"initial_worker_port={ports['worker']}",
+    ]
     path.write_text("\n".join(lines + settings) + "\n")
     return ports
 
@@ -77,6 +90,7 @@ def write_loopback_config(path: Path, settings: list[str]) -> dict[str, int]:
 @pytest.fixture(scope="session")
 def server(tmp_path_factory, weights_path) -> Server:
     from tests.conftest import CONTENT, STYLE
+
     if not CONTENT.is_dir() or not STYLE.is_dir():
         pytest.skip("shared images missing")
     base = tmp_path_factory.mktemp("torchserve")
@@ -85,17 +99,31 @@ def server(tmp_path_factory, weights_path) -> Server:
     store = base / "model_store"
     build_mar.build(weights_path, model_config, store)
     config = base / "config.properties"
-    ports = write_loopback_config(config, [
-        f"model_store={store}", "metrics_mode=prometheus",
-        f"metrics_config={ROOT / 'metrics.yaml'}",
-        "disable_token_authorization=true", "enable_model_api=false",
-        "max_request_size=8000000", "max_response_size=33554432",
-        "default_workers_per_model=1", "job_queue_size=6"])
+    ports = write_loopback_config(
+        config,
+        [
+            f"model_store={store}",
+            "metrics_mode=prometheus",
+            f"metrics_config={ROOT / 'metrics.yaml'}",
+            "disable_token_authorization=true",
+            "enable_model_api=false",
+            "max_request_size=8000000",
+            "max_response_size=33554432",
+            "default_workers_per_model=1",
+            "job_queue_size=6",
+        ],
+    )
     inference, management, metrics = ports["inference"], ports["management"], ports["metrics"]
     run_dir, log_dir, state_dir = base / "run", base / "logs", base / "state"
     state_dir.mkdir()
-    control.start(config, run_dir, log_dir, store, timeout=240,
-                  extra_env={"NST_STATE_DIR": str(state_dir)})
-    yield Server(f"http://127.0.0.1:{inference}", f"http://127.0.0.1:{management}",
-                 f"http://127.0.0.1:{metrics}", log_dir, state_dir)
+    control.start(
+        config, run_dir, log_dir, store, timeout=240, extra_env={"NST_STATE_DIR": str(state_dir)}
+    )
+    yield Server(
+        f"http://127.0.0.1:{inference}",
+        f"http://127.0.0.1:{management}",
+        f"http://127.0.0.1:{metrics}",
+        log_dir,
+        state_dir,
+    )
     control.stop(run_dir)

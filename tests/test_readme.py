@@ -39,7 +39,7 @@ def test_readme_commands_are_make_targets():
 
 
 def test_deploying_section_names_every_deploy_file():
-    section = README[README.index("## Deploying"):README.index("## The engine")]
+    section = README[README.index("## Deploying") : README.index("## The engine")]
     deploy = ROOT / "deploy"
     for path in deploy.rglob("*"):
         if path.is_file() and path.name != "config.properties":

@@ -11,24 +11,34 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def bench(*args: str) -> str:
-    result = subprocess.run([sys.executable, *args], capture_output=True, text=True,
-                            timeout=300, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=300, cwd=ROOT
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
 
 
 def test_engine_benchmark_rows():
-    out = bench("bench/bench_engine.py", "--size", "64", "--steps", "4",
-                "--precision-steps", "0")
+    out = bench("bench/bench_engine.py", "--size", "64", "--steps", "4", "--precision-steps", "0")
     rows = [line for line in out.splitlines() if line.startswith("| ")][1:]
     assert rows[0].startswith("| plain Gatys loop (baseline) |")
-    assert any("nst.lbfgs" in row for row in rows) and any("coarse-to-fine" in row
-                                                         for row in rows)
+    assert any("nst.lbfgs" in row for row in rows) and any("coarse-to-fine" in row for row in rows)
 
 
 def test_lbfgs_runs_benchmark_rows():
-    out = bench("bench/bench_lbfgs_runs.py", "--size", "32", "--steps", "4", "--every", "2",
-                "--run", "torch,fp32", "--run", "nst,fp32,3")
+    out = bench(
+        "bench/bench_lbfgs_runs.py",
+        "--size",
+        "32",
+        "--steps",
+        "4",
+        "--every",
+        "2",
+        "--run",
+        "torch,fp32",
+        "--run",
+        "nst,fp32,3",
+    )
     rows = [line.split(" | ") for line in out.splitlines() if line.startswith("| ")][1:]
     assert [row[0] for row in rows] == ["| torch,fp32", "| nst,fp32,3"]
     assert [row[1] for row in rows] == ["20", "3"]
@@ -39,9 +49,19 @@ def test_lbfgs_runs_benchmark_rows():
 
 def test_levels_benchmark_compares_runs():
     shared = ROOT.parent / "shared/images"
-    out = bench("bench/bench_levels.py", "--size", "32", "--run", "steps=2,init=content",
-                "--run", "steps=2,init=matched", "--content", str(shared / "content/chelsea.png"),
-                "--style", str(shared / "style/the_scream.jpg"))
+    out = bench(
+        "bench/bench_levels.py",
+        "--size",
+        "32",
+        "--run",
+        "steps=2,init=content",
+        "--run",
+        "steps=2,init=matched",
+        "--content",
+        str(shared / "content/chelsea.png"),
+        "--style",
+        str(shared / "style/the_scream.jpg"),
+    )
     rows = [line.split(" | ") for line in out.splitlines() if line.startswith("| ")][1:]
     assert [row[0] for row in rows] == ["| steps=2,init=content", "| steps=2,init=matched"]
     assert all(float(row[2]) > 0 for row in rows)
@@ -51,6 +71,10 @@ def test_levels_benchmark_compares_runs():
 def test_pass_benchmark_times_the_pass_and_the_grams():
     out = bench("bench/bench_pass.py", "--sizes", "32", "--bf16-sizes", "32", "--repeats", "1")
     rows = [line.split(" | ") for line in out.splitlines() if line.startswith("| 32 |")]
-    assert [row[1] for row in rows] == ["contiguous", "channels_last", "fp32, contiguous",
-                                        "bf16, channels_last"]
+    assert [row[1] for row in rows] == [
+        "contiguous",
+        "channels_last",
+        "fp32, contiguous",
+        "bf16, channels_last",
+    ]
     assert all(float(value.strip(" |")) > 0 for row in rows for value in row[2:])

@@ -12,11 +12,36 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_gpu_benchmark_smoke_run_on_cpu():
     result = subprocess.run(
-        [sys.executable, str(ROOT / "bench/bench_gpu.py"), "--device", "cpu", "--sizes", "32",
-         "--batches", "1", "2", "--variants", "fp32", "--optimizers", "lbfgs", "adam",
-         "--steps", "2", "--job-size", "32",
-         "--job-steps", "2", "--max-sizes", "32", "48"],
-        capture_output=True, text=True, timeout=300, cwd=ROOT)
+        [
+            sys.executable,
+            str(ROOT / "bench/bench_gpu.py"),
+            "--device",
+            "cpu",
+            "--sizes",
+            "32",
+            "--batches",
+            "1",
+            "2",
+            "--variants",
+            "fp32",
+            "--optimizers",
+            "lbfgs",
+            "adam",
+            "--steps",
+            "2",
+            "--job-size",
+            "32",
+            "--job-steps",
+            "2",
+            "--max-sizes",
+            "32",
+            "48",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     rows = {(r["size"], r["batch"]): r for r in report["rows"]}

@@ -19,8 +19,13 @@ HADOLINT = Path(sys.executable).with_name("hadolint")
 
 
 def hadolint(dockerfile: str) -> list[dict]:
-    result = subprocess.run([str(HADOLINT), "--format", "json", "-"], input=dockerfile,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [str(HADOLINT), "--format", "json", "-"],
+        input=dockerfile,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     return json.loads(result.stdout or "[]")
 
 
@@ -61,8 +66,11 @@ def test_image_builds_with_the_projects_scripts_and_pinned_requirements():
     assert "scripts/fetch_weights.py" in runs  # official weights, hash-checked
     assert "scripts/build_mar.py" in runs
     assert "-r requirements.txt" in runs and "--no-cache-dir" in runs
-    base = [args for keyword, args in instructions() if keyword == "ARG"
-            and args.startswith("BASE_IMAGE=")]
+    base = [
+        args
+        for keyword, args in instructions()
+        if keyword == "ARG" and args.startswith("BASE_IMAGE=")
+    ]
     assert re.fullmatch(r"BASE_IMAGE=nvidia/cuda:\d+\.\d+\.\d+-\S+", base[0])  # pinned tag
 
 
@@ -72,8 +80,11 @@ def test_only_inference_and_metrics_ports_are_exposed():
 
 
 def test_build_context_leaves_out_secrets_weights_and_local_state():
-    ignore = [line for line in (ROOT / ".dockerignore").read_text().splitlines()
-              if line and not line.startswith("#")]
+    ignore = [
+        line
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
     assert ignore[0] == "*", "an allow-list: everything out, then what the image needs"
     assert "**/key_file.json" in ignore
     allowed = [line[1:] for line in ignore if line.startswith("!")]

@@ -34,24 +34,34 @@ def generated_configmap() -> dict:
     """The ConfigMap kustomize's configMapGenerator makes (before its hash suffix)."""
     generator = kustomization()["configMapGenerator"][0]
     data = {Path(f).name: (DEPLOY / f).read_text() for f in generator["files"]}
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": generator["name"]},
-            "data": data}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": generator["name"]},
+        "data": data,
+    }
 
 
 def container() -> dict:
     return resources()["Deployment"]["spec"]["template"]["spec"]["containers"][0]
 
 
-CORE_KINDS = ("Namespace", "Deployment", "Service", "HorizontalPodAutoscaler",
-              "PodDisruptionBudget", "NetworkPolicy", "Ingress")
+CORE_KINDS = (
+    "Namespace",
+    "Deployment",
+    "Service",
+    "HorizontalPodAutoscaler",
+    "PodDisruptionBudget",
+    "NetworkPolicy",
+    "Ingress",
+)
 
 
 @pytest.mark.parametrize("kind", CORE_KINDS)
 def test_core_manifest_is_schema_valid(kind):
     manifest = resources()[kind]
     kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
-    kubernetes_validate.validate(manifest, kubernetes_validate.utils.latest_version(),
-                                 strict=True)
+    kubernetes_validate.validate(manifest, kubernetes_validate.utils.latest_version(), strict=True)
 
 
 def test_generated_configmap_is_schema_valid():
@@ -90,13 +100,11 @@ def test_probes_use_the_healthcheck_script():
 
 def test_termination_outlasts_the_longest_job():
     """preStop drains for longer than a job may run; the grace period covers the drain."""
-    merged = build_mar.model_config(ROOT / "model-config.yaml",
-                                    DEPLOY / "k8s/model-overrides.yaml")
+    merged = build_mar.model_config(ROOT / "model-config.yaml", DEPLOY / "k8s/model-overrides.yaml")
     command = container()["lifecycle"]["preStop"]["exec"]["command"]
     assert command[2] == "drain"
     drain_s = float(command[command.index("--timeout") + 1])
-    grace_s = resources()["Deployment"]["spec"]["template"]["spec"][
-        "terminationGracePeriodSeconds"]
+    grace_s = resources()["Deployment"]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     assert merged["responseTimeout"] < drain_s < grace_s
 
 
@@ -107,8 +115,10 @@ def test_configmap_and_secret_are_mounted_where_the_env_points():
     volumes = {v["name"]: v for v in spec["volumes"]}
     env = {e["name"]: e["value"] for e in c["env"]}
     assert volumes["config"]["configMap"]["name"] == generated_configmap()["metadata"]["name"]
-    for var, key in (("TS_CONFIG_FILE", "config.properties"),
-                     ("NST_MODEL_OVERRIDE", "model-overrides.yaml")):
+    for var, key in (
+        ("TS_CONFIG_FILE", "config.properties"),
+        ("NST_MODEL_OVERRIDE", "model-overrides.yaml"),
+    ):
         assert env[var] == f"{mounts['config']}/{key}"
         assert key in generated_configmap()["data"]
     assert "secretName" in volumes["api-keys"]["secret"]
@@ -127,9 +137,11 @@ def test_service_monitor_hpa_pdb_and_policy_point_at_the_pods():
     assert 8081 not in ports.values()
     service_ports = {p["name"] for p in r["Service"]["spec"]["ports"]}
     assert service_ports <= set(ports)
-    for selector in (r["Service"]["spec"]["selector"],
-                     r["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"],
-                     r["NetworkPolicy"]["spec"]["podSelector"]["matchLabels"]):
+    for selector in (
+        r["Service"]["spec"]["selector"],
+        r["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"],
+        r["NetworkPolicy"]["spec"]["podSelector"]["matchLabels"],
+    ):
         assert selector.items() <= labels.items()
     allowed = {p["port"] for rule in r["NetworkPolicy"]["spec"]["ingress"] for p in rule["ports"]}
     assert allowed == {8080, 8082, 8090}  # never the management port
@@ -150,8 +162,10 @@ def test_hpa_metric_is_the_one_the_adapter_rule_serves():
 def test_service_monitor_crd_has_required_fields():
     monitor = resources()["ServiceMonitor"]
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
-    assert monitor["spec"]["selector"]["matchLabels"].items() <= \
-        resources()["Service"]["metadata"]["labels"].items()
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items()
+        <= resources()["Service"]["metadata"]["labels"].items()
+    )
     service_ports = {p["name"] for p in resources()["Service"]["spec"]["ports"]}
     for endpoint in monitor["spec"]["endpoints"]:
         assert endpoint["port"] in service_ports and endpoint["path"] == "/metrics"
@@ -169,8 +183,12 @@ def test_kserve_inference_service_has_required_fields():
     merged = build_mar.model_config(ROOT / "model-config.yaml", None)
     assert predictor["timeout"] > merged["responseTimeout"]
     # Its container part is a core Container: validate it inside a Pod.
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "kserve-check"},
-           "spec": {"containers": predictor["containers"], "volumes": predictor["volumes"]}}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "kserve-check"},
+        "spec": {"containers": predictor["containers"], "volumes": predictor["volumes"]},
+    }
     kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
 
 
@@ -180,19 +198,19 @@ def test_kserve_predictor_has_the_deployments_protections():
     predictor = load(DEPLOY / "kserve/inferenceservice.yaml")["spec"]["predictor"]
     pod = resources()["Deployment"]["spec"]["template"]["spec"]
     (serving,) = predictor["containers"]
-    for key in ("terminationGracePeriodSeconds", "securityContext",
-                "automountServiceAccountToken"):
+    for key in ("terminationGracePeriodSeconds", "securityContext", "automountServiceAccountToken"):
         assert predictor[key] == pod[key], key
-    for key in ("lifecycle", "securityContext", "livenessProbe", "startupProbe",
-                "readinessProbe"):
+    for key in ("lifecycle", "securityContext", "livenessProbe", "startupProbe", "readinessProbe"):
         assert serving[key] == container()[key], key
     mounts = {m["mountPath"] for m in serving["volumeMounts"]}
     assert {"/home/model-server/run", "/home/model-server/logs", "/tmp"} <= mounts
     policy = load(DEPLOY / "kserve/networkpolicy.yaml")
     kubernetes_validate.validate(policy, K8S_VERSION, strict=True)
     assert policy["spec"]["podSelector"]["matchLabels"] == {
-        "serving.kserve.io/inferenceservice": load(
-            DEPLOY / "kserve/inferenceservice.yaml")["metadata"]["name"]}
+        "serving.kserve.io/inferenceservice": load(DEPLOY / "kserve/inferenceservice.yaml")[
+            "metadata"
+        ]["name"]
+    }
     allowed = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
     assert allowed == {8080, 8082}
 
@@ -202,14 +220,17 @@ def test_ingress_authenticates_limits_and_outlasts_the_deadline():
     ingress = r["Ingress"]
     notes = ingress["metadata"]["annotations"]
     prefix = "nginx.ingress.kubernetes.io/"
-    merged = build_mar.model_config(ROOT / "model-config.yaml",
-                                    DEPLOY / "k8s/model-overrides.yaml")
+    merged = build_mar.model_config(ROOT / "model-config.yaml", DEPLOY / "k8s/model-overrides.yaml")
     for timeout in ("proxy-read-timeout", "proxy-send-timeout"):
         assert int(notes[prefix + timeout]) > merged["responseTimeout"]
-    props = dict(line.split("=", 1) for line in (DEPLOY / "config.properties").read_text()
-                 .splitlines() if "=" in line and not line.startswith("#"))
-    assert int(notes[prefix + "proxy-body-size"].rstrip("m")) * 2**20 == \
-        int(props["max_request_size"])
+    props = dict(
+        line.split("=", 1)
+        for line in (DEPLOY / "config.properties").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    assert int(notes[prefix + "proxy-body-size"].rstrip("m")) * 2**20 == int(
+        props["max_request_size"]
+    )
     assert int(notes[prefix + "limit-rps"]) > 0
     # auth-url: the Service's auth port, served by the pod's auth sidecar.
     service = r["Service"]
@@ -220,7 +241,8 @@ def test_ingress_authenticates_limits_and_outlasts_the_deadline():
     containers = r["Deployment"]["spec"]["template"]["spec"]["containers"]
     sidecar = next(c for c in containers if c["name"] == "auth")
     assert "scripts/auth_gate.py" in " ".join(sidecar["command"])
-    assert {e["name"]: e["value"] for e in sidecar["env"]}["NST_API_KEYS_FILE"] == \
-        {e["name"]: e["value"] for e in container()["env"]}["NST_API_KEYS_FILE"]
+    assert {e["name"]: e["value"] for e in sidecar["env"]}["NST_API_KEYS_FILE"] == {
+        e["name"]: e["value"] for e in container()["env"]
+    }["NST_API_KEYS_FILE"]
     backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     assert backend["name"] == service["metadata"]["name"]

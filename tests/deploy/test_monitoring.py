@@ -33,8 +33,9 @@ def tool(name: str) -> str:
 
 
 def promtool(*args: str, cwd: Path = PROMETHEUS_DIR) -> subprocess.CompletedProcess:
-    return subprocess.run([tool("promtool"), *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [tool("promtool"), *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_promtool_accepts_the_example_config_and_rules():
@@ -75,16 +76,26 @@ class Prometheus:
     def __init__(self, base: Path, target: str):
         self.port = free_ports(1)[0]
         self.url = f"http://127.0.0.1:{self.port}"
-        config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                  "rule_files": [str(PROMETHEUS_DIR / "rules.yml")],
-                  "scrape_configs": [{"job_name": "style-transfer",
-                                      "static_configs": [{"targets": [target]}]}]}
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(PROMETHEUS_DIR / "rules.yml")],
+            "scrape_configs": [
+                {"job_name": "style-transfer", "static_configs": [{"targets": [target]}]}
+            ],
+        }
         (base / "prometheus.yml").write_text(yaml.safe_dump(config))
         self.log = (base / "prometheus.log").open("wb")
         self.process = subprocess.Popen(
-            [tool("prometheus"), f"--config.file={base / 'prometheus.yml'}",
-             f"--storage.tsdb.path={base / 'data'}", f"--web.listen-address=127.0.0.1:{self.port}"],
-            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            [
+                tool("prometheus"),
+                f"--config.file={base / 'prometheus.yml'}",
+                f"--storage.tsdb.path={base / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
 
     def query(self, expr: str) -> list[dict]:
         reply = requests.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10)
@@ -105,8 +116,9 @@ class Prometheus:
         pytest.fail(f"no samples for {expr} after {timeout:.0f} s")
 
     def metric_names(self) -> set[str]:
-        return set(requests.get(f"{self.url}/api/v1/label/__name__/values",
-                                timeout=10).json()["data"])
+        return set(
+            requests.get(f"{self.url}/api/v1/label/__name__/values", timeout=10).json()["data"]
+        )
 
     def close(self) -> None:
         self.process.terminate()
@@ -118,11 +130,16 @@ class Prometheus:
 def prometheus(server, tmp_path_factory):
     """Prometheus scraping the session's TorchServe, after one real request."""
     with open(CONTENT / "astronaut.png", "rb") as c, open(STYLE / "starry_night.jpg", "rb") as s:
-        reply = requests.post(server.predict_url, files={"content": c, "style": s},
-                              data={"size": "64", "steps": "3"}, timeout=120)
+        reply = requests.post(
+            server.predict_url,
+            files={"content": c, "style": s},
+            data={"size": "64", "steps": "3"},
+            timeout=120,
+        )
     assert reply.status_code == 200
-    instance = Prometheus(tmp_path_factory.mktemp("prometheus"),
-                          server.metrics.removeprefix("http://"))
+    instance = Prometheus(
+        tmp_path_factory.mktemp("prometheus"), server.metrics.removeprefix("http://")
+    )
     try:
         instance.wait_for('up{job="style-transfer"} == 1')
         yield instance
@@ -140,8 +157,11 @@ def test_prometheus_ingests_the_handlers_metrics_after_a_request(prometheus):
 
 
 def test_recording_rules_evaluate_on_real_series(prometheus):
-    for record in ("nst:requests:rate5m", "nst:queue_latency_seconds:avg5m",
-                   "nst:inference_latency_seconds:avg5m"):
+    for record in (
+        "nst:requests:rate5m",
+        "nst:queue_latency_seconds:avg5m",
+        "nst:inference_latency_seconds:avg5m",
+    ):
         prometheus.wait_for(record, timeout=30)
 
 
@@ -152,8 +172,11 @@ def metric_names_in(expr: str) -> set[str]:
 
 def test_adapter_rule_query_runs_on_real_series(prometheus):
     rule = yaml.safe_load(ADAPTER.read_text())["rules"]["custom"][0]
-    query = (rule["metricsQuery"].replace("<<.LabelMatchers>>", 'job="style-transfer"')
-             .replace("<<.GroupBy>>", "job"))
+    query = (
+        rule["metricsQuery"]
+        .replace("<<.LabelMatchers>>", 'job="style-transfer"')
+        .replace("<<.GroupBy>>", "job")
+    )
     series = rule["seriesQuery"].split("{")[0]
     assert series in prometheus.metric_names()
     result = prometheus.wait_for(query, timeout=30)
@@ -166,18 +189,31 @@ DASHBOARD_SCHEMA = {
     "properties": {
         "uid": {"type": "string", "pattern": "^[a-zA-Z0-9_-]{1,40}$"},
         "schemaVersion": {"type": "integer", "minimum": 36},
-        "panels": {"type": "array", "minItems": 5, "items": {
-            "type": "object",
-            "required": ["id", "type", "title", "gridPos", "targets", "datasource"],
-            "properties": {
-                "id": {"type": "integer"},
-                "gridPos": {"type": "object", "required": ["h", "w", "x", "y"],
-                            "properties": {k: {"type": "integer", "minimum": 0}
-                                           for k in "hwxy"}},
-                "targets": {"type": "array", "minItems": 1, "items": {
-                    "type": "object", "required": ["refId", "expr"],
-                    "properties": {"expr": {"type": "string", "minLength": 1}}}},
-            }}},
+        "panels": {
+            "type": "array",
+            "minItems": 5,
+            "items": {
+                "type": "object",
+                "required": ["id", "type", "title", "gridPos", "targets", "datasource"],
+                "properties": {
+                    "id": {"type": "integer"},
+                    "gridPos": {
+                        "type": "object",
+                        "required": ["h", "w", "x", "y"],
+                        "properties": {k: {"type": "integer", "minimum": 0} for k in "hwxy"},
+                    },
+                    "targets": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {
+                            "type": "object",
+                            "required": ["refId", "expr"],
+                            "properties": {"expr": {"type": "string", "minLength": 1}},
+                        },
+                    },
+                },
+            },
+        },
     },
 }
 
@@ -196,8 +232,11 @@ def test_dashboard_is_importable_json():
     for panel in board["panels"]:
         pos = panel["gridPos"]
         assert pos["x"] + pos["w"] <= 24
-        area = {(x, y) for x in range(pos["x"], pos["x"] + pos["w"])
-                for y in range(pos["y"], pos["y"] + pos["h"])}
+        area = {
+            (x, y)
+            for x in range(pos["x"], pos["x"] + pos["w"])
+            for y in range(pos["y"], pos["y"] + pos["h"])
+        }
         assert not cells & area, f"{panel['title']} overlaps another panel"
         cells |= area
         assert panel["datasource"]["uid"] in inputs
@@ -222,5 +261,6 @@ def test_dashboard_queries_run_and_name_metrics_that_exist(server, prometheus):
             expr = target["expr"].replace("$__rate_interval", "1m").replace("$job", ".*")
             prometheus.query(expr)  # parses and runs
             for name in metric_names_in(expr):
-                assert name in existing or name in exported, \
+                assert name in existing or name in exported, (
                     f"{panel['title']}: {name} is not a metric the server exports"
+                )

@@ -20,8 +20,13 @@ def test_accepts_each_listed_key_and_refuses_others(keys_file):
     keys = ApiKeys(keys_file)
     keys.check({"authorization": "Bearer first-key"})
     keys.check({"authorization": "bearer second-key"})
-    for header in ({}, {"authorization": "Bearer"}, {"authorization": "Basic first-key"},
-                   {"authorization": "Bearer first"}, {"authorization": "Bearer first-key2"}):
+    for header in (
+        {},
+        {"authorization": "Bearer"},
+        {"authorization": "Basic first-key"},
+        {"authorization": "Bearer first"},
+        {"authorization": "Bearer first-key2"},
+    ):
         with pytest.raises(Unauthorized) as error:
             keys.check(header)
         assert error.value.field == "authorization"

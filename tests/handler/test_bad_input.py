@@ -53,8 +53,12 @@ VALID_ODD_IMAGES = {
 
 
 def post(server, content: bytes, **fields) -> requests.Response:
-    return requests.post(server.predict_url, files={"content": content, "style": STARRY},
-                         data={"size": "64", "steps": "2", **fields}, timeout=120)
+    return requests.post(
+        server.predict_url,
+        files={"content": content, "style": STARRY},
+        data={"size": "64", "steps": "2", **fields},
+        timeout=120,
+    )
 
 
 def assert_worker_still_serves(server, pids) -> None:
@@ -94,15 +98,20 @@ def test_decompression_bomb_is_refused(server):
     pids = server.worker_pids()
     reply = post(server, bomb)
     assert reply.status_code == 413
-    assert reply.json() == {"error": "image_too_large", "field": "content",
-                            "message": reply.json()["message"]}
+    assert reply.json() == {
+        "error": "image_too_large",
+        "field": "content",
+        "message": reply.json()["message"],
+    }
     assert_worker_still_serves(server, pids)
 
 
-GARBAGE = [(field, value)
-           for field in ("steps", "size", "style_weight", "content_weight", "tv_weight")
-           for value in ("ten", "-1", "nan", "1e40", "2.5", "")
-           if not (field.endswith("weight") and value == "2.5")]  # 2.5 is a valid weight
+GARBAGE = [
+    (field, value)
+    for field in ("steps", "size", "style_weight", "content_weight", "tv_weight")
+    for value in ("ten", "-1", "nan", "1e40", "2.5", "")
+    if not (field.endswith("weight") and value == "2.5")
+]  # 2.5 is a valid weight
 
 
 @pytest.mark.parametrize("field, value", GARBAGE)

@@ -34,15 +34,21 @@ GOOD = encode(PHOTO, "PNG")
 # Formats Pillow decodes but this server does not serve (EPS would run Ghostscript).
 UNSERVED = {
     "EPS": b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\n0 0 moveto showpage\n",
-    "PCX": encode(PHOTO, "PCX"), "TGA": encode(PHOTO, "TGA"), "ICO": encode(PHOTO, "ICO"),
-    "PPM": encode(PHOTO, "PPM"), "SGI": encode(PHOTO, "SGI"), "IM": encode(PHOTO, "IM"),
-    "DDS": encode(PHOTO, "DDS"), "QOI": encode(PHOTO, "QOI"),
+    "PCX": encode(PHOTO, "PCX"),
+    "TGA": encode(PHOTO, "TGA"),
+    "ICO": encode(PHOTO, "ICO"),
+    "PPM": encode(PHOTO, "PPM"),
+    "SGI": encode(PHOTO, "SGI"),
+    "IM": encode(PHOTO, "IM"),
+    "DDS": encode(PHOTO, "DDS"),
+    "QOI": encode(PHOTO, "QOI"),
 }
 SERVED = {fmt: encode(PHOTO, fmt) for fmt in ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")}
 
 
-def post(server, content: bytes = GOOD, style: bytes = STARRY, timeout: float = 120,
-         **fields) -> requests.Response:
+def post(
+    server, content: bytes = GOOD, style: bytes = STARRY, timeout: float = 120, **fields
+) -> requests.Response:
     files = {"content": ("c", content), "style": ("s", style)}
     files.update({k: ("x", v) for k, v in fields.pop("files", {}).items()})
     data = {"size": "32", "steps": "1", **{k: str(v) for k, v in fields.items()}}
@@ -51,8 +57,12 @@ def post(server, content: bytes = GOOD, style: bytes = STARRY, timeout: float = 
 
 def post_json(server, params: dict, timeout: float = 120) -> requests.Response:
     import base64
-    body = {"content": base64.b64encode(GOOD).decode(),
-            "style": base64.b64encode(STARRY).decode(), "params": params}
+
+    body = {
+        "content": base64.b64encode(GOOD).decode(),
+        "style": base64.b64encode(STARRY).decode(),
+        "params": params,
+    }
     return requests.post(server.predict_url, json=body, timeout=timeout)
 
 
@@ -65,11 +75,12 @@ def concurrently(calls) -> list[requests.Response]:
 def test_served_formats_decode_and_unserved_ones_are_400_in_the_same_batch(server):
     pids = server.worker_pids()
     names = list(SERVED) + list(UNSERVED)
-    calls = [lambda d=data: post(server, d) for data in
-             list(SERVED.values()) + list(UNSERVED.values())]
+    calls = [
+        lambda d=data: post(server, d) for data in list(SERVED.values()) + list(UNSERVED.values())
+    ]
     replies = []
     for start in range(0, len(calls), 4):  # batches of 4 mixing both kinds
-        replies += concurrently(calls[start:start + 4])
+        replies += concurrently(calls[start : start + 4])
     for name, reply in zip(names, replies):
         if name in SERVED:
             assert reply.status_code == 200, (name, reply.text)
@@ -96,7 +107,7 @@ CRAFTED_VALUES = [
 def test_crafted_json_values_are_400_naming_the_field_beside_good_requests(server):
     pids = server.worker_pids()
     for start in range(0, len(CRAFTED_VALUES), 3):
-        chunk = CRAFTED_VALUES[start:start + 3]
+        chunk = CRAFTED_VALUES[start : start + 3]
         calls = [lambda p=params: post_json(server, p) for params, _ in chunk]
         calls.append(lambda: post(server, seed=5))
         replies = concurrently(calls)
@@ -108,9 +119,13 @@ def test_crafted_json_values_are_400_naming_the_field_beside_good_requests(serve
 
 
 def test_json_answers_are_strict_json(server):
-    reply = requests.post(server.predict_url, files={"content": GOOD, "style": STARRY},
-                          data={"size": "32", "steps": "2"},
-                          headers={"Accept": "application/json"}, timeout=120)
+    reply = requests.post(
+        server.predict_url,
+        files={"content": GOOD, "style": STARRY},
+        data={"size": "32", "steps": "2"},
+        headers={"Accept": "application/json"},
+        timeout=120,
+    )
     assert reply.status_code == 200
     json.loads(reply.text, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
 
@@ -123,13 +138,13 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
         for _ in range(rng.randint(1, 12)):
             data[rng.randrange(len(data))] = rng.randrange(256)
     elif kind == 1:
-        data = data[:rng.randrange(8, len(data))]
+        data = data[: rng.randrange(8, len(data))]
     elif kind == 2:
         start = rng.randrange(len(data))
-        data[start:start] = data[start:start + rng.randint(1, 64)] * rng.randint(1, 8)
+        data[start:start] = data[start : start + rng.randint(1, 64)] * rng.randint(1, 8)
     else:
         pos = rng.randrange(min(64, len(data)))
-        data[pos:pos + 4] = rng.randbytes(4)
+        data[pos : pos + 4] = rng.randbytes(4)
     return bytes(data)
 
 
@@ -147,8 +162,9 @@ def test_fuzzed_images_get_only_200_or_400_and_the_worker_survives(server):
     sent = 0
     while time.monotonic() < ends:
         inputs = [mutate(rng.choice(seeds), rng) for _ in range(4)]
-        for _data, reply in zip(inputs, concurrently(
-                [lambda d=d: post(server, d) for d in inputs])):
+        for _data, reply in zip(
+            inputs, concurrently([lambda d=d: post(server, d) for d in inputs])
+        ):
             statuses[reply.status_code] = statuses.get(reply.status_code, 0) + 1
             assert reply.status_code in (200, 400, 413), (reply.status_code, reply.text)
             assert reply.headers["content-type"].startswith(("image/", "application/json"))
@@ -163,15 +179,22 @@ def test_fuzzed_images_get_only_200_or_400_and_the_worker_survives(server):
 def largest_requests() -> list[dict]:
     """The most work the test server's limits allow, in every mode that changes the work."""
     side = LIMITS["max_size"]
-    base = {"size": side, "steps": LIMITS["max_steps"], "files": {"style_2": SCREAM,
-                                                                   "style_3": STARRY}}
+    base = {
+        "size": side,
+        "steps": LIMITS["max_steps"],
+        "files": {"style_2": SCREAM, "style_3": STARRY},
+    }
     # Largest style_scale whose work (output + 3 styles) stays within max_work_pixels.
     scale = ((LIMITS["max_work_pixels"] - side * side) / 3) ** 0.5 / side * 0.98
-    variants = [{}, {"levels": 4, "coarse_share": 0.9}, {"preserve_color": "histogram"},
-                {"preserve_color": "luminance", "init": "noise"}, {"optimizer": "adam"},
-                {"init": "style", "levels": 3}]
-    return [{**base, "style_scale": f"{scale:.3f}", "seed": k, **v}
-            for k, v in enumerate(variants)]
+    variants = [
+        {},
+        {"levels": 4, "coarse_share": 0.9},
+        {"preserve_color": "histogram"},
+        {"preserve_color": "luminance", "init": "noise"},
+        {"optimizer": "adam"},
+        {"init": "style", "levels": 3},
+    ]
+    return [{**base, "style_scale": f"{scale:.3f}", "seed": k, **v} for k, v in enumerate(variants)]
 
 
 def test_largest_allowed_requests_never_kill_the_worker_nor_answer_0_steps(server):
@@ -183,8 +206,10 @@ def test_largest_allowed_requests_never_kill_the_worker_nor_answer_0_steps(serve
     requests_ = largest_requests()
     big_content = encode(Image.open(CONTENT / "astronaut.png").convert("RGB"), "PNG")
     for start in (0, 3):
-        calls = [lambda f=fields: post(server, big_content, timeout=90, **f)
-                 for fields in requests_[start:start + 3]]
+        calls = [
+            lambda f=fields: post(server, big_content, timeout=90, **f)
+            for fields in requests_[start : start + 3]
+        ]
         calls.append(lambda: post(server, size="48", steps="3"))  # a second group
         started = time.monotonic()
         replies = concurrently(calls)
@@ -198,8 +223,10 @@ def test_largest_allowed_requests_never_kill_the_worker_nor_answer_0_steps(serve
                 assert int(reply.headers["Retry-After"]) >= 1
         assert replies[-1].status_code == 200  # the small group is not starved
         assert elapsed < TEST_MODEL_CONFIG["responseTimeout"], elapsed
-        print(f"largest requests: {[r.status_code for r in replies]} in {elapsed:.1f} s "
-              f"(budget {budget} s)")
+        print(
+            f"largest requests: {[r.status_code for r in replies]} in {elapsed:.1f} s "
+            f"(budget {budget} s)"
+        )
     assert server.worker_pids() == pids
 
 

@@ -21,9 +21,17 @@ from tests.conftest import CONTENT, STYLE
 
 PHOTO = (CONTENT / "chelsea.png").read_bytes()
 STARRY = (STYLE / "starry_night.jpg").read_bytes()
-CONFIG = {"batchSize": 8, "responseTimeout": 120,
-          "handler": {"max_size": 128, "max_steps": 50, "max_styles": 3,
-                      "deadline_margin_s": 30, "defaults": {"size": 32, "steps": 2}}}
+CONFIG = {
+    "batchSize": 8,
+    "responseTimeout": 120,
+    "handler": {
+        "max_size": 128,
+        "max_steps": 50,
+        "max_styles": 3,
+        "deadline_margin_s": 30,
+        "defaults": {"size": 32, "steps": 2},
+    },
+}
 
 
 @pytest.fixture(scope="module")
@@ -34,11 +42,19 @@ def worker(weights_path):
 
 
 def make_context(weights_path, count: int, metrics=None, headers=None) -> Context:
-    context = Context("style_transfer", str(weights_path.parent),
-                      {"model": {"serializedFile": weights_path.name}}, count, None, "0.12.0",
-                      metrics=metrics, model_yaml_config=CONFIG)
-    context.request_processor = [RequestProcessor(dict((headers or {}).get(i, {})))
-                                 for i in range(count)]
+    context = Context(
+        "style_transfer",
+        str(weights_path.parent),
+        {"model": {"serializedFile": weights_path.name}},
+        count,
+        None,
+        "0.12.0",
+        metrics=metrics,
+        model_yaml_config=CONFIG,
+    )
+    context.request_processor = [
+        RequestProcessor(dict((headers or {}).get(i, {}))) for i in range(count)
+    ]
     context.request_ids = {i: f"req-{i}" for i in range(count)}
     return context
 
@@ -63,13 +79,19 @@ def ok_image(body: bytes, size=(32, 21)) -> bool:
 
 def test_good_and_bad_requests_in_one_batch(worker, weights_path):
     eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\nshowpage\n"
-    requests = [multipart(seed=1),
-                multipart(content=eps),
-                {"body": {"content": base64.b64encode(PHOTO).decode(),
-                          "style": base64.b64encode(STARRY).decode(),
-                          "params": {"style_layers": [["relu1_1"]]}}},
-                multipart(style_weights="1e308,1e308", seed=2, style_2=STARRY),
-                multipart(seed=3)]
+    requests = [
+        multipart(seed=1),
+        multipart(content=eps),
+        {
+            "body": {
+                "content": base64.b64encode(PHOTO).decode(),
+                "style": base64.b64encode(STARRY).decode(),
+                "params": {"style_layers": [["relu1_1"]]},
+            }
+        },
+        multipart(style_weights="1e308,1e308", seed=2, style_2=STARRY),
+        multipart(seed=3),
+    ]
     requests[3]["style_2"] = bytearray(STARRY)
     statuses, bodies, _ = run(worker, weights_path, requests)
     assert statuses == [200, 400, 400, 400, 200]
@@ -78,8 +100,9 @@ def test_good_and_bad_requests_in_one_batch(worker, weights_path):
     assert [e["field"] for e in errors] == ["content", "style_layers", "style_weights"]
 
 
-def test_a_failing_job_fails_alone_and_says_nothing_of_the_exception(worker, weights_path,
-                                                                     monkeypatch):
+def test_a_failing_job_fails_alone_and_says_nothing_of_the_exception(
+    worker, weights_path, monkeypatch
+):
     real = worker.stylizer.stylize_batch
 
     def flaky(jobs, **kw):
@@ -88,16 +111,16 @@ def test_a_failing_job_fails_alone_and_says_nothing_of_the_exception(worker, wei
         return real(jobs, **kw)
 
     monkeypatch.setattr(worker.stylizer, "stylize_batch", flaky)
-    statuses, bodies, _ = run(worker, weights_path,
-                              [multipart(seed=1), multipart(seed=13), multipart(seed=2)])
+    statuses, bodies, _ = run(
+        worker, weights_path, [multipart(seed=1), multipart(seed=13), multipart(seed=2)]
+    )
     assert statuses == [200, 500, 200]
     error = json.loads(bodies[1])
     assert error["error"] == "internal_error" and len(error["error_id"]) == 12
     assert "secret" not in bodies[1].decode() and "ValueError" not in bodies[1].decode()
 
 
-def test_encoding_and_metrics_failures_stay_with_their_request(worker, weights_path,
-                                                               monkeypatch):
+def test_encoding_and_metrics_failures_stay_with_their_request(worker, weights_path, monkeypatch):
     real = module.image_body
 
     def encode(result, params):
@@ -110,8 +133,9 @@ def test_encoding_and_metrics_failures_stay_with_their_request(worker, weights_p
             raise RuntimeError("metrics backend down")
 
     monkeypatch.setattr(module, "image_body", encode)
-    statuses, bodies, _ = run(worker, weights_path,
-                              [multipart(seed=7), multipart(seed=8)], metrics=BrokenMetrics())
+    statuses, bodies, _ = run(
+        worker, weights_path, [multipart(seed=7), multipart(seed=8)], metrics=BrokenMetrics()
+    )
     assert statuses == [500, 200] and ok_image(bodies[1])
 
 
@@ -133,8 +157,9 @@ def test_out_of_memory_retries_one_job_at_a_time(worker, weights_path, monkeypat
     assert error["error"] == "out_of_memory" and "smaller size" in error["message"]
 
 
-def test_a_poisoned_device_answers_the_batch_then_ends_the_worker(worker, weights_path,
-                                                                 monkeypatch):
+def test_a_poisoned_device_answers_the_batch_then_ends_the_worker(
+    worker, weights_path, monkeypatch
+):
     exits = []
 
     def poisoned(jobs, **kw):
@@ -146,23 +171,25 @@ def test_a_poisoned_device_answers_the_batch_then_ends_the_worker(worker, weight
     assert statuses == [500, 500] and exits == [True]
     assert {json.loads(b)["error"] for b in bodies} == {"device_error"}
     assert handler.faults.is_fatal_device_error(
-        RuntimeError("CUDA error: device-side assert triggered"))
+        RuntimeError("CUDA error: device-side assert triggered")
+    )
     assert not handler.faults.is_fatal_device_error(torch.OutOfMemoryError("out of memory"))
 
 
-def test_an_error_after_the_stream_started_is_a_last_ndjson_line(worker, weights_path,
-                                                                monkeypatch):
+def test_an_error_after_the_stream_started_is_a_last_ndjson_line(worker, weights_path, monkeypatch):
     sent = []
-    monkeypatch.setattr(module, "torchserve_sender",
-                        lambda context: lambda i, chunk: sent.append((i, chunk)))
+    monkeypatch.setattr(
+        module, "torchserve_sender", lambda context: lambda i, chunk: sent.append((i, chunk))
+    )
     real = module.final_line
 
     def broken(result, params):
         raise OSError("encoder exploded")
 
     monkeypatch.setattr(module, "final_line", broken)
-    statuses, bodies, context = run(worker, weights_path,
-                                    [multipart(stream="true", steps=3), multipart(seed=4)])
+    statuses, bodies, context = run(
+        worker, weights_path, [multipart(stream="true", steps=3), multipart(seed=4)]
+    )
     monkeypatch.setattr(module, "final_line", real)
     assert sent and all(i == 0 for i, _ in sent)
     assert statuses == [200, 200] and ok_image(bodies[1])
@@ -172,8 +199,7 @@ def test_an_error_after_the_stream_started_is_a_last_ndjson_line(worker, weights
     assert context.get_response_content_type(0) == "application/x-ndjson"
 
 
-def test_a_job_with_no_time_to_start_gets_503_with_retry_after(worker, weights_path,
-                                                               monkeypatch):
+def test_a_job_with_no_time_to_start_gets_503_with_retry_after(worker, weights_path, monkeypatch):
     monkeypatch.setattr(worker.settings.__class__, "deadline_budget_s", lambda self: 0.0)
     statuses, bodies, context = run(worker, weights_path, [multipart(steps=50)])
     assert statuses == [503]

@@ -15,8 +15,9 @@ from tests.conftest import CONTENT, STYLE
 
 def test_short_load_run_answers_everything(server):
     pids = server.worker_pids()
-    report = run_load(server.inference, server.management, clients=12, requests_each=2,
-                      size=32, steps=2)
+    report = run_load(
+        server.inference, server.management, clients=12, requests_each=2, size=32, steps=2
+    )
     summary = report.summary()
     print(summary)
     assert summary["requests"] == 24
@@ -32,10 +33,15 @@ def test_killed_worker_fails_its_request_and_is_replaced(server):
 
     def long_request():
         started = time.monotonic()
-        reply = requests.post(server.predict_url,
-                              files={"content": (CONTENT / "chelsea.png").read_bytes(),
-                                     "style": (STYLE / "starry_night.jpg").read_bytes()},
-                              data={"size": "96", "steps": "300"}, timeout=120)
+        reply = requests.post(
+            server.predict_url,
+            files={
+                "content": (CONTENT / "chelsea.png").read_bytes(),
+                "style": (STYLE / "starry_night.jpg").read_bytes(),
+            },
+            data={"size": "96", "steps": "300"},
+            timeout=120,
+        )
         outcome.update(status=reply.status_code, seconds=time.monotonic() - started)
 
     thread = threading.Thread(target=long_request)
@@ -47,10 +53,15 @@ def test_killed_worker_fails_its_request_and_is_replaced(server):
     assert outcome["status"] >= 500 and outcome["seconds"] < 60
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        reply = requests.post(server.predict_url,
-                              files={"content": (CONTENT / "chelsea.png").read_bytes(),
-                                     "style": (STYLE / "starry_night.jpg").read_bytes()},
-                              data={"size": "32", "steps": "1"}, timeout=60)
+        reply = requests.post(
+            server.predict_url,
+            files={
+                "content": (CONTENT / "chelsea.png").read_bytes(),
+                "style": (STYLE / "starry_night.jpg").read_bytes(),
+            },
+            data={"size": "32", "steps": "1"},
+            timeout=60,
+        )
         if reply.status_code == 200:
             break
         time.sleep(2)

@@ -21,14 +21,22 @@ def png(color=(200, 10, 10), size=(40, 30)) -> bytes:
     return buffer.getvalue()
 
 
-SETTINGS = ServerSettings(max_size=256, max_steps=50, max_styles=2,
-                          defaults={"size": 64, "steps": 5})
+SETTINGS = ServerSettings(
+    max_size=256, max_steps=50, max_styles=2, defaults={"size": 64, "steps": 5}
+)
 
 
 def test_multipart_fields_become_a_job():
-    parsed = parse_request({"content": bytearray(png()), "style": bytearray(png((0, 0, 255))),
-                            "steps": bytearray(b"7"), "stream": bytearray(b"true")},
-                           {"accept": "application/json"}, SETTINGS)
+    parsed = parse_request(
+        {
+            "content": bytearray(png()),
+            "style": bytearray(png((0, 0, 255))),
+            "steps": bytearray(b"7"),
+            "stream": bytearray(b"true"),
+        },
+        {"accept": "application/json"},
+        SETTINGS,
+    )
     assert parsed.job.params.steps == 7 and parsed.job.params.size == 64  # server default
     assert parsed.stream and parsed.want_json
     assert parsed.job.content.size == (40, 30)
@@ -36,33 +44,48 @@ def test_multipart_fields_become_a_job():
 
 def test_numbered_styles_keep_their_order():
     styles = {"style": png((255, 0, 0)), "style_2": png((0, 255, 0))}
-    parsed = parse_request({"content": png(), **{k: v for k, v in reversed(styles.items())}},
-                           {}, SETTINGS)
+    parsed = parse_request(
+        {"content": png(), **{k: v for k, v in reversed(styles.items())}}, {}, SETTINGS
+    )
     assert [s.getpixel((0, 0)) for s in parsed.job.styles] == [(255, 0, 0), (0, 255, 0)]
 
 
 def test_json_body_with_a_style_list():
-    body = {"content": base64.b64encode(png()).decode(),
-            "style": [base64.b64encode(png()).decode()] * 2,
-            "params": {"steps": 3, "style_weights": [1, 2]}}
+    body = {
+        "content": base64.b64encode(png()).decode(),
+        "style": [base64.b64encode(png()).decode()] * 2,
+        "params": {"steps": 3, "style_weights": [1, 2]},
+    }
     parsed = parse_request({"body": body}, {}, SETTINGS)
     assert len(parsed.job.styles) == 2 and parsed.job.params.style_weights == (1.0, 2.0)
     assert not parsed.want_json
 
 
-@pytest.mark.parametrize("request_, field, code", [
-    ({"body": bytearray()}, "content", "missing_field"),
-    ({"body": bytearray(b"garbage")}, "body", "malformed_body"),
-    ({"body": {"content": "x", "style": "y", "extra": 1}}, "extra", "invalid_parameter"),
-    ({"body": {"content": base64.b64encode(png()).decode(), "style": "!!"}}, "style",
-     "invalid_base64"),
-    ({"content": png(), "style": png(), "style_2": png(), "style_3": png()}, "style",
-     "limit_exceeded"),
-    ({"content": png(), "style": png(), "size": b"300"}, "size", "limit_exceeded"),
-    ({"content": png(), "style": png(), "init": b"image"}, "init_image", "invalid_parameter"),
-    ({"content": png(), "style": png(), "style_weights": b"1,2"}, "style_weights",
-     "invalid_parameter"),
-])
+@pytest.mark.parametrize(
+    "request_, field, code",
+    [
+        ({"body": bytearray()}, "content", "missing_field"),
+        ({"body": bytearray(b"garbage")}, "body", "malformed_body"),
+        ({"body": {"content": "x", "style": "y", "extra": 1}}, "extra", "invalid_parameter"),
+        (
+            {"body": {"content": base64.b64encode(png()).decode(), "style": "!!"}},
+            "style",
+            "invalid_base64",
+        ),
+        (
+            {"content": png(), "style": png(), "style_2": png(), "style_3": png()},
+            "style",
+            "limit_exceeded",
+        ),
+        ({"content": png(), "style": png(), "size": b"300"}, "size", "limit_exceeded"),
+        ({"content": png(), "style": png(), "init": b"image"}, "init_image", "invalid_parameter"),
+        (
+            {"content": png(), "style": png(), "style_weights": b"1,2"},
+            "style_weights",
+            "invalid_parameter",
+        ),
+    ],
+)
 def test_invalid_requests_name_the_field(request_, field, code):
     with pytest.raises(NSTError) as err:
         parse_request(request_, {}, SETTINGS)
@@ -81,8 +104,7 @@ def test_settings_reject_unknown_keys_and_bad_defaults():
     with pytest.raises(ValueError, match="unknown keys"):
         ServerSettings.from_model_config({"handler": {"max_sise": 3}})
     with pytest.raises(ValueError, match=r"handler\.defaults"):
-        ServerSettings.from_model_config({"handler": {"max_steps": 10,
-                                                      "defaults": {"steps": 20}}})
+        ServerSettings.from_model_config({"handler": {"max_steps": 10, "defaults": {"steps": 20}}})
 
 
 def test_every_handler_metric_is_declared_in_metrics_yaml():

@@ -45,13 +45,27 @@ def test_token_auth_is_enforced_with_the_deployment_settings(tmp_path):
     """A real TorchServe with token auth on: no key, no answer; the key file stays in its
     working directory, outside the project tree."""
     config = tmp_path / "config.properties"
-    inference = write_loopback_config(config, [f"model_store={tmp_path}",
-                                               "enable_model_api=false"])["inference"]
+    inference = write_loopback_config(
+        config, [f"model_store={tmp_path}", "enable_model_api=false"]
+    )["inference"]
     run_dir = tmp_path / "run"
     env = control.server_env(run_dir, tmp_path / "logs")
-    subprocess.run([str(control.VENV_BIN / "torchserve"), "--start", "--ncs", "--ts-config",
-                    str(config), "--model-store", str(tmp_path)], env=env, cwd=run_dir,
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            str(control.VENV_BIN / "torchserve"),
+            "--start",
+            "--ncs",
+            "--ts-config",
+            str(config),
+            "--model-store",
+            str(tmp_path),
+        ],
+        env=env,
+        cwd=run_dir,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         key_file = run_dir / "key_file.json"
         deadline = time.monotonic() + 60
@@ -71,8 +85,10 @@ def test_token_auth_is_enforced_with_the_deployment_settings(tmp_path):
                 time.sleep(0.5)
         assert anonymous.status_code in (400, 401)  # TorchServe answers 400 without a token
         token = keys["inference"]["key"]
-        assert requests.get(url, headers={"Authorization": f"Bearer {token}"},
-                            timeout=5).status_code == 200
+        assert (
+            requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=5).status_code
+            == 200
+        )
         assert not (ROOT / "key_file.json").exists()
     finally:
         control.stop(run_dir)
@@ -85,11 +101,13 @@ def test_uploads_and_tokens_never_reach_the_disk(server):
     buffer = io.BytesIO()
     Image.new("RGB", (40, 40), (10, 200, 30)).save(buffer, format="PNG", pnginfo=info)
     token = f"secret-{secrets.token_hex(8)}"
-    reply = requests.post(server.predict_url,
-                          files={"content": buffer.getvalue(),
-                                 "style": (STYLE / "shipwreck.jpg").read_bytes()},
-                          data={"size": "32", "steps": "1"},
-                          headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    reply = requests.post(
+        server.predict_url,
+        files={"content": buffer.getvalue(), "style": (STYLE / "shipwreck.jpg").read_bytes()},
+        data={"size": "32", "steps": "1"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=60,
+    )
     assert reply.status_code == 200
     base = server.log_dir.parent  # the server's run dir, TMPDIR, logs and model store
     for path in base.rglob("*"):

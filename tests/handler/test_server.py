@@ -24,8 +24,9 @@ SCREAM = (STYLE / "the_scream.jpg").read_bytes()
 def multipart(server, content=ASTRONAUT, style=STARRY, headers=None, timeout=120, **fields):
     files = {"content": ("content.png", content), "style": ("style.jpg", style)}
     files = {k: v for k, v in files.items() if v is not None}
-    return requests.post(server.predict_url, files=files, data=fields, headers=headers,
-                         timeout=timeout)
+    return requests.post(
+        server.predict_url, files=files, data=fields, headers=headers, timeout=timeout
+    )
 
 
 def b64(data: bytes) -> str:
@@ -42,10 +43,14 @@ def test_multipart_returns_a_png_of_the_requested_size(server):
 
 
 def test_json_request_and_json_answer(server):
-    body = {"content": b64(ASTRONAUT), "style": [b64(STARRY), b64(SCREAM)],
-            "params": {"size": 48, "steps": 3, "style_weights": [2, 1], "format": "jpeg"}}
-    reply = requests.post(server.predict_url, json=body,
-                          headers={"Accept": "application/json"}, timeout=120)
+    body = {
+        "content": b64(ASTRONAUT),
+        "style": [b64(STARRY), b64(SCREAM)],
+        "params": {"size": 48, "steps": 3, "style_weights": [2, 1], "format": "jpeg"},
+    }
+    reply = requests.post(
+        server.predict_url, json=body, headers={"Accept": "application/json"}, timeout=120
+    )
     assert reply.status_code == 200, reply.text
     answer = reply.json()
     assert answer["steps_run"] == 3 and answer["content_type"] == "image/jpeg"
@@ -57,32 +62,42 @@ def test_json_request_and_json_answer(server):
 def test_kserve_v1_route_takes_the_same_body(server):
     """KServe's v1 predict path (deploy/kserve) reaches the same handler, body unchanged."""
     body = {"content": b64(ASTRONAUT), "style": b64(STARRY), "params": {"size": 32, "steps": 2}}
-    reply = requests.post(f"{server.inference}/v1/models/style_transfer:predict", json=body,
-                          timeout=120)
+    reply = requests.post(
+        f"{server.inference}/v1/models/style_transfer:predict", json=body, timeout=120
+    )
     assert reply.status_code == 200, reply.text
     assert Image.open(io.BytesIO(reply.content)).size == (32, 32)
 
 
 def test_more_styles_as_numbered_fields(server):
     files = {"content": ASTRONAUT, "style": STARRY, "style_2": SCREAM}
-    reply = requests.post(server.predict_url, files=files, data={"size": "32", "steps": "2"},
-                          headers={"Accept": "application/json"}, timeout=120)
+    reply = requests.post(
+        server.predict_url,
+        files=files,
+        data={"size": "32", "steps": "2"},
+        headers={"Accept": "application/json"},
+        timeout=120,
+    )
     assert reply.status_code == 200, reply.text
 
 
 def test_concurrent_requests_are_optimised_together(server):
     with ThreadPoolExecutor(3) as pool:
-        replies = list(pool.map(lambda s: multipart(server, size="64", steps="6", seed=str(s)),
-                                range(3)))
+        replies = list(
+            pool.map(lambda s: multipart(server, size="64", steps="6", seed=str(s)), range(3))
+        )
     assert [r.status_code for r in replies] == [200, 200, 200]
     assert max(int(r.headers["X-NST-Batch-Jobs"]) for r in replies) >= 2
-    assert 'nst_batch_jobs{' in server.metrics_text()
+    assert "nst_batch_jobs{" in server.metrics_text()
 
 
 def test_a_bad_request_in_a_batch_fails_alone(server):
     pids = server.worker_pids()
-    requests_ = [dict(size="64", steps="5"), dict(size="64", steps="-3"),
-                 dict(size="64", steps="5", seed="9")]
+    requests_ = [
+        dict(size="64", steps="5"),
+        dict(size="64", steps="-3"),
+        dict(size="64", steps="5", seed="9"),
+    ]
     with ThreadPoolExecutor(3) as pool:
         replies = list(pool.map(lambda f: multipart(server, **f), requests_))
     assert [r.status_code for r in replies] == [200, 400, 200]
@@ -108,8 +123,9 @@ BAD_REQUESTS = [
 ]
 
 
-@pytest.mark.parametrize("name, fields, status, code, field", BAD_REQUESTS,
-                         ids=[b[0] for b in BAD_REQUESTS])
+@pytest.mark.parametrize(
+    "name, fields, status, code, field", BAD_REQUESTS, ids=[b[0] for b in BAD_REQUESTS]
+)
 def test_bad_multipart_requests_get_a_json_error(server, name, fields, status, code, field):
     pids = server.worker_pids()
     reply = multipart(server, **fields)
@@ -133,16 +149,31 @@ def test_too_many_styles(server):
     assert reply.status_code == 400 and reply.json()["error"] == "limit_exceeded"
 
 
-@pytest.mark.parametrize("body, headers, code, field", [
-    (b"{not json", {"Content-Type": "application/json"}, "malformed_body", "body"),
-    (b"", {}, "missing_field", "content"),
-    (json.dumps({"content": "@@@", "style": b64(STARRY)}).encode(),
-     {"Content-Type": "application/json"}, "invalid_base64", "content"),
-    (json.dumps({"content": b64(ASTRONAUT), "style": b64(STARRY), "steps": 3}).encode(),
-     {"Content-Type": "application/json"}, "invalid_parameter", "steps"),
-    (json.dumps([1, 2]).encode(), {"Content-Type": "application/json"}, "malformed_body",
-     "body"),
-])
+@pytest.mark.parametrize(
+    "body, headers, code, field",
+    [
+        (b"{not json", {"Content-Type": "application/json"}, "malformed_body", "body"),
+        (b"", {}, "missing_field", "content"),
+        (
+            json.dumps({"content": "@@@", "style": b64(STARRY)}).encode(),
+            {"Content-Type": "application/json"},
+            "invalid_base64",
+            "content",
+        ),
+        (
+            json.dumps({"content": b64(ASTRONAUT), "style": b64(STARRY), "steps": 3}).encode(),
+            {"Content-Type": "application/json"},
+            "invalid_parameter",
+            "steps",
+        ),
+        (
+            json.dumps([1, 2]).encode(),
+            {"Content-Type": "application/json"},
+            "malformed_body",
+            "body",
+        ),
+    ],
+)
 def test_bad_json_requests(server, body, headers, code, field):
     reply = requests.post(server.predict_url, data=body, headers=headers, timeout=60)
     assert reply.status_code == 400, reply.text
@@ -158,9 +189,13 @@ def test_worker_survives_and_serves_after_bad_requests(server):
 
 
 def test_streaming_sends_progress_before_the_image(server):
-    reply = requests.post(server.predict_url, files={"content": ASTRONAUT, "style": STARRY},
-                          data={"size": "32", "steps": "4", "stream": "true",
-                                "preview_every": "2"}, stream=True, timeout=120)
+    reply = requests.post(
+        server.predict_url,
+        files={"content": ASTRONAUT, "style": STARRY},
+        data={"size": "32", "steps": "4", "stream": "true", "preview_every": "2"},
+        stream=True,
+        timeout=120,
+    )
     assert reply.status_code == 200
     assert reply.headers["content-type"] == "application/x-ndjson"
     lines = [json.loads(line) for line in reply.iter_lines() if line]
@@ -179,14 +214,21 @@ def test_stream_progress_and_previews_are_rate_limited_and_capped(server):
     preview_interval_s, previews no larger than preview_max_side."""
     limits = TEST_MODEL_CONFIG["handler"]
     started = time.monotonic()
-    reply = requests.post(server.predict_url, files={"content": ASTRONAUT, "style": STARRY},
-                          data={"size": "96", "steps": "40", "stream": "true",
-                                "preview_every": "1"}, stream=True, timeout=120)
+    reply = requests.post(
+        server.predict_url,
+        files={"content": ASTRONAUT, "style": STARRY},
+        data={"size": "96", "steps": "40", "stream": "true", "preview_every": "1"},
+        stream=True,
+        timeout=120,
+    )
     lines = [json.loads(line) for line in reply.iter_lines() if line]
     elapsed = time.monotonic() - started
     progress = lines[:-1]
-    previews = [Image.open(io.BytesIO(base64.b64decode(line["preview_png"])))
-                for line in progress if "preview_png" in line]
+    previews = [
+        Image.open(io.BytesIO(base64.b64decode(line["preview_png"])))
+        for line in progress
+        if "preview_png" in line
+    ]
     assert lines[-1]["type"] == "result" and lines[-1]["steps_run"] == 40
     assert 1 <= len(progress) <= elapsed / limits["stream_interval_s"] + 2
     assert 1 <= len(previews) <= elapsed / limits["preview_interval_s"] + 2
@@ -203,22 +245,28 @@ def test_long_job_stops_before_the_response_timeout(server):
     assert 0 < int(reply.headers["X-NST-Steps"]) < 400
     assert elapsed < 45  # responseTimeout
     assert server.worker_pids() == pids
-    assert 'nst_deadline_stops_total{' in server.metrics_text()
+    assert "nst_deadline_stops_total{" in server.metrics_text()
 
 
 def test_metrics_expose_the_handlers_figures(server):
     multipart(server, size="32", steps="2")
     text = server.metrics_text()
-    for name in ("nst_jobs_total{outcome=\"ok\"", "nst_optimization_seconds_total{",
-                 "nst_optimization_steps_total{", "nst_output_pixels_total{",
-                 "nst_final_style_loss{", "nst_final_content_loss{",
-                 "ts_inference_requests_total{"):
+    for name in (
+        'nst_jobs_total{outcome="ok"',
+        "nst_optimization_seconds_total{",
+        "nst_optimization_steps_total{",
+        "nst_output_pixels_total{",
+        "nst_final_style_loss{",
+        "nst_final_content_loss{",
+        "ts_inference_requests_total{",
+    ):
         assert name in text, name
 
 
 def metric_value(text: str, name: str) -> float:
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(name + "{"))
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{")
+    )
 
 
 def test_repeated_style_hits_the_workers_cache(server):
@@ -230,28 +278,50 @@ def test_repeated_style_hits_the_workers_cache(server):
     deadline = time.monotonic() + 10  # the worker's metrics reach /metrics asynchronously
     while True:
         after = server.metrics_text()
-        if (metric_value(after, "nst_style_cache_hits_total")
-                > metric_value(before, "nst_style_cache_hits_total")
-                or time.monotonic() > deadline):
+        if (
+            metric_value(after, "nst_style_cache_hits_total")
+            > metric_value(before, "nst_style_cache_hits_total")
+            or time.monotonic() > deadline
+        ):
             break
         time.sleep(0.2)
-    assert (metric_value(after, "nst_style_cache_hits_total")
-            == metric_value(before, "nst_style_cache_hits_total") + 1)
-    assert (metric_value(after, "nst_style_cache_misses_total")
-            == metric_value(before, "nst_style_cache_misses_total"))
+    assert (
+        metric_value(after, "nst_style_cache_hits_total")
+        == metric_value(before, "nst_style_cache_hits_total") + 1
+    )
+    assert metric_value(after, "nst_style_cache_misses_total") == metric_value(
+        before, "nst_style_cache_misses_total"
+    )
 
 
 def test_client_script_streams_and_writes_the_image(server, tmp_path):
     import subprocess
     import sys
     from pathlib import Path
+
     out = tmp_path / "client.png"
     script = Path(__file__).resolve().parents[2] / "scripts/stylize.py"
-    done = subprocess.run([sys.executable, str(script), str(CONTENT / "chelsea.png"),
-                           str(STYLE / "the_scream.jpg"), str(STYLE / "shipwreck.jpg"),
-                           "-o", str(out), "--url", server.predict_url, "--stream",
-                           "--param", "size=48", "--param", "steps=3"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            str(CONTENT / "chelsea.png"),
+            str(STYLE / "the_scream.jpg"),
+            str(STYLE / "shipwreck.jpg"),
+            "-o",
+            str(out),
+            "--url",
+            server.predict_url,
+            "--stream",
+            "--param",
+            "size=48",
+            "--param",
+            "steps=3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert "3/3" in done.stderr and "3 steps" in done.stdout
     assert Image.open(out).size == (48, 32)
@@ -261,8 +331,9 @@ def test_request_ids_are_in_the_handlers_log_line(server):
     """One JSON line per job: the client's X-Request-Id and TorchServe's id (which the
     frontend returns as the reply's x-request-id), so either finds the request."""
     request_id = f"test-{time.time_ns()}"
-    good = multipart(server, content=CHELSEA, size="32", steps="2",
-                     headers={"X-Request-Id": request_id})
+    good = multipart(
+        server, content=CHELSEA, size="32", steps="2", headers={"X-Request-Id": request_id}
+    )
     bad = multipart(server, content=b"not an image", headers={"X-Request-Id": request_id + "b"})
     assert good.status_code == 200 and bad.status_code == 400
     log = server.log_dir / "model_log.log"
@@ -271,7 +342,7 @@ def test_request_ids_are_in_the_handlers_log_line(server):
     while len(lines) < 2 and time.monotonic() < deadline:
         for text in log.read_text().splitlines():
             if '"event": "job"' in text and request_id in text:
-                line = json.loads(text[text.index("{"):])
+                line = json.loads(text[text.index("{") :])
                 lines[line["request_id"]] = line
         time.sleep(0.5)
     assert lines[request_id]["outcome"] == "ok" and lines[request_id]["steps_run"] == 2

@@ -10,14 +10,25 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "nst", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "nst", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_cli_writes_a_stylised_png(tmp_path, weights_path):
     out = tmp_path / "out.png"
-    done = run_cli(str(CONTENT / "chelsea.png"), str(STYLE / "the_scream.jpg"), "-o", str(out),
-                   "--size", "64", "--steps", "5", "--weights", str(weights_path))
+    done = run_cli(
+        str(CONTENT / "chelsea.png"),
+        str(STYLE / "the_scream.jpg"),
+        "-o",
+        str(out),
+        "--size",
+        "64",
+        "--steps",
+        "5",
+        "--weights",
+        str(weights_path),
+    )
     assert done.returncode == 0, done.stderr
     assert "5 steps" in done.stdout and "5/5" in done.stderr  # tqdm progress bar
     image = Image.open(out)
@@ -26,16 +37,33 @@ def test_cli_writes_a_stylised_png(tmp_path, weights_path):
 
 def test_cli_output_format_follows_the_suffix(tmp_path, weights_path):
     out = tmp_path / "out.jpg"
-    done = run_cli(str(CONTENT / "chelsea.png"), str(STYLE / "the_scream.jpg"),
-                   str(STYLE / "shipwreck.jpg"), "-o", str(out), "--size", "32", "--steps", "2",
-                   "--style-weights", "1,2", "--quiet")
+    done = run_cli(
+        str(CONTENT / "chelsea.png"),
+        str(STYLE / "the_scream.jpg"),
+        str(STYLE / "shipwreck.jpg"),
+        "-o",
+        str(out),
+        "--size",
+        "32",
+        "--steps",
+        "2",
+        "--style-weights",
+        "1,2",
+        "--quiet",
+    )
     assert done.returncode == 0, done.stderr
     assert Image.open(out).format == "JPEG"
 
 
 def test_cli_reports_a_bad_parameter(tmp_path):
-    done = run_cli(str(CONTENT / "chelsea.png"), str(STYLE / "the_scream.jpg"), "-o",
-                   str(tmp_path / "x.png"), "--steps", "0")
+    done = run_cli(
+        str(CONTENT / "chelsea.png"),
+        str(STYLE / "the_scream.jpg"),
+        "-o",
+        str(tmp_path / "x.png"),
+        "--steps",
+        "0",
+    )
     assert done.returncode == 2
     assert "steps must be an integer in [1, 10000]" in done.stderr
     assert not (tmp_path / "x.png").exists()
@@ -45,6 +73,7 @@ def test_cli_help_lists_every_parameter():
     import dataclasses
 
     from nst.params import StyleParams
+
     done = run_cli("--help")
     for f in dataclasses.fields(StyleParams):
         assert "--" + f.name.replace("_", "-") in done.stdout

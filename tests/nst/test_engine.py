@@ -34,8 +34,11 @@ def test_same_seed_gives_bit_identical_output(stylizer, astronaut, starry):
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
 def test_batched_job_equals_job_alone(stylizer, images, astronaut, starry, optimizer):
     params = StyleParams(size=48, steps=12, optimizer=optimizer)
-    other = Job(images["coffee.png"].resize((400, 400)), [images["the_scream.jpg"]],
-                params.replace(style_weight=50.0, steps=5, optimizer="adam"))
+    other = Job(
+        images["coffee.png"].resize((400, 400)),
+        [images["the_scream.jpg"]],
+        params.replace(style_weight=50.0, steps=5, optimizer="adam"),
+    )
     alone = stylizer.stylize(Job(astronaut, [starry], params))
     batched = stylizer.stylize_batch([Job(astronaut, [starry], params), other])
     assert np.array_equal(pixels(alone.image), pixels(batched[0].image))
@@ -44,8 +47,10 @@ def test_batched_job_equals_job_alone(stylizer, images, astronaut, starry, optim
 
 
 def test_batch_needs_one_output_size(stylizer, astronaut, starry, images):
-    jobs = [Job(astronaut, [starry], StyleParams(size=48)),
-            Job(images["chelsea.png"], [starry], StyleParams(size=48))]
+    jobs = [
+        Job(astronaut, [starry], StyleParams(size=48)),
+        Job(images["chelsea.png"], [starry], StyleParams(size=48)),
+    ]
     assert jobs[0].batch_key() != jobs[1].batch_key()
     with pytest.raises(ValueError, match="same output size"):
         stylizer.stylize_batch(jobs)
@@ -64,11 +69,13 @@ def test_astronaut_in_the_style_of_starry_night(stylizer, astronaut, starry):
     assert np.abs(pixels(result.image) - content).mean() > 15  # visibly different
 
 
-@pytest.mark.parametrize("content, style", [("chelsea.png", "the_scream.jpg"),
-                                            ("coffee.png", "shipwreck.jpg")])
+@pytest.mark.parametrize(
+    "content, style", [("chelsea.png", "the_scream.jpg"), ("coffee.png", "shipwreck.jpg")]
+)
 def test_matched_start_ends_lower_than_the_content(stylizer, images, content, style):
     """The default start (content recoloured to the style's palette) beats the paper's
     start in the same steps (by 6-13 % on these pairs at 64 px / 20 steps)."""
+
     def final_loss(init: str) -> float:
         job = Job(images[content], [images[style]], StyleParams(size=64, steps=20, init=init))
         return stylizer.stylize(job).losses.total
@@ -88,24 +95,26 @@ def test_progress_callback_sees_every_step_and_previews(stylizer, astronaut, sta
 
 
 def test_callback_can_stop_a_job(stylizer, astronaut, starry):
-    result = stylizer.stylize(Job(astronaut, [starry], StyleParams(size=32, steps=50)),
-                              callback=lambda p: p.step >= 3)
+    result = stylizer.stylize(
+        Job(astronaut, [starry], StyleParams(size=32, steps=50)), callback=lambda p: p.step >= 3
+    )
     assert result.steps_run == 3 and result.stopped == "cancelled"
 
 
 def test_deadline_stops_early_and_returns_the_image(stylizer, astronaut, starry):
-    result = stylizer.stylize(Job(astronaut, [starry], StyleParams(size=32, steps=10000)),
-                              deadline=time.monotonic() + 1.0)
+    result = stylizer.stylize(
+        Job(astronaut, [starry], StyleParams(size=32, steps=10000)), deadline=time.monotonic() + 1.0
+    )
     assert result.stopped == "deadline" and 0 < result.steps_run < 10000
     assert result.image.size == (32, 32)
 
 
 def test_targets_are_computed_once(stylizer, astronaut, starry, monkeypatch):
     from nst import job as job_module
+
     calls = []
     original = job_module._style_grams
-    monkeypatch.setattr(job_module, "_style_grams",
-                        lambda *a: calls.append(1) or original(*a))
+    monkeypatch.setattr(job_module, "_style_grams", lambda *a: calls.append(1) or original(*a))
     stylizer.stylize(Job(astronaut, [starry], StyleParams(size=32, steps=5, levels=1)))
     assert calls == [1]
     calls.clear()
@@ -124,19 +133,27 @@ def test_several_styles_blend(stylizer, astronaut, starry, images):
     assert err.value.field == "style_weights"
 
 
-@pytest.mark.parametrize("changes", [
-    {"optimizer": "adam", "lr": 0.05}, {"init": "noise"}, {"init": "style"},
-    {"pooling": "avg"}, {"style_scale": 0.5}, {"content_layers": ("conv4_2",)},
-    {"style_layer_weights": (1.0, 1.0, 1.0, 0.5, 0.5)},
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"optimizer": "adam", "lr": 0.05},
+        {"init": "noise"},
+        {"init": "style"},
+        {"pooling": "avg"},
+        {"style_scale": 0.5},
+        {"content_layers": ("conv4_2",)},
+        {"style_layer_weights": (1.0, 1.0, 1.0, 0.5, 0.5)},
+    ],
+)
 def test_options_run_and_lower_the_loss(stylizer, astronaut, starry, changes):
     result = stylizer.stylize(Job(astronaut, [starry], StyleParams(size=48, steps=8, **changes)))
     assert result.losses.total < result.initial_losses.total
 
 
 def test_init_image(stylizer, astronaut, starry, images):
-    params = StyleParams(size=32, steps=1, init="image", style_weight=0.0, content_weight=0.0,
-                         tv_weight=0.0)
+    params = StyleParams(
+        size=32, steps=1, init="image", style_weight=0.0, content_weight=0.0, tv_weight=0.0
+    )
     with pytest.raises(ParamError, match="init image"):
         stylizer.stylize(Job(astronaut, [starry], params))
     coffee = images["coffee.png"]
@@ -157,8 +174,9 @@ def test_luminance_mode_keeps_content_colours(stylizer, astronaut, starry):
 
 
 def test_histogram_mode_runs(stylizer, astronaut, starry):
-    result = stylizer.stylize(Job(astronaut, [starry],
-                                  StyleParams(size=48, steps=5, preserve_color="histogram")))
+    result = stylizer.stylize(
+        Job(astronaut, [starry], StyleParams(size=48, steps=5, preserve_color="histogram"))
+    )
     assert result.losses.style < result.initial_losses.style
 
 
@@ -185,6 +203,7 @@ def test_too_small_output_is_a_size_error(stylizer, images, starry):
 
 def test_sliver_style_image_is_refused(stylizer, astronaut):
     from PIL import Image
+
     sliver = Image.new("RGB", (4000, 2), (200, 100, 0))
     with pytest.raises(ParamError, match="too elongated") as err:
         stylizer.check(Job(astronaut, [sliver], StyleParams(size=64, steps=1)))
@@ -192,8 +211,11 @@ def test_sliver_style_image_is_refused(stylizer, astronaut):
 
 
 def test_coarse_to_fine_reports_at_the_output_size(stylizer, astronaut, starry):
-    job = Job(astronaut, [starry], StyleParams(size=64, steps=10, levels=2, coarse_share=0.5,
-                                               preview_every=5))
+    job = Job(
+        astronaut,
+        [starry],
+        StyleParams(size=64, steps=10, levels=2, coarse_share=0.5, preview_every=5),
+    )
     seen = []
     result = stylizer.stylize(job, callback=seen.append)
     assert job.level_plan() == [(32, 5), (64, 5)]
@@ -207,16 +229,16 @@ def test_coarse_to_fine_reports_at_the_output_size(stylizer, astronaut, starry):
 
 def test_coarse_to_fine_batched_equals_alone(stylizer, astronaut, starry, images):
     params = StyleParams(size=48, steps=8, levels=2, coarse_share=0.5)
-    other = Job(images["coffee.png"].resize((300, 300)), [images["the_scream.jpg"]],
-                params.replace(steps=4))
+    other = Job(
+        images["coffee.png"].resize((300, 300)), [images["the_scream.jpg"]], params.replace(steps=4)
+    )
     alone = stylizer.stylize(Job(astronaut, [starry], params))
     batched = stylizer.stylize_batch([Job(astronaut, [starry], params), other])
     assert np.array_equal(pixels(alone.image), pixels(batched[0].image))
     assert [r.steps_run for r in batched] == [8, 4]
 
 
-def test_coarse_to_fine_stopped_on_a_coarse_level_answers_at_full_size(stylizer, astronaut,
-                                                                        starry):
+def test_coarse_to_fine_stopped_on_a_coarse_level_answers_at_full_size(stylizer, astronaut, starry):
     job = Job(astronaut, [starry], StyleParams(size=64, steps=10, levels=2, coarse_share=0.5))
     result = stylizer.stylize(job, callback=lambda p: p.step >= 2)
     assert result.stopped == "cancelled" and result.steps_run == 2
@@ -234,6 +256,7 @@ def test_precision_fp32_is_the_plain_path(weights_path, astronaut, starry):
     """precision='fp32' and the default agree exactly on a CPU without native bfloat16."""
     from nst import Stylizer
     from nst.precision import bf16_supported
+
     if bf16_supported(torch.device("cpu")):
         pytest.skip("this CPU runs bfloat16 natively: auto means bf16 here")
     params = StyleParams(size=40, steps=3)
@@ -249,9 +272,12 @@ def test_bf16_run_ends_close_to_fp32(weights_path, astronaut, starry):
     any rounding shifts it by more (see docs/benchmarks.md for 256 px figures)."""
     from nst import Stylizer
     from nst.precision import bf16_supported
+
     if not bf16_supported(torch.device("cpu")):
-        pytest.skip("no native bfloat16 on this CPU: emulated, a run would take many minutes "
-                    "(tests/nst/test_objective.py checks one bf16 step instead)")
+        pytest.skip(
+            "no native bfloat16 on this CPU: emulated, a run would take many minutes "
+            "(tests/nst/test_objective.py checks one bf16 step instead)"
+        )
     job = Job(astronaut, [starry], StyleParams(size=96, steps=30))
     fp32 = Stylizer(str(weights_path), precision="fp32").stylize(job)
     bf16 = Stylizer(str(weights_path), precision="bf16").stylize(job)
@@ -263,6 +289,7 @@ def test_size_limits_are_checked_at_every_coarse_to_fine_level(stylizer, astrona
     """A 400x40 style passes at 128 px, but a 32 px level would need it 8x too elongated:
     refused before any work, never inside the optimisation."""
     from PIL import Image
+
     style = Image.new("RGB", (400, 40), (200, 100, 0))
     stylizer.check(Job(astronaut, [style], StyleParams(size=128, steps=4)))
     with pytest.raises(ParamError, match="too elongated for size 32") as err:
@@ -270,9 +297,9 @@ def test_size_limits_are_checked_at_every_coarse_to_fine_level(stylizer, astrona
     assert err.value.field == "style"
 
 
-def test_a_non_finite_loss_stops_the_job_on_its_last_finite_image(weights_path, astronaut,
-                                                                  starry):
+def test_a_non_finite_loss_stops_the_job_on_its_last_finite_image(weights_path, astronaut, starry):
     from nst import Stylizer
+
     stylizer = Stylizer(str(weights_path), precision="fp32")
     calls = []
 

@@ -27,8 +27,10 @@ def test_converts_a_full_torchvision_state_dict(tmp_path):
 
 
 def test_hash_prefix_comes_from_the_official_url():
-    assert fetch.expected_prefix("https://download.pytorch.org/models/vgg19-dcbb9e9d.pth") \
+    assert (
+        fetch.expected_prefix("https://download.pytorch.org/models/vgg19-dcbb9e9d.pth")
         == "dcbb9e9d"
+    )
 
 
 def test_verify_rejects_a_wrong_checksum():

@@ -37,7 +37,7 @@ def test_palette_with_and_without_transparency():
 
 def test_cmyk_jpeg():
     cmyk = Image.new("CMYK", (8, 8), (0, 255, 255, 0))  # red
-    r, _, b = decode_image(png(cmyk, "JPEG")).getpixel((4, 4))
+    r, g, b = decode_image(png(cmyk, "JPEG")).getpixel((4, 4))
     assert r > 200 and g < 60 and b < 60
 
 
@@ -65,10 +65,13 @@ def test_animated_gif_gives_first_frame():
     assert r > 200 and b < 50
 
 
-@pytest.mark.parametrize("data, code", [
-    (b"", "missing_image"),
-    (b"hello, I am text pretending to be a png", "not_an_image"),
-])
+@pytest.mark.parametrize(
+    "data, code",
+    [
+        (b"", "missing_image"),
+        (b"hello, I am text pretending to be a png", "not_an_image"),
+    ],
+)
 def test_not_images(data, code):
     with pytest.raises(ImageError) as err:
         decode_image(data, field="content")
@@ -96,8 +99,9 @@ def test_resize_longest_keeps_aspect():
     assert resize_longest(Image.new("RGB", (30, 60)), 120).size == (60, 120)
 
 
-@pytest.mark.parametrize("fmt, magic", [("png", b"\x89PNG"), ("jpeg", b"\xff\xd8"),
-                                        ("webp", b"RIFF")])
+@pytest.mark.parametrize(
+    "fmt, magic", [("png", b"\x89PNG"), ("jpeg", b"\xff\xd8"), ("webp", b"RIFF")]
+)
 def test_encode_formats(fmt, magic):
     data = encode_image(Image.new("RGB", (8, 8), (10, 20, 30)), fmt)
     assert data.startswith(magic)

@@ -16,19 +16,26 @@ def plan(**params) -> list[tuple[int, int]]:
     return Job(PHOTO, [PHOTO], StyleParams(**params)).level_plan()
 
 
-@pytest.mark.parametrize("params, expected", [
-    ({"size": 512, "steps": 300}, [(512, 300)]),  # off by default
-    ({"size": 512, "steps": 300, "levels": 2}, [(256, 90), (512, 210)]),
-    ({"size": 256, "steps": 100, "levels": 3, "coarse_share": 0.5},
-     [(64, 25), (128, 25), (256, 50)]),
-    ({"size": 256, "steps": 101, "levels": 3, "coarse_share": 0.5},
-     [(64, 25), (128, 25), (256, 51)]),
-    ({"size": 256, "steps": 10, "levels": 2, "coarse_share": 0.0}, [(256, 10)]),
-    ({"size": 256, "steps": 1, "levels": 2}, [(256, 1)]),  # the full size always gets a step
-    ({"size": 256, "steps": 2, "levels": 3}, [(64, 1), (256, 1)]),  # empty levels dropped
-    # 32x21 output: a 16x11 level would be too small for relu5_1 (16 px)
-    ({"size": 32, "steps": 5, "levels": 2}, [(32, 5)]),
-])
+@pytest.mark.parametrize(
+    "params, expected",
+    [
+        ({"size": 512, "steps": 300}, [(512, 300)]),  # off by default
+        ({"size": 512, "steps": 300, "levels": 2}, [(256, 90), (512, 210)]),
+        (
+            {"size": 256, "steps": 100, "levels": 3, "coarse_share": 0.5},
+            [(64, 25), (128, 25), (256, 50)],
+        ),
+        (
+            {"size": 256, "steps": 101, "levels": 3, "coarse_share": 0.5},
+            [(64, 25), (128, 25), (256, 51)],
+        ),
+        ({"size": 256, "steps": 10, "levels": 2, "coarse_share": 0.0}, [(256, 10)]),
+        ({"size": 256, "steps": 1, "levels": 2}, [(256, 1)]),  # the full size always gets a step
+        ({"size": 256, "steps": 2, "levels": 3}, [(64, 1), (256, 1)]),  # empty levels dropped
+        # 32x21 output: a 16x11 level would be too small for relu5_1 (16 px)
+        ({"size": 32, "steps": 5, "levels": 2}, [(32, 5)]),
+    ],
+)
 def test_level_plan(params, expected):
     result = plan(**params)
     assert result == expected
@@ -52,11 +59,13 @@ def test_resize_pixels_keeps_range_and_copies():
 def test_matched_start_has_the_styles_colours_and_the_contents_layout(stylizer, images):
     from nst.imageio import image_to_tensor, resize_longest
     from nst.job import prepare
+
     content, style = images["astronaut.png"], images["starry_night.jpg"]
     params = StyleParams(size=64, init="matched")
     start = prepare(Job(content, [style], params), stylizer.net, stylizer.device).init
-    plain = prepare(Job(content, [style], params.replace(init="content")), stylizer.net,
-                    stylizer.device).init
+    plain = prepare(
+        Job(content, [style], params.replace(init="content")), stylizer.net, stylizer.device
+    ).init
     target = image_to_tensor(resize_longest(style, 64))  # the style as the job sees it
 
     def stats(x):

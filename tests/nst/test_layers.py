@@ -4,17 +4,30 @@ from nst.errors import ParamError
 from nst.layers import conv_shapes, layer_index, layer_names
 
 
-@pytest.mark.parametrize("name, index", [
-    ("conv1_1", 0), ("relu1_1", 1), ("pool1", 4), ("conv2_1", 5), ("conv3_1", 10),
-    ("conv4_1", 19), ("conv4_2", 21), ("relu4_2", 22), ("conv5_1", 28), ("relu5_1", 29),
-    ("conv5_4", 34), ("pool5", 36),
-])
+@pytest.mark.parametrize(
+    "name, index",
+    [
+        ("conv1_1", 0),
+        ("relu1_1", 1),
+        ("pool1", 4),
+        ("conv2_1", 5),
+        ("conv3_1", 10),
+        ("conv4_1", 19),
+        ("conv4_2", 21),
+        ("relu4_2", 22),
+        ("conv5_1", 28),
+        ("relu5_1", 29),
+        ("conv5_4", 34),
+        ("pool5", 36),
+    ],
+)
 def test_layer_index_matches_torchvision_features(name, index):
     assert layer_index(name) == index
 
 
 def test_every_torchvision_module_is_named():
     from torchvision.models import vgg19
+
     features = vgg19(weights=None).features
     names = layer_names()
     assert len(names) == len(features) == 37
@@ -38,6 +51,7 @@ def test_unknown_layer_names_the_field():
 
 def test_min_input_side_counts_pools_before_the_deepest_layer():
     from nst.layers import min_input_side
+
     assert min_input_side(["relu1_1"]) == 1
     assert min_input_side(["conv2_1"]) == 2
     assert min_input_side(["relu1_1", "relu5_1"]) == 16

@@ -16,18 +16,21 @@ def quadratic(n: int = 60):
     return lambda x: 0.5 * x @ curvature @ x - b @ x
 
 
-def iterates(make, objective, steps: int, n: int = 60, start: float = 0.0,
-             clamp: bool = False) -> list[torch.Tensor]:
+def iterates(
+    make, objective, steps: int, n: int = 60, start: float = 0.0, clamp: bool = False
+) -> list[torch.Tensor]:
     """x after each step; with ``clamp``, each step is followed by the engine's clamp."""
     x = torch.full((n,), start, requires_grad=True)
     opt = make(x)
     out = []
     for _ in range(steps):
+
         def closure():
             x.grad = None
             loss = objective(x)
             loss.backward()
             return loss
+
         opt.step(closure)
         if clamp:
             with torch.no_grad():
@@ -40,12 +43,14 @@ def iterates(make, objective, steps: int, n: int = 60, start: float = 0.0,
 def test_iterates_match_torch_lbfgs(history):
     """Same steps as torch.optim.LBFGS(max_iter=1), including after the history wraps."""
     objective = quadratic()
-    theirs = iterates(lambda x: torch.optim.LBFGS([x], max_iter=1, history_size=history),
-                      objective, 30)
+    theirs = iterates(
+        lambda x: torch.optim.LBFGS([x], max_iter=1, history_size=history), objective, 30
+    )
     ours = iterates(lambda x: LBFGS([x], history_size=history), objective, 30)
     for k, (a, b) in enumerate(zip(theirs, ours)):
-        torch.testing.assert_close(b, a, rtol=1e-3, atol=1e-4 * a.abs().max().item(),
-                                   msg=f"step {k}")
+        torch.testing.assert_close(
+            b, a, rtol=1e-3, atol=1e-4 * a.abs().max().item(), msg=f"step {k}"
+        )
     assert objective(ours[-1]) < objective(ours[2])  # and it does minimise
 
 
@@ -80,10 +85,21 @@ def test_with_the_clamp_it_gets_much_closer_to_the_box_optimum_than_torch():
     for _ in range(20000):
         x = (x - step * (curvature @ x - b)).clamp(0, 1)
     best = objective(x).item()
-    theirs = objective(iterates(lambda x: torch.optim.LBFGS([x], max_iter=1, history_size=20),
-                                objective, 100, n, start=0.5, clamp=True)[-1]).item()
-    ours = objective(iterates(lambda x: LBFGS([x], history_size=20), objective, 100, n,
-                              start=0.5, clamp=True)[-1]).item()
+    theirs = objective(
+        iterates(
+            lambda x: torch.optim.LBFGS([x], max_iter=1, history_size=20),
+            objective,
+            100,
+            n,
+            start=0.5,
+            clamp=True,
+        )[-1]
+    ).item()
+    ours = objective(
+        iterates(lambda x: LBFGS([x], history_size=20), objective, 100, n, start=0.5, clamp=True)[
+            -1
+        ]
+    ).item()
     assert ours - best < 0.3 * (theirs - best), (ours - best, theirs - best)
 
 
@@ -93,8 +109,9 @@ def test_engine_loss_falls_steadily(stylizer, images):
     above the best so far (with torch's pairs this job climbed 3.7 %, and at 256 px runs
     rose from 0.62 to 0.86 before falling again)."""
     seen: list[float] = []
-    job = Job(images["astronaut.png"], [images["starry_night.jpg"]],
-              StyleParams(size=96, steps=150))
+    job = Job(
+        images["astronaut.png"], [images["starry_night.jpg"]], StyleParams(size=96, steps=150)
+    )
     result = stylizer.stylize(job, callback=lambda p: seen.append(p.losses.total))
     climbs = [(seen[i] - min(seen[:i])) / min(seen[:i]) for i in range(1, len(seen))]
     assert max(climbs) < 0.005, max(climbs)

@@ -36,7 +36,7 @@ def test_gram_matrix_of_bfloat16_features_is_float32_and_close():
     g = gram_matrix(f.bfloat16())
     assert g.dtype == torch.float32
     exact = gram_matrix(f.bfloat16().float())  # same inputs, float32 product
-    torch.testing.assert_close(g, exact, rtol=2 ** -8, atol=0)
+    torch.testing.assert_close(g, exact, rtol=2**-8, atol=0)
 
 
 def test_relative_error_value_and_scale_invariance():

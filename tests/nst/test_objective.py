@@ -14,6 +14,7 @@ def stylizer(weights_path):
     """Float32 with its own memory layout: the session's default stylizer runs bfloat16 on
     CPUs that have it, and its channels-last weights would meet float32 inputs here."""
     from nst import Stylizer
+
     return Stylizer(str(weights_path), precision="fp32")
 
 
@@ -21,17 +22,28 @@ def stylizer(weights_path):
 def two_jobs(stylizer, images):
     content, style = images["astronaut.png"], images["starry_night.jpg"]
     base = StyleParams(size=48, steps=1, init="noise")
-    jobs = [Job(content, [style], base.replace(seed=1)),
-            Job(content, [images["the_scream.jpg"]], base.replace(seed=2, style_weight=30.0,
-                                                                  tv_weight=5.0))]
+    jobs = [
+        Job(content, [style], base.replace(seed=1)),
+        Job(
+            content,
+            [images["the_scream.jpg"]],
+            base.replace(seed=2, style_weight=30.0, tv_weight=5.0),
+        ),
+    ]
     return [prepare(job, stylizer.net, stylizer.device) for job in jobs]
 
 
 def losses(stylizer, prepared, x):
     p = prepared[0].job.params
-    return batch_losses(stylizer.net, x, [JobTargets.of(j) for j in prepared],
-                        positions(p.content_layers + p.style_layers), p.pooling,
-                        stylizer.dtype, stylizer.channels_last)
+    return batch_losses(
+        stylizer.net,
+        x,
+        [JobTargets.of(j) for j in prepared],
+        positions(p.content_layers + p.style_layers),
+        p.pooling,
+        stylizer.dtype,
+        stylizer.channels_last,
+    )
 
 
 def test_rows_are_weighted_terms_of_each_job(stylizer, two_jobs):
@@ -64,6 +76,7 @@ def test_bf16_step_stays_close_to_fp32(weights_path, stylizer, two_jobs):
     loss rows within 2 % of float32 and a gradient pointing the same way. (Emulated where
     the CPU lacks bfloat16, so kept at 48 px.)"""
     from nst import Stylizer
+
     grads, rows = [], []
     for engine in (stylizer, Stylizer(str(weights_path), precision="bf16")):
         x = torch.cat([p.init for p in two_jobs]).requires_grad_(True)
@@ -82,6 +95,7 @@ def test_loop_reads_losses_back_only_at_the_ends(stylizer, images, monkeypatch):
     """Without a callback, the loss rows stay on the device: the number of host reads does
     not grow with the steps (on a GPU each one would wait for the queued kernels)."""
     from nst import engine
+
     reads = []
     original = engine._terms
     monkeypatch.setattr(engine, "_terms", lambda row: reads.append(1) or original(row))
@@ -98,8 +112,12 @@ def test_loop_reads_losses_back_only_at_the_ends(stylizer, images, monkeypatch):
 def test_compiled_step_matches_the_eager_one(weights_path, images):
     """torch.compile (CPU inductor here) changes rounding only: final losses within 0.5 %."""
     from nst import Stylizer
-    job = Job(images["astronaut.png"], [images["starry_night.jpg"]],
-              StyleParams(size=48, steps=4, levels=1))
+
+    job = Job(
+        images["astronaut.png"],
+        [images["starry_night.jpg"]],
+        StyleParams(size=48, steps=4, levels=1),
+    )
     eager = Stylizer(str(weights_path), precision="fp32").stylize(job)
     compiled = Stylizer(str(weights_path), precision="fp32", compile=True).stylize(job)
     assert compiled.steps_run == eager.steps_run == 4

@@ -16,31 +16,71 @@ def test_defaults_are_valid_and_documented():
 
 
 def test_parses_form_strings_and_bytes():
-    p = StyleParams.from_mapping({"steps": bytearray(b"10"), "size": "128", "style_weight": "2e3",
-                                  "optimizer": "ADAM", "style_weights": "1, 3",
-                                  "style_layers": "relu1_1,relu2_1", "seed": 7.0})
+    p = StyleParams.from_mapping(
+        {
+            "steps": bytearray(b"10"),
+            "size": "128",
+            "style_weight": "2e3",
+            "optimizer": "ADAM",
+            "style_weights": "1, 3",
+            "style_layers": "relu1_1,relu2_1",
+            "seed": 7.0,
+        }
+    )
     assert (p.steps, p.size, p.style_weight, p.optimizer) == (10, 128, 2000.0, "adam")
     assert p.style_weights == (1.0, 3.0) and p.style_layers == ("relu1_1", "relu2_1")
     assert p.seed == 7
 
 
-@pytest.mark.parametrize("field, value", [
-    ("size", "abc"), ("size", "-1"), ("size", "0"), ("size", "15"), ("size", "100000"),
-    ("size", "12.5"), ("size", True),
-    ("steps", "0"), ("steps", "1.5"), ("steps", "nan"), ("steps", "1e9"), ("steps", ""),
-    ("steps", 2.5), ("steps", None), ("steps", [3]),
-    ("content_weight", "-1"), ("content_weight", "nan"), ("content_weight", "inf"),
-    ("content_weight", "x"), ("style_weight", "1e12"), ("style_weight", float("nan")),
-    ("tv_weight", "-0.5"), ("lr", "0"), ("lr", "5"),
-    ("optimizer", "sgd"), ("init", "zeros"), ("pooling", "min"), ("format", "gif"),
-    ("preserve_color", "yes"), ("seed", "-1"), ("seed", str(2**40)),
-    ("style_scale", "0.01"), ("style_scale", "9"), ("quality", "0"), ("quality", "101"),
-    ("preview_every", "-2"),
-    ("style_weights", "1,-1"), ("style_weights", "0,0"), ("style_weights", "a,b"),
-    ("style_weights", "nan"),
-    ("content_layers", ""), ("content_layers", "conv9_9"), ("style_layers", "relu1_1,fc7"),
-    ("style_layer_weights", "1,2"),  # five style layers need five weights
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("size", "abc"),
+        ("size", "-1"),
+        ("size", "0"),
+        ("size", "15"),
+        ("size", "100000"),
+        ("size", "12.5"),
+        ("size", True),
+        ("steps", "0"),
+        ("steps", "1.5"),
+        ("steps", "nan"),
+        ("steps", "1e9"),
+        ("steps", ""),
+        ("steps", 2.5),
+        ("steps", None),
+        ("steps", [3]),
+        ("content_weight", "-1"),
+        ("content_weight", "nan"),
+        ("content_weight", "inf"),
+        ("content_weight", "x"),
+        ("style_weight", "1e12"),
+        ("style_weight", float("nan")),
+        ("tv_weight", "-0.5"),
+        ("lr", "0"),
+        ("lr", "5"),
+        ("optimizer", "sgd"),
+        ("init", "zeros"),
+        ("pooling", "min"),
+        ("format", "gif"),
+        ("preserve_color", "yes"),
+        ("seed", "-1"),
+        ("seed", str(2**40)),
+        ("style_scale", "0.01"),
+        ("style_scale", "9"),
+        ("quality", "0"),
+        ("quality", "101"),
+        ("preview_every", "-2"),
+        ("style_weights", "1,-1"),
+        ("style_weights", "0,0"),
+        ("style_weights", "a,b"),
+        ("style_weights", "nan"),
+        ("content_layers", ""),
+        ("content_layers", "conv9_9"),
+        ("style_layers", "relu1_1,fc7"),
+        ("style_layer_weights", "1,2"),  # five style layers need five weights
+    ],
+)
 def test_every_invalid_value_names_its_field(field, value):
     with pytest.raises(ParamError) as err:
         StyleParams.from_mapping({field: value})

@@ -11,19 +11,29 @@ from nst.params import StyleParams
 
 FIELDS = {f.name: f for f in dataclasses.fields(StyleParams)}
 scalars = st.one_of(
-    st.text(max_size=12), st.binary(max_size=12), st.integers(), st.booleans(), st.none(),
-    st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([1e308, 10**400, -10**400]),
+    st.text(max_size=12),
+    st.binary(max_size=12),
+    st.integers(),
+    st.booleans(),
+    st.none(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([1e308, 10**400, -(10**400)]),
     st.sampled_from(["relu1_1", "conv4_2", "1e400", "adam"]),
 )
 # Anything a JSON body can carry, nested: lists in lists, objects in lists.
-raw_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=5)
-                          | st.dictionaries(st.text(max_size=4), inner, max_size=3),
-                          max_leaves=12)
+raw_values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.dictionaries(st.sampled_from(sorted(FIELDS)) | st.text(max_size=8), raw_values,
-                       max_size=4))
+@given(
+    st.dictionaries(st.sampled_from(sorted(FIELDS)) | st.text(max_size=8), raw_values, max_size=4)
+)
 def test_parser_accepts_valid_values_or_names_the_field(values):
     try:
         params = StyleParams.from_mapping(values)
@@ -45,7 +55,7 @@ def test_parser_accepts_valid_values_or_names_the_field(values):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.integers(min_value=-10**12, max_value=10**12))
+@given(st.integers(min_value=-(10**12), max_value=10**12))
 def test_integer_fields_round_trip_their_text_form(n):
     try:
         params = StyleParams.from_mapping({"steps": str(n)})

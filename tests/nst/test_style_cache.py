@@ -51,8 +51,9 @@ def test_a_cache_hit_gives_the_same_image_and_skips_the_style_pass(weights_path,
     second = warm.stylize(Job(other_content, [style.copy()], params))  # same style, new photo
     assert (warm.style_cache.misses, warm.style_cache.hits) == (1, 1)
     assert first.image.tobytes() == expected.image.tobytes()
-    assert second.image.tobytes() == cold.stylize(
-        Job(other_content, [style], params)).image.tobytes()
+    assert (
+        second.image.tobytes() == cold.stylize(Job(other_content, [style], params)).image.tobytes()
+    )
     luminance = StyleParams(size=48, steps=2, levels=1, preserve_color="luminance")
     warm.stylize(Job(content, [style], luminance))  # derived from the content: not cached
     assert (warm.style_cache.misses, warm.style_cache.hits) == (1, 1)

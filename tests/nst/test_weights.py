@@ -32,8 +32,9 @@ def test_caffe_convention_is_bgr_255_minus_mean():
 
 def test_torchvision_convention_normalises_rgb():
     rgb = torch.full((1, 3, 1, 1), 0.5)
-    expected = [(0.5 - m) / s for m, s in zip(TORCHVISION_CONVENTION.mean,
-                                              TORCHVISION_CONVENTION.std)]
+    expected = [
+        (0.5 - m) / s for m, s in zip(TORCHVISION_CONVENTION.mean, TORCHVISION_CONVENTION.std)
+    ]
     assert TORCHVISION_CONVENTION.to_model(rgb).flatten().tolist() == pytest.approx(expected)
 
 
@@ -74,14 +75,19 @@ def test_pickle_payload_is_refused(tmp_path):
         load_weights(path)
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda s: s.pop("features.10.weight"), "features.10.weight .*conv3_1.* missing"),
-    (lambda s: s.pop("features.7.bias"), "features.7.bias"),
-    (lambda s: s.__setitem__("features.21.weight", torch.zeros(512, 256, 3, 3)),
-     r"features.21.weight has shape \(512, 256, 3, 3\)"),
-    (lambda s: s.__setitem__("features.1.weight", torch.zeros(3)), "not a conv layer"),
-    (lambda s: s.__setitem__("encoder.weight", torch.zeros(3)), "unexpected key"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda s: s.pop("features.10.weight"), "features.10.weight .*conv3_1.* missing"),
+        (lambda s: s.pop("features.7.bias"), "features.7.bias"),
+        (
+            lambda s: s.__setitem__("features.21.weight", torch.zeros(512, 256, 3, 3)),
+            r"features.21.weight has shape \(512, 256, 3, 3\)",
+        ),
+        (lambda s: s.__setitem__("features.1.weight", torch.zeros(3)), "not a conv layer"),
+        (lambda s: s.__setitem__("encoder.weight", torch.zeros(3)), "unexpected key"),
+    ],
+)
 def test_wrong_or_partial_files_fail_clearly(tmp_path, mutate, message):
     state = synthetic_features()
     mutate(state)
@@ -129,6 +135,7 @@ def test_not_a_weights_file_fails(tmp_path):
 def test_layer_deeper_than_weights_is_a_param_error(tmp_path):
     from nst.errors import ParamError
     from nst.vgg import VGGFeatures
+
     path = tmp_path / "short.safetensors"
     save_weights(path, synthetic_features(10), CAFFE)
     net = VGGFeatures(load_weights(path))

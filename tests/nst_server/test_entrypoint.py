@@ -41,15 +41,23 @@ class Container:
     management: str
 
     def probe(self, check: str) -> int:
-        return subprocess.run([sys.executable, str(ROOT / "scripts/healthcheck.py"), check],
-                              env=self.env, cwd=self.env["NST_STATE_DIR"],
-                              capture_output=True, timeout=60).returncode
+        return subprocess.run(
+            [sys.executable, str(ROOT / "scripts/healthcheck.py"), check],
+            env=self.env,
+            cwd=self.env["NST_STATE_DIR"],
+            capture_output=True,
+            timeout=60,
+        ).returncode
 
 
 def image_environment(tmp: Path, weights: Path, store: Path) -> dict[str, str]:
     """The Dockerfile's ENV with /opt/nst and /home/model-server moved under ``tmp``."""
-    moves = {"/opt/nst/model-store": str(store), "/opt/nst/weights": str(weights.parent),
-             "/opt/nst": str(ROOT), "/home/model-server": str(tmp / "home")}
+    moves = {
+        "/opt/nst/model-store": str(store),
+        "/opt/nst/weights": str(weights.parent),
+        "/opt/nst": str(ROOT),
+        "/home/model-server": str(tmp / "home"),
+    }
     env = {}
     for key, value in dockerfile.env().items():
         for old, new in moves.items():
@@ -73,11 +81,15 @@ def image_environment(tmp: Path, weights: Path, store: Path) -> dict[str, str]:
 
 def start(env: dict[str, str], log: Path) -> Container:
     with log.open("wb") as out:
-        process = subprocess.Popen(["sh", str(ROOT / "scripts/entrypoint.sh")], env=env,
-                                   stdout=out, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
-    container = Container(process, env, env["TS_INFERENCE_ADDRESS"],
-                          env["TS_MANAGEMENT_ADDRESS"])
+        process = subprocess.Popen(
+            ["sh", str(ROOT / "scripts/entrypoint.sh")],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    container = Container(process, env, env["TS_INFERENCE_ADDRESS"], env["TS_MANAGEMENT_ADDRESS"])
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -100,12 +112,17 @@ def stop(container: Container) -> int:
             os.killpg(container.process.pid, signal.SIGKILL)
 
 
-def stylize(container: Container, headers: dict[str, str] | None = None,
-            size: str = "64", steps: str = "3") -> requests.Response:
+def stylize(
+    container: Container, headers: dict[str, str] | None = None, size: str = "64", steps: str = "3"
+) -> requests.Response:
     with open(CONTENT / "astronaut.png", "rb") as c, open(STYLE / "starry_night.jpg", "rb") as s:
-        return requests.post(f"{container.inference}/predictions/style_transfer",
-                             files={"content": c, "style": s},
-                             data={"size": size, "steps": steps}, headers=headers, timeout=120)
+        return requests.post(
+            f"{container.inference}/predictions/style_transfer",
+            files={"content": c, "style": s},
+            data={"size": size, "steps": steps},
+            headers=headers,
+            timeout=120,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +138,8 @@ TS_KEY_EXPIRY_MIN = 1  # TorchServe's token expiry (default 60 min), shortened
 
 @pytest.mark.slow
 def test_image_defaults_generate_a_key_that_outlives_torchserve_expiry_and_stop_cleanly(
-        tmp_path, weights_path, image_store):
+    tmp_path, weights_path, image_store
+):
     """The image's environment: a key is generated into the state directory, still works
     after TorchServe's token expiry, and SIGTERM during a job answers the job, then exits 0
     within seconds (the Deployment's grace period is 330 s)."""
@@ -143,8 +161,9 @@ def test_image_defaults_generate_a_key_that_outlives_torchserve_expiry_and_stop_
         assert reply.status_code == 200 and reply.headers["Content-Type"] == "image/png"
 
         outcome: dict = {}
-        job = threading.Thread(target=lambda: outcome.update(reply=stylize(
-            container, auth, size="96", steps="60")))
+        job = threading.Thread(
+            target=lambda: outcome.update(reply=stylize(container, auth, size="96", steps="60"))
+        )
         job.start()
         deadline = time.monotonic() + 30
         while not list(state.glob("busy-*")) and time.monotonic() < deadline:
@@ -167,7 +186,8 @@ def test_image_defaults_generate_a_key_that_outlives_torchserve_expiry_and_stop_
 
 @pytest.mark.slow
 def test_kubernetes_environment_applies_the_configmap_and_the_secret_keys(
-        tmp_path, weights_path, image_store):
+    tmp_path, weights_path, image_store
+):
     """The Deployment's env, ConfigMap (config.properties, model-overrides.yaml) and Secret."""
     env = image_environment(tmp_path, weights_path, image_store)
     mounts = {"/etc/nst/config": tmp_path / "config", "/etc/nst/api-keys": tmp_path / "keys"}

@@ -21,8 +21,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def run_probe(check: str, management: str, *extra: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "TS_MANAGEMENT_ADDRESS": management}
-    return subprocess.run([sys.executable, str(ROOT / "scripts/healthcheck.py"), check, *extra],
-                          env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts/healthcheck.py"), check, *extra],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_probes_pass_on_a_ready_server_and_fail_on_a_closed_port(server):
@@ -50,8 +55,14 @@ def test_drain_waits_for_the_running_job_to_be_answered(server):
 
     def post():
         with open(CONTENT / "astronaut.png", "rb") as c, open(STYLE / "the_scream.jpg", "rb") as s:
-            replies.append(requests.post(server.predict_url, files={"content": c, "style": s},
-                                         data={"size": "96", "steps": "25"}, timeout=120))
+            replies.append(
+                requests.post(
+                    server.predict_url,
+                    files={"content": c, "style": s},
+                    data={"size": "96", "steps": "25"},
+                    timeout=120,
+                )
+            )
 
     client = threading.Thread(target=post)
     client.start()

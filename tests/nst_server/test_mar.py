@@ -18,10 +18,17 @@ def test_no_weights_and_no_network_is_one_clear_line(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if k != "NST_WEIGHTS"}
-    env |= {"NST_DEV_WEIGHTS": str(tmp_path / "absent.safetensors"),
-            "NST_WEIGHTS_URL": f"http://127.0.0.1:{port}/vgg19-dcbb9e9d.pth"}
-    done = subprocess.run([sys.executable, "-m", "nst_server.mar", "--out", str(tmp_path)],
-                          env=env, capture_output=True, text=True, timeout=120)
+    env |= {
+        "NST_DEV_WEIGHTS": str(tmp_path / "absent.safetensors"),
+        "NST_WEIGHTS_URL": f"http://127.0.0.1:{port}/vgg19-dcbb9e9d.pth",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "nst_server.mar", "--out", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     lines = done.stderr.strip().splitlines()
