@@ -32,11 +32,13 @@ import torch
 from torch import nn
 from torchvision.models.vgg import cfgs, make_layers
 
-from nst import Job, StyleParams, Stylizer, decode_image, engine
+from nst import Job, StyleParams, Stylizer, decode_image, optimize
 from nst.imageio import image_to_tensor, resize_longest
 from nst.layers import layer_index
 from nst.losses import content_loss, relative_sq_error, tv_loss
 from nst.precision import bf16_supported
+from nst.prepare import prepare
+from nst.pyramid import level_plan
 from nst.weights import load_weights
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,7 +124,7 @@ def engine_run(stylizer, content, style, params, target):
     step k started from.
     """
     history = []
-    full_from = sum(steps for _, steps in Job(content, [style], params).level_plan()[:-1])
+    full_from = sum(level.steps for level in level_plan(Job(content, [style], params))[:-1])
     start = time.perf_counter()
 
     def record(progress) -> bool:
@@ -139,27 +141,25 @@ def engine_run(stylizer, content, style, params, target):
 def torch_lbfgs():
     """The engine with ``torch.optim.LBFGS`` (pairs from the step it meant to take), to show
     what :mod:`nst.lbfgs`'s pairs from the real displacement are worth."""
-    original = engine._make_optimizer
-    engine._make_optimizer = lambda pixels, job: torch.optim.LBFGS(
-        [pixels], lr=1.0, max_iter=1, history_size=engine.LBFGS_HISTORY
+    original = optimize.make_optimizer
+    optimize.make_optimizer = lambda pixels, prepared, steps: torch.optim.LBFGS(
+        [pixels], lr=1.0, max_iter=1, history_size=optimize.LBFGS_HISTORY
     )
     try:
         yield
     finally:
-        engine._make_optimizer = original
+        optimize.make_optimizer = original
 
 
 def style_target_seconds(weights, content, style, params) -> tuple[float, float]:
     """Preparing a job (targets) with a cold and with a warm style cache."""
-    from nst.job import prepare
-
     stylizer = Stylizer(weights, precision="fp32")
     job = Job(content, [style], params)
     times = []
     for _ in range(2):
         start = time.perf_counter()
         with torch.no_grad():
-            prepare(job, stylizer.net, stylizer.device, cache=stylizer.style_cache)
+            prepare(job, params.size, stylizer.net, stylizer.device, cache=stylizer.style_cache)
         times.append(time.perf_counter() - start)
     return times[0], times[1]
 

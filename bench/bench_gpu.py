@@ -157,7 +157,9 @@ def timed_jobs(args, content, style) -> dict[str, dict]:
         for optimizer in args.optimizers:
             params = StyleParams(size=args.job_size, steps=args.job_steps, optimizer=optimizer)
             job = Job(content, [style], params)
-            stylizer.stylize(job.at_level(args.job_size, 2))  # warm-up (and compilation)
+            stylizer.stylize(
+                Job(content, [style], params.replace(steps=2))
+            )  # warm-up (and compilation)
             sync(device)
             start = time.perf_counter()
             result = stylizer.stylize(job)

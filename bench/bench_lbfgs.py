@@ -18,8 +18,8 @@ import time
 
 import torch
 
-from nst.engine import LBFGS_HISTORY
 from nst.lbfgs import LBFGS
+from nst.optimize import LBFGS_HISTORY
 
 
 def sync(device: torch.device) -> None:

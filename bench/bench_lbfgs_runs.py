@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from bench_engine import SHARED, torch_lbfgs
 
-from nst import Job, StyleParams, Stylizer, decode_image, engine
+from nst import Job, StyleParams, Stylizer, decode_image, optimize
 from nst.precision import bf16_supported
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,12 +31,12 @@ ROOT = Path(__file__).resolve().parents[1]
 @contextlib.contextmanager
 def history_size(pairs: int | None):
     """The engine's L-BFGS history set to ``pairs`` for the duration."""
-    original = engine.LBFGS_HISTORY
-    engine.LBFGS_HISTORY = pairs or original
+    original = optimize.LBFGS_HISTORY
+    optimize.LBFGS_HISTORY = pairs or original
     try:
         yield
     finally:
-        engine.LBFGS_HISTORY = original
+        optimize.LBFGS_HISTORY = original
 
 
 def default_runs() -> list[str]:
@@ -66,7 +66,7 @@ def run(spec: str, job: Job, every: int) -> str:
     )
     marks = " | ".join(f"{losses[k - 1]:.4f}" for k in range(every, len(losses) + 1, every))
     return (
-        f"| {spec} | {engine.LBFGS_HISTORY if not pairs else pairs[0]} | {marks} | "
+        f"| {spec} | {optimize.LBFGS_HISTORY if not pairs else pairs[0]} | {marks} | "
         f"{climb:+.1%} | {result.losses.total:.4f} | {seconds:.0f} |"
     )
 

@@ -12,15 +12,17 @@ import hmac
 import os
 from pathlib import Path
 
-from nst.errors import NSTError
-
 KEYS_FILE_ENV = "NST_API_KEYS_FILE"
 
 
-class Unauthorized(NSTError):
-    """No or wrong ``Authorization: Bearer`` key (answered with 401)."""
+class Unauthorized(Exception):
+    """No or wrong ``Authorization: Bearer`` key (answered with 401): not a value error."""
 
     code = "unauthorized"
+
+    def __init__(self, message: str, *, field: str = "authorization"):
+        super().__init__(message)
+        self.message, self.field = message, field
 
 
 class ApiKeys:

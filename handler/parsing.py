@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from nst import Job, StyleParams, decode_image
-from nst.errors import ImageError, NSTError, ParamError
+from nst.errors import ImageError, InputError, ParamError
+from nst.gate import check_style_count
 
 from .settings import ServerSettings
 
@@ -52,7 +53,6 @@ def parse_request(
     params = StyleParams.from_mapping({**settings.defaults, **fields}, limits=settings.limits)
     init_image = _image(init, "init_image", settings) if init is not None else None
     job = Job(content=content, styles=styles, params=params, init_image=init_image)
-    job.validate()
     accept = headers.get("accept", "")
     return ParsedRequest(job, stream, want_json="application/json" in accept.lower())
 
@@ -67,13 +67,13 @@ def _json_fields(body: Any) -> dict[str, Any]:
                 field="content",
                 code="missing_field",
             )
-        raise NSTError(
+        raise InputError(
             "the body is neither multipart/form-data nor valid JSON",
             field="body",
             code="malformed_body",
         )
     if not isinstance(body, dict):
-        raise NSTError("the JSON body must be an object", field="body", code="malformed_body")
+        raise InputError("the JSON body must be an object", field="body", code="malformed_body")
     unknown = set(body) - JSON_KEYS
     if unknown:
         name = sorted(unknown)[0]
@@ -113,12 +113,7 @@ def _style_images(fields: dict[str, Any], settings: ServerSettings) -> list:
     )
     if not names:
         raise ImageError("missing 'style' image", field="style", code="missing_field")
-    if len(names) > settings.max_styles:
-        raise ParamError(
-            f"at most {settings.max_styles} style images per request, got {len(names)}",
-            field="style",
-            code="limit_exceeded",
-        )
+    check_style_count(len(names), settings.max_styles)  # before decoding any of them
     return [_image(fields.pop(name), name, settings) for name in names]
 
 

@@ -19,7 +19,8 @@ from typing import Any
 
 from nst.errors import NSTError
 
-from .responses import JSON, error_status, strict_json
+from .auth import Unauthorized
+from .responses import JSON, ClientError, error_body, error_status, strict_json
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class Replies:
         indices = [indices] if isinstance(indices, int) else indices
         try:
             yield
-        except NSTError as exc:
+        except (NSTError, Unauthorized) as exc:
             for i in indices:
                 if not self.done(i):
                     self.error(i, exc)
@@ -75,7 +76,7 @@ class Replies:
             self.context.set_response_header(i, name, value)
         self._finish(i, 200, content_type, body, {"outcome": "ok", **fields})
 
-    def error(self, i: int, exc: NSTError, retry_after: int | None = None) -> None:
+    def error(self, i: int, exc: ClientError, retry_after: int | None = None) -> None:
         """The client's fault (or a deadline): 4xx/503 and the engine's JSON error."""
         status = error_status(exc)
         if status == 401:
@@ -86,7 +87,7 @@ class Replies:
             i,
             status,
             JSON,
-            json.dumps(exc.to_dict()).encode(),
+            json.dumps(error_body(exc)).encode(),
             {"outcome": _outcome(exc), "error": exc.code, "field": exc.field},
         )
 
@@ -154,7 +155,7 @@ class Replies:
         return [body or b"" for body in self.bodies]
 
 
-def _outcome(exc: NSTError) -> str:
+def _outcome(exc: ClientError) -> str:
     return {
         "unauthorized": "unauthorized",
         "deadline_exceeded": "rejected",

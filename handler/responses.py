@@ -15,11 +15,21 @@ from nst.errors import NSTError
 from nst.imageio import content_type
 from nst.params import StyleParams
 
+from .auth import Unauthorized
+
 JSON = "application/json"
 NDJSON = "application/x-ndjson"
 
 
-def error_status(error: NSTError) -> int:
+ClientError = NSTError | Unauthorized  # errors answered with a JSON body and a 4xx/503
+
+
+def error_body(error: ClientError) -> dict[str, str | None]:
+    """The JSON error body: a stable code, a message, the field at fault."""
+    return {"error": error.code, "message": error.message, "field": error.field}
+
+
+def error_status(error: ClientError) -> int:
     """HTTP status of an engine error: 401 for a bad API key, 413 for oversized images or a
     job too large for the device's memory, 503 for a job the deadline left no time for,
     else 400."""

@@ -18,15 +18,15 @@ class ServerSettings:
     max_steps: int = 1000
     max_input_pixels: int = 40_000_000  # decoded pixels per uploaded image
     max_styles: int = 4
-    # output pixels + every resized style image's pixels (nst.job.work_pixels): bounds the
+    # output pixels + every resized style image's pixels (nst.prepare.work_pixels): bounds the
     # VGG work of one evaluation, whatever mix of size, style_scale and styles is asked
     max_work_pixels: int = 6_291_456
     deadline_margin_s: float = 10.0  # stop this long before responseTimeout
     response_timeout_s: float = 120.0  # from model-config.yaml ``responseTimeout``
-    batch_invariant: bool | None = None  # None: auto (see nst.engine.Stylizer)
+    batch_invariant: bool | None = None  # None: auto (see nst.Stylizer)
     precision: str = "auto"  # VGG passes: auto, fp32, bf16 (nst.precision)
     style_cache_size: int = 32  # style images whose Gram targets are kept
-    compile: bool = False  # torch.compile each step's objective (nst.engine.Stylizer)
+    compile: bool = False  # torch.compile each step's objective (nst.Stylizer)
     stream_interval_s: float = 0.5  # at most one progress line per streamed job this often
     preview_interval_s: float = 2.0  # at most one preview per streamed job this often
     preview_max_side: int = 256  # previews are downscaled to this longest side

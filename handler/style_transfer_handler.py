@@ -26,8 +26,8 @@ from handler.settings import ServerSettings
 from handler.streaming import Streamer, torchserve_sender
 from nst import Result, Stylizer
 from nst.errors import NSTError, ParamError
-from nst.job import work_pixels
 from nst.pace import STEP_PER_FORWARD, DeadlineExceeded
+from nst.prepare import work_pixels
 
 log = logging.getLogger(__name__)
 Members = list[tuple[int, ParsedRequest]]  # (request index in the batch, its parsed request)
@@ -54,7 +54,7 @@ class StyleTransferHandler:
         self.api_keys = ApiKeys.from_env()
         gpu_id = props.get("gpu_id")
         device = f"cuda:{gpu_id}" if torch.cuda.is_available() and gpu_id is not None else "cpu"
-        # The weights travel as the archive's serialized file (scripts/build_mar.py).
+        # The weights travel as the archive's serialized file (nst-build-mar).
         weights = os.path.join(props.get("model_dir"), context.manifest["model"]["serializedFile"])
         self.stylizer = Stylizer(
             weights,
@@ -63,6 +63,7 @@ class StyleTransferHandler:
             precision=self.settings.precision,
             style_cache_size=self.settings.style_cache_size,
             compile=self.settings.compile,
+            max_styles=self.settings.max_styles,
         )
         self.initialized = True
         log.info("style_transfer ready on %s (%s)", device, self.settings)

@@ -12,12 +12,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .engine import Progress, Stylizer
 from .errors import NSTError, WeightsError
 from .imageio import decode_image, encode_image
 from .job import Job
 from .params import StyleParams, describe
 from .precision import PRECISIONS
+from .progress import Progress
+from .stylizer import Stylizer
 from .weights import WEIGHTS_ENV
 
 

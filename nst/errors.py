@@ -1,12 +1,15 @@
-"""Errors the engine raises for bad input; each names the offending field."""
+"""Errors the engine raises; each carries a stable code, the field at fault and a reason.
+
+The engine knows nothing of HTTP: the server maps codes to statuses and writes the body.
+"""
 
 from __future__ import annotations
 
 
-class NSTError(ValueError):
-    """A user-facing error: a stable ``code``, the ``field`` at fault and a message."""
+class NSTError(Exception):
+    """An error a caller can act on: a stable ``code``, the ``field`` at fault, a message."""
 
-    code = "invalid_request"
+    code = "error"
 
     def __init__(self, message: str, *, field: str | None = None, code: str | None = None):
         super().__init__(message)
@@ -15,18 +18,20 @@ class NSTError(ValueError):
         if code is not None:
             self.code = code
 
-    def to_dict(self) -> dict[str, str | None]:
-        """The JSON error body the server returns."""
-        return {"error": self.code, "message": self.message, "field": self.field}
+
+class InputError(NSTError, ValueError):
+    """The input is not acceptable (the caller's to fix)."""
+
+    code = "invalid_request"
 
 
-class ParamError(NSTError):
+class ParamError(InputError):
     """A parameter is missing, of the wrong type, or out of range."""
 
     code = "invalid_parameter"
 
 
-class ImageError(NSTError):
+class ImageError(InputError):
     """An input is not a decodable image (``code`` says why)."""
 
     code = "invalid_image"

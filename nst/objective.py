@@ -1,20 +1,24 @@
-"""The objective of one batched step as one pure function: the VGG pass and every job's
-weighted loss terms. Kept apart from the loop so that ``torch.compile`` can trace it whole
-(fusing the input conversion, ReLUs, Gram normalisation and loss reductions into few kernels)
-and so that it can be tested on its own.
+"""The objective: VGG features of a batch of images and each job's weighted loss terms.
+
+:func:`batch_losses` is one pure function, so that ``torch.compile`` can trace it whole
+(fusing the input conversion, ReLUs, Gram normalisation and loss reductions into few
+kernels); :func:`evaluate_losses` runs it (with the backward pass when asked) the way a
+:class:`Network` says.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 
-from .job import PreparedJob
 from .losses import content_loss, style_loss, tv_loss
 from .precision import autocast
 from .vgg import VGGFeatures
+
+Layers = tuple[tuple[int, str], ...]  # (features index, name) of the layers a loss reads
 
 
 class JobTargets(NamedTuple):
@@ -26,27 +30,24 @@ class JobTargets(NamedTuple):
     layer_weights: dict[str, torch.Tensor]  # 0-dim, sum to 1
     term_weights: torch.Tensor  # (3,): content, style, tv weights
 
-    @classmethod
-    def of(cls, prepared: PreparedJob) -> JobTargets:
-        p = prepared.job.params
-        device = prepared.init.device
-        layer_weights = {
-            name: torch.tensor(w, device=device) for name, w in prepared.layer_weights.items()
-        }
-        weights = torch.tensor([p.content_weight, p.style_weight, p.tv_weight], device=device)
-        return cls(prepared.content_targets, prepared.style_targets, layer_weights, weights)
+
+class Losses(NamedTuple):
+    """Loss values of a batch, one row per job, on the device."""
+
+    terms: torch.Tensor  # (B, 3): content, style, tv, unweighted
+    total: torch.Tensor  # (B,): the weighted sum the optimiser minimises
 
 
 def batch_losses(
     net: VGGFeatures,
     x: torch.Tensor,
     jobs: Sequence[JobTargets],
-    wanted: tuple[tuple[int, str], ...],
+    wanted: Layers,
     pooling: str,
     dtype: torch.dtype,
     channels_last: bool,
-) -> torch.Tensor:
-    """Rows ``[content, style, tv, weighted total]`` (B, 4) for pixels ``x`` (B, 3, H, W).
+) -> Losses:
+    """:class:`Losses` of pixels ``x`` (B, 3, H, W), row ``k`` against ``jobs[k]``.
 
     Only the network pass is batched; row ``k`` comes from ``x[k]`` and ``jobs[k]`` alone,
     so no reduction ever mixes jobs. The pass runs in ``dtype`` (autocast); the Gram
@@ -62,15 +63,70 @@ def batch_losses(
     # where each slice's backward would scatter into a fresh contiguous tensor, and
     # channels-last gradients would meet it in slow strided adds.
     per_job = {name: f.split(1) for name, f in features.items()}
-    rows = []
+    terms = []
     for k, job in enumerate(jobs):
         own = {name: parts[k] for name, parts in per_job.items()}
-        terms = torch.stack(
-            [
-                content_loss(own, job.content)[0],
-                style_loss(own, job.style, job.layer_weights)[0],
-                tv_loss(x[k : k + 1])[0],
-            ]
+        terms.append(
+            torch.stack(
+                [
+                    content_loss(own, job.content)[0],
+                    style_loss(own, job.style, job.layer_weights)[0],
+                    tv_loss(x[k : k + 1])[0],
+                ]
+            )
         )
-        rows.append(torch.cat([terms, (terms * job.term_weights).sum().reshape(1)]))
-    return torch.stack(rows)
+    rows = torch.stack(terms)
+    weights = torch.stack([job.term_weights for job in jobs])
+    return Losses(rows, (rows * weights).sum(dim=1))
+
+
+Objective = Callable[..., Losses]  # batch_losses, or its torch.compile'd form
+
+
+@dataclass(frozen=True)
+class Network:
+    """How a batch goes through VGG: the objective, its precision and batching."""
+
+    net: VGGFeatures
+    objective: Objective
+    dtype: torch.dtype
+    channels_last: bool
+    one_pass_per_job: bool  # batch invariance: never mix jobs in one pass
+
+
+def evaluate_losses(
+    network: Network,
+    pixels: Sequence[torch.Tensor],
+    targets: Sequence[JobTargets],
+    layers: Layers,
+    pooling: str,
+    *,
+    grad: bool,
+    dtype: torch.dtype | None = None,
+) -> Losses:
+    """Losses of each job's ``pixels`` (1, 3, H, W) against its ``targets``, detached.
+
+    With ``grad``, the gradient of each job's weighted total reaches its pixels' ``.grad``
+    (the batch's totals are summed, so each job gets its own gradient). ``dtype`` overrides
+    the network's precision (e.g. float32 for reported losses).
+    """
+    groups = [[k] for k in range(len(pixels))] if network.one_pass_per_job else [range(len(pixels))]
+    parts = []
+    with torch.set_grad_enabled(grad):
+        for group in groups:
+            x = torch.cat([pixels[k] for k in group])
+            losses = network.objective(
+                network.net,
+                x,
+                [targets[k] for k in group],
+                layers,
+                pooling,
+                dtype or network.dtype,
+                network.channels_last,
+            )
+            if grad:
+                losses.total.sum().backward()
+            parts.append(losses)
+    return Losses(
+        torch.cat([p.terms for p in parts]).detach(), torch.cat([p.total for p in parts]).detach()
+    )

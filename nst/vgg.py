@@ -12,8 +12,6 @@ from .errors import ParamError
 from .layers import VGG19_CONFIG, layer_index, layer_names
 from .weights import VGGWeights
 
-POOLINGS = ("max", "avg")
-
 
 class VGGFeatures(nn.Module):
     """Frozen, eval-mode VGG19 ``features`` cut after the deepest conv the weights cover.
@@ -39,8 +37,8 @@ class VGGFeatures(nn.Module):
         self.convention = weights.convention
         self.available = layer_names()[: len(self.layers)]
 
-    def check_layers(self, names: Iterable[str], field: str) -> None:
-        """Raise :class:`ParamError` if a layer is unknown or deeper than the weights."""
+    def check_depth(self, names: Iterable[str], field: str) -> None:
+        """Raise :class:`ParamError` if a (known) layer is deeper than the loaded weights."""
         for name in names:
             if layer_index(name, field=field) >= len(self.layers):
                 raise ParamError(
@@ -60,8 +58,6 @@ class VGGFeatures(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """:meth:`forward` with the layers given as :func:`positions` (no name lookups, so
         ``torch.compile`` traces only tensor work)."""
-        if pooling not in POOLINGS:
-            raise ParamError(f"pooling must be one of {POOLINGS}", field="pooling")
         out: dict[str, torch.Tensor] = {}
         deepest = max(i for i, _ in wanted)
         names = dict(wanted)

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from nst import Job, StyleParams
-from nst.job import prepare
-from nst.objective import JobTargets, batch_losses
+from nst.objective import batch_losses
+from nst.prepare import prepare
 from nst.vgg import positions
 
 
@@ -30,7 +30,7 @@ def two_jobs(stylizer, images):
             base.replace(seed=2, style_weight=30.0, tv_weight=5.0),
         ),
     ]
-    return [prepare(job, stylizer.net, stylizer.device) for job in jobs]
+    return [prepare(job, job.params.size, stylizer.net, stylizer.device) for job in jobs]
 
 
 def losses(stylizer, prepared, x):
@@ -38,21 +38,21 @@ def losses(stylizer, prepared, x):
     return batch_losses(
         stylizer.net,
         x,
-        [JobTargets.of(j) for j in prepared],
+        [j.targets() for j in prepared],
         positions(p.content_layers + p.style_layers),
         p.pooling,
-        stylizer.dtype,
-        stylizer.channels_last,
+        stylizer.network.dtype,
+        stylizer.network.channels_last,
     )
 
 
 def test_rows_are_weighted_terms_of_each_job(stylizer, two_jobs):
     x = torch.cat([p.init for p in two_jobs])
-    rows = losses(stylizer, two_jobs, x)
-    assert rows.shape == (2, 4)
-    for row, prepared in zip(rows, two_jobs):
+    result = losses(stylizer, two_jobs, x)
+    assert result.terms.shape == (2, 3) and result.total.shape == (2,)
+    for terms, total, prepared in zip(result.terms, result.total.tolist(), two_jobs):
         p = prepared.job.params
-        content, style, tv, total = row.tolist()
+        content, style, tv = terms.tolist()
         assert min(content, style, tv) > 0
         expected = p.content_weight * content + p.style_weight * style + p.tv_weight * tv
         assert total == pytest.approx(expected, rel=1e-6)
@@ -60,13 +60,14 @@ def test_rows_are_weighted_terms_of_each_job(stylizer, two_jobs):
 
 def test_a_jobs_row_and_gradient_do_not_depend_on_its_batch(stylizer, two_jobs):
     x = torch.cat([p.init for p in two_jobs]).requires_grad_(True)
-    rows = losses(stylizer, two_jobs, x)
-    rows[0, 3].backward()
+    batched = losses(stylizer, two_jobs, x)
+    batched.total[0].backward()
     assert x.grad[1].abs().max() == 0  # job 1's pixels get nothing from job 0's loss
     alone_x = two_jobs[0].init.clone().requires_grad_(True)
     alone = losses(stylizer, two_jobs[:1], alone_x)
-    alone[0, 3].backward()
-    torch.testing.assert_close(rows[0].detach(), alone[0].detach(), rtol=1e-5, atol=1e-7)
+    alone.total[0].backward()
+    torch.testing.assert_close(batched.terms[0], alone.terms[0], rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(batched.total[0], alone.total[0], rtol=1e-5, atol=1e-7)
     scale = alone_x.grad.abs().max().item()  # batched convolutions round differently
     torch.testing.assert_close(x.grad[:1], alone_x.grad, rtol=1e-4, atol=1e-5 * scale)
 
@@ -80,10 +81,10 @@ def test_bf16_step_stays_close_to_fp32(weights_path, stylizer, two_jobs):
     grads, rows = [], []
     for engine in (stylizer, Stylizer(str(weights_path), precision="bf16")):
         x = torch.cat([p.init for p in two_jobs]).requires_grad_(True)
-        row = losses(engine, two_jobs, x)
-        row[:, 3].sum().backward()
-        assert row.dtype == torch.float32 and x.grad.dtype == torch.float32
-        rows.append(row.detach())
+        result = losses(engine, two_jobs, x)
+        result.total.sum().backward()
+        assert result.terms.dtype == torch.float32 and x.grad.dtype == torch.float32
+        rows.append(torch.cat([result.terms, result.total[:, None]], dim=1).detach())
         grads.append(x.grad.flatten(1))
     assert not torch.equal(rows[1], rows[0])  # the pass did run in bfloat16
     torch.testing.assert_close(rows[1], rows[0], rtol=0.02, atol=0)
@@ -94,11 +95,13 @@ def test_bf16_step_stays_close_to_fp32(weights_path, stylizer, two_jobs):
 def test_loop_reads_losses_back_only_at_the_ends(stylizer, images, monkeypatch):
     """Without a callback, the loss rows stay on the device: the number of host reads does
     not grow with the steps (on a GPU each one would wait for the queued kernels)."""
-    from nst import engine
+    from nst.progress import LossTerms
 
     reads = []
-    original = engine._terms
-    monkeypatch.setattr(engine, "_terms", lambda row: reads.append(1) or original(row))
+    original = LossTerms.of.__func__
+    monkeypatch.setattr(
+        LossTerms, "of", classmethod(lambda cls, *a: reads.append(1) or original(cls, *a))
+    )
     counts = []
     for steps in (2, 6):
         reads.clear()

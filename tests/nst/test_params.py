@@ -86,8 +86,7 @@ def test_every_invalid_value_names_its_field(field, value):
         StyleParams.from_mapping({field: value})
     assert err.value.field == field
     assert field in err.value.message
-    body = err.value.to_dict()
-    assert body["error"] == "invalid_parameter" and body["field"] == field
+    assert err.value.code == "invalid_parameter"
 
 
 def test_range_is_stated_in_the_message():

@@ -39,7 +39,7 @@ def test_parser_accepts_valid_values_or_names_the_field(values):
         params = StyleParams.from_mapping(values)
     except ParamError as err:
         assert err.field in values  # the error points at something the caller sent
-        assert err.message and err.to_dict()["error"] in ("invalid_parameter", "limit_exceeded")
+        assert err.message and err.code in ("invalid_parameter", "limit_exceeded")
         return
     for f in dataclasses.fields(params):  # anything accepted is in range and finite
         value = getattr(params, f.name)

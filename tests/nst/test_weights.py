@@ -140,5 +140,5 @@ def test_layer_deeper_than_weights_is_a_param_error(tmp_path):
     save_weights(path, synthetic_features(10), CAFFE)
     net = VGGFeatures(load_weights(path))
     with pytest.raises(ParamError, match="deeper than the loaded weights") as err:
-        net.check_layers(["relu4_2"], "content_layers")
+        net.check_depth(["relu4_2"], "content_layers")
     assert err.value.field == "content_layers"

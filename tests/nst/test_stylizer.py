@@ -1,3 +1,4 @@
+import dataclasses
 import time
 
 import numpy as np
@@ -6,6 +7,8 @@ import torch
 
 from nst import Job, ParamError, StyleParams
 from nst.color import match_color, rgb_to_yiq, yiq_to_rgb
+from nst.objective import Losses
+from nst.pyramid import level_plan
 
 
 def pixels(image) -> np.ndarray:
@@ -110,17 +113,17 @@ def test_deadline_stops_early_and_returns_the_image(stylizer, astronaut, starry)
 
 
 def test_targets_are_computed_once(stylizer, astronaut, starry, monkeypatch):
-    from nst import job as job_module
+    from nst import prepare as prepare_module
 
     calls = []
-    original = job_module._style_grams
-    monkeypatch.setattr(job_module, "_style_grams", lambda *a: calls.append(1) or original(*a))
+    original = prepare_module._style_grams
+    monkeypatch.setattr(prepare_module, "_style_grams", lambda *a: calls.append(1) or original(*a))
     stylizer.stylize(Job(astronaut, [starry], StyleParams(size=32, steps=5, levels=1)))
     assert calls == [1]
     calls.clear()
     job = Job(astronaut, [starry], StyleParams(size=64, steps=5, levels=2))
     stylizer.stylize(job)
-    assert len(calls) == len(job.level_plan()) == 2  # once per coarse-to-fine level
+    assert len(calls) == len(level_plan(job)) == 2  # once per coarse-to-fine level
 
 
 def test_several_styles_blend(stylizer, astronaut, starry, images):
@@ -218,7 +221,7 @@ def test_coarse_to_fine_reports_at_the_output_size(stylizer, astronaut, starry):
     )
     seen = []
     result = stylizer.stylize(job, callback=seen.append)
-    assert job.level_plan() == [(32, 5), (64, 5)]
+    assert level_plan(job) == [(32, 5), (64, 5)]
     assert [p.step for p in seen] == list(range(1, 11)) and {p.steps for p in seen} == {10}
     assert [p.preview.size for p in seen if p.preview] == [(64, 64), (64, 64)]
     assert result.image.size == (64, 64) and result.steps_run == 10
@@ -304,18 +307,22 @@ def test_a_non_finite_loss_stops_the_job_on_its_last_finite_image(weights_path, 
     calls = []
 
     def poisoned(*args, **kwargs):
-        rows = stylizer_objective(*args, **kwargs)
+        losses = objective(*args, **kwargs)
         calls.append(1)
-        return rows * float("nan") if len(calls) > 3 else rows
+        if len(calls) > 3:
+            return Losses(losses.terms * float("nan"), losses.total * float("nan"))
+        return losses
 
-    stylizer_objective, stylizer.objective = stylizer.objective, poisoned
+    network = stylizer.network
+    objective = network.objective
+    stylizer.network = dataclasses.replace(network, objective=poisoned)
     seen = []
     job = Job(astronaut, [starry], StyleParams(size=32, steps=10, init="content"))
     result = stylizer.stylize(job, callback=lambda p: seen.append(p.step))
     # The 4th evaluation (of the image after 3 steps) is NaN: the job answers the image after
     # 2 steps, the last whose loss was finite.
     assert result.stopped == "non_finite" and result.steps_run == 2 and seen == [1, 2, 3]
-    stylizer.objective = stylizer_objective
+    stylizer.network = network
     again = stylizer.stylize(Job(astronaut, [starry], job.params.replace(steps=2)))
     assert np.array_equal(pixels(result.image), pixels(again.image))
 

@@ -1,0 +1,61 @@
+"""The one gate a job passes before any work: everything a run will need, checked at once.
+
+:class:`nst.params.StyleParams` checks each parameter on its own when it is made; this
+gate checks what depends on the images, the loaded weights and the sizes of every
+coarse-to-fine level, so that nothing can fail for bad input once the work has started.
+"""
+
+from __future__ import annotations
+
+from .errors import ParamError
+from .job import Job
+from .prepare import style_side
+from .pyramid import level_plan
+from .vgg import VGGFeatures
+
+MAX_STYLES = 8  # style images per job, unless the caller lowers it
+
+
+def check_style_count(count: int, max_styles: int = MAX_STYLES) -> None:
+    """Raise unless there are 1 to ``max_styles`` style images (callers may check the count
+    before decoding any image)."""
+    if not 1 <= count <= max_styles:
+        raise ParamError(
+            f"give 1 to {max_styles} style images, got {count}",
+            field="style",
+            code="limit_exceeded" if count > max_styles else None,
+        )
+
+
+def check_job(job: Job, net: VGGFeatures, max_styles: int = MAX_STYLES) -> None:
+    """Raise the :class:`ParamError` any part of ``job``'s run would raise, at no cost."""
+    p = job.params
+    check_style_count(len(job.styles), max_styles)
+    if p.style_weights and len(p.style_weights) != len(job.styles):
+        raise ParamError(
+            f"style_weights has {len(p.style_weights)} values for {len(job.styles)} style images",
+            field="style_weights",
+        )
+    if p.init == "image" and job.init_image is None:
+        raise ParamError("init='image' needs an init image", field="init_image")
+    net.check_depth(p.content_layers, "content_layers")
+    net.check_depth(p.style_layers, "style_layers")
+    need = job.min_side()
+    width, height = job.output_size()
+    if min(width, height) < need:
+        raise ParamError(
+            f"the output would be {width}x{height}; the chosen layers need at least {need} px "
+            "on the shorter side",
+            field="size",
+        )
+    for level in level_plan(job):
+        wanted = max(round(level.size * p.style_scale), need)
+        for style in job.styles:
+            # A sliver-shaped style must be enlarged until its short side reaches ``need``;
+            # refuse shapes that would blow up memory that way (at every level's size).
+            if style_side(style, level.size, p.style_scale, need) > 4 * wanted:
+                raise ParamError(
+                    f"a {style.width}x{style.height} style image is too elongated for size "
+                    f"{level.size}",
+                    field="style",
+                )

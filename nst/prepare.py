@@ -1,0 +1,221 @@
+"""A job's preparation at one size: input tensors, loss targets and the start image.
+
+Targets (content features, blended style Grams) are computed here **once per job and
+level**, never inside the optimisation loop. The job must have passed the gate
+(:meth:`nst.stylizer.Stylizer.check`); nothing is checked again here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+
+from . import color
+from .imageio import image_to_tensor, longest_side_size, resize_longest
+from .job import Job
+from .losses import gram_matrix
+from .objective import JobTargets
+from .pyramid import upsampled_start
+from .style_cache import StyleCache, style_key
+from .vgg import VGGFeatures
+
+Checkpoint = Callable[[int], None]  # called with the pixels of the VGG pass about to run
+
+
+@dataclass
+class PreparedJob:
+    """Tensors a job needs inside the loop at one size (all on the engine's device)."""
+
+    job: Job
+    content_rgb: torch.Tensor  # (1, 3, H, W) original colours, for luminance recombination
+    init: torch.Tensor  # (1, 3, H, W) start pixels in [0, 1]
+    content_targets: dict[str, torch.Tensor]
+    style_targets: dict[str, torch.Tensor]  # blended Gram matrices (1, C, C)
+    layer_weights: dict[str, float]  # normalised to sum to 1
+
+    def continued_from(self, pixels: torch.Tensor | None) -> PreparedJob:
+        """This job starting from a coarser level's ``pixels`` (if any) instead of its own
+        start image (:func:`nst.pyramid.upsampled_start`)."""
+        if pixels is None:
+            return self
+        hw = (self.init.shape[-2], self.init.shape[-1])
+        return dataclasses.replace(self, init=upsampled_start(pixels, self.working_content(), hw))
+
+    def working_content(self) -> torch.Tensor:
+        """The content as the optimisation sees it (its luminance when colours are kept)."""
+        if self.job.params.preserve_color == "luminance":
+            return color.luminance(self.content_rgb)
+        return self.content_rgb
+
+    def finish(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Optimised pixels -> output RGB (restores content colours in luminance mode)."""
+        if self.job.params.preserve_color == "luminance":
+            return color.with_luminance(pixels, self.content_rgb)
+        return pixels.clamp(0, 1)
+
+    def targets(self) -> JobTargets:
+        """The loss targets and weights as tensors for :func:`nst.objective.batch_losses`."""
+        p = self.job.params
+        device = self.init.device
+        layer_weights = {
+            name: torch.tensor(w, device=device) for name, w in self.layer_weights.items()
+        }
+        weights = torch.tensor([p.content_weight, p.style_weight, p.tv_weight], device=device)
+        return JobTargets(self.content_targets, self.style_targets, layer_weights, weights)
+
+
+def prepare(
+    job: Job,
+    size: int,
+    net: VGGFeatures,
+    device: torch.device,
+    start: torch.Tensor | None = None,
+    cache: StyleCache | None = None,
+    checkpoint: Checkpoint | None = None,
+) -> PreparedJob:
+    """Resize and colour-process a job's images for longest side ``size`` and compute its
+    loss targets once.
+
+    ``start``: pixels of a coarser level to begin from instead of ``params.init``.
+    ``cache``: reuse the Gram targets of style images seen before. ``checkpoint``: called
+    before each VGG pass with its pixel count; it may raise
+    (:class:`nst.pace.DeadlineExceeded`) to stop the preparation.
+    """
+    p = job.params
+    width, height = job.output_size(size)
+    content_rgb = image_to_tensor(job.content.resize((width, height), Image.Resampling.LANCZOS))
+    content_rgb = content_rgb.to(device)
+    content = color.luminance(content_rgb) if p.preserve_color == "luminance" else content_rgb
+    checkpoint = checkpoint or (lambda pixels: None)
+    with torch.no_grad():
+        checkpoint(width * height)
+        content_targets = net(net.convention.to_model(content), p.content_layers, p.pooling)
+        grams = [
+            _style_grams(job, k, size, net, content_rgb, cache, checkpoint)
+            for k in range(len(job.styles))
+        ]
+    if start is not None:
+        init = upsampled_start(start, content, (height, width))
+    elif p.init == "matched":
+        init = _matched_start(job, size, content, content_rgb)
+    else:
+        init = _initial_pixels(job, size, content, content_rgb, (height, width))
+    layer_w = p.style_layer_weights or (1.0,) * len(p.style_layers)
+    layer_weights = {n: w / sum(layer_w) for n, w in zip(p.style_layers, layer_w)}
+    return PreparedJob(
+        job, content_rgb, init, content_targets, _blend(grams, p.style_weights), layer_weights
+    )
+
+
+def style_side(style: Image.Image, size: int, style_scale: float, need: int) -> int:
+    """Longest side of a style image for an output of longest side ``size``: ``style_scale``
+    x ``size``, but large enough that its shorter side reaches ``need`` (the layers' depth)."""
+    aspect = max(style.size) / min(style.size)
+    return max(round(size * style_scale), math.ceil(need * aspect))
+
+
+def work_pixels(job: Job) -> int:
+    """Pixels one evaluation of the job runs through VGG at the output size: the output plus
+    every style image as resized for its Gram targets (the size-dependent cost of a request,
+    which a server bounds)."""
+    p = job.params
+    width, height = job.output_size()
+    total = width * height
+    for style in job.styles:
+        side = style_side(style, p.size, p.style_scale, job.min_side())
+        total += math.prod(longest_side_size(style.size, side))
+    return total
+
+
+def _style_tensor(job: Job, k: int, size: int, content_rgb: torch.Tensor) -> torch.Tensor:
+    """Style image ``k`` resized (:func:`style_side`) and colour-processed, on the device."""
+    p = job.params
+    image = job.styles[k]
+    side = style_side(image, size, p.style_scale, job.min_side())
+    style = image_to_tensor(resize_longest(image, side)).to(content_rgb.device)
+    if p.preserve_color == "luminance":
+        return color.match_luminance(color.luminance(style), color.luminance(content_rgb)[:, :1])
+    if p.preserve_color == "histogram":
+        return color.match_color(style, content_rgb)
+    return style
+
+
+def _style_grams(
+    job: Job,
+    k: int,
+    size: int,
+    net: VGGFeatures,
+    content_rgb: torch.Tensor,
+    cache: StyleCache | None,
+    checkpoint: Checkpoint,
+) -> dict[str, torch.Tensor]:
+    """Gram targets of style image ``k``, from ``cache`` when it was seen before."""
+    p = job.params
+    key = None
+    if cache is not None and p.preserve_color == "none":  # content-independent only
+        side = style_side(job.styles[k], size, p.style_scale, job.min_side())
+        key = style_key(job.styles[k], side, p)
+        cached = cache.get(key)
+        if cached is not None:
+            return cached
+    style = _style_tensor(job, k, size, content_rgb)
+    checkpoint(style.shape[-1] * style.shape[-2])
+    features = net(net.convention.to_model(style), p.style_layers, p.pooling)
+    grams = {name: gram_matrix(feat) for name, feat in features.items()}
+    if cache is not None and key is not None:
+        cache.put(key, grams)
+    return grams
+
+
+def _blend(
+    grams: list[dict[str, torch.Tensor]], style_weights: tuple[float, ...]
+) -> dict[str, torch.Tensor]:
+    """Gram targets of several styles, blended by ``style_weights`` (as neural-style does)."""
+    blend = style_weights or (1.0,) * len(grams)
+    total = sum(blend)
+    blended: dict[str, torch.Tensor] = {}
+    for style_grams, weight in zip(grams, blend):
+        for name, gram in style_grams.items():
+            g = gram * (weight / total)
+            blended[name] = blended[name] + g if name in blended else g
+    return blended
+
+
+def _matched_start(
+    job: Job, size: int, content: torch.Tensor, content_rgb: torch.Tensor
+) -> torch.Tensor:
+    """The content recoloured to the colour mean and covariance of the styles' blend.
+
+    A departure from the paper, which starts from the content (or noise): the lowest style
+    layer's Gram term is largely the style's colour statistics, so a start that already has
+    them saves the steps spent moving colours (docs/benchmarks.md).
+    """
+    styles = [_style_tensor(job, k, size, content_rgb) for k in range(len(job.styles))]
+    blend = list(job.params.style_weights or (1.0,) * len(styles))
+    return color.match_color_stats(content, *color.blended_colour_stats(styles, blend))
+
+
+def _initial_pixels(
+    job: Job, size: int, content: torch.Tensor, content_rgb: torch.Tensor, hw: tuple[int, int]
+) -> torch.Tensor:
+    """Start image for ``params.init``; noise is drawn from a generator seeded by ``seed``."""
+    p = job.params
+    if p.init == "content":
+        return content.clone()
+    if p.init == "noise":
+        generator = torch.Generator(device="cpu").manual_seed(p.seed)
+        return torch.rand((1, 3, *hw), generator=generator).to(content.device)
+    if p.init == "style":
+        style = _style_tensor(job, 0, size, content_rgb)
+        return torch.nn.functional.interpolate(
+            style, size=hw, mode="bilinear", align_corners=False, antialias=True
+        ).clamp(0, 1)
+    assert job.init_image is not None  # the gate requires one for init='image'
+    start = image_to_tensor(job.init_image.resize(hw[::-1], Image.Resampling.LANCZOS))
+    start = start.to(content.device)
+    return color.luminance(start) if p.preserve_color == "luminance" else start

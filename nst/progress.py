@@ -1,0 +1,53 @@
+"""What a run reports: loss terms, progress after each step, and the result."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class LossTerms:
+    """Unweighted loss terms of one job and the weighted total."""
+
+    content: float
+    style: float
+    tv: float
+    total: float
+
+    @classmethod
+    def of(cls, terms: torch.Tensor, total: torch.Tensor) -> LossTerms:
+        """From one job's (3,) unweighted terms and its 0-dim total, read back to the host."""
+        content, style, tv = terms.tolist()
+        return cls(content, style, tv, float(total))
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Reported to the callback after every step of every job."""
+
+    job: int  # index of the job in the batch
+    step: int  # steps done so far
+    steps: int  # steps requested
+    losses: LossTerms  # of the image the step started from
+    preview: Image.Image | None  # current image, every ``preview_every`` steps
+
+
+@dataclass(frozen=True)
+class Result:
+    """The stylised image and the run's figures."""
+
+    image: Image.Image
+    steps_run: int
+    losses: LossTerms  # of the returned image
+    initial_losses: LossTerms  # of the start image
+    seconds: float
+    # None (all steps ran), "deadline", "cancelled" or "non_finite" (the loss stopped being
+    # a finite number; the image is the last one whose loss was finite)
+    stopped: str | None = None
+
+
+Callback = Callable[[Progress], bool | None]  # returning True stops that job

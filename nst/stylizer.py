@@ -1,0 +1,151 @@
+"""The engine's public API: load VGG19 once, check jobs, stylise them alone or batched."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import torch
+
+from . import precision as precision_mod
+from .gate import MAX_STYLES, check_job
+from .imageio import tensor_to_image
+from .job import Job
+from .objective import Network, batch_losses
+from .optimize import BatchRun
+from .pace import Deadline, Pace
+from .prepare import PreparedJob, prepare, work_pixels
+from .progress import Callback, Result
+from .pyramid import run_levels
+from .style_cache import StyleCache
+from .vgg import VGGFeatures
+from .weights import VGGWeights, load_weights
+
+
+class Stylizer:
+    """Loads VGG19 once; stylises jobs (load once, serve many)."""
+
+    def __init__(
+        self,
+        weights: VGGWeights | str | None = None,
+        device: str = "cpu",
+        *,
+        batch_invariant: bool | None = None,
+        precision: str = "auto",
+        style_cache_size: int = 32,
+        compile: bool = False,
+        max_styles: int = MAX_STYLES,
+    ):
+        """``batch_invariant``: run the network once per job, so batching never changes a
+        result (bit for bit). A batched pass picks different convolution blockings per batch
+        size; their rounding differences (~1e-7) are amplified by L-BFGS's curvature updates
+        into visibly different images after a few dozen steps. On a CPU a batched pass is no
+        faster than one pass per job, so ``None`` (auto) means True on CPU and False on GPUs,
+        where one batched pass is much cheaper and results agree up to rounding.
+
+        ``precision``: dtype of the VGG passes (:mod:`nst.precision`): ``auto`` is bfloat16
+        where the hardware runs it natively, else float32; ``fp32`` or ``bf16`` force it.
+
+        ``style_cache_size``: style images whose Gram targets are kept (:mod:`nst.style_cache`;
+        0 turns the cache off).
+
+        ``compile``: run each step's objective (:func:`nst.objective.batch_losses`) through
+        ``torch.compile``, which fuses its element-wise work and reductions into fewer
+        kernels. Each new input shape costs a compilation the first time, so it pays for
+        long-lived workers serving a few sizes (docs/benchmarks.md).
+
+        ``max_styles``: the most style images :meth:`check` accepts per job.
+        """
+        self.device = torch.device(device)
+        self.max_styles = max_styles
+        dtype = precision_mod.resolve(precision, self.device)
+        channels_last = precision_mod.use_channels_last(self.device, dtype)
+        precision_mod.configure_gpu(self.device)
+        self.style_cache = StyleCache(style_cache_size)
+        self.pace = Pace()  # this device's measured speed, for deadlines (nst.pace)
+        loaded = weights if isinstance(weights, VGGWeights) else load_weights(weights)
+        net = VGGFeatures(loaded).to(self.device)
+        if channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        self.net = net
+        self.network = Network(
+            net,
+            torch.compile(batch_losses) if compile else batch_losses,
+            dtype,
+            channels_last,
+            one_pass_per_job=self.device.type == "cpu"
+            if batch_invariant is None
+            else batch_invariant,
+        )
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The precision of the VGG passes."""
+        return self.network.dtype
+
+    def check(self, job: Job) -> None:
+        """The gate: raise the input error any part of ``job``'s run would raise
+        (:func:`nst.gate.check_job`), at no cost. :meth:`stylize_batch` trusts it."""
+        check_job(job, self.net, self.max_styles)
+
+    def start_seconds(self, jobs: Sequence[Job]) -> float:
+        """Estimated seconds before ``jobs``, run together, have prepared and made one step
+        (0 until this device's pace has been measured)."""
+        prep = sum(self.pace.forward_seconds(work_pixels(job)) for job in jobs)
+        pixels = sum(width * height for width, height in (job.output_size() for job in jobs))
+        return prep + self.pace.step_seconds(pixels)
+
+    def stylize(
+        self, job: Job, callback: Callback | None = None, deadline: float | None = None
+    ) -> Result:
+        """Check and stylise one job. ``deadline`` is a ``time.monotonic()`` instant."""
+        self.check(job)
+        return self.stylize_batch([job], callback, deadline)[0]
+
+    def stylize_batch(
+        self,
+        jobs: Sequence[Job],
+        callback: Callback | None = None,
+        deadline: float | None = None,
+    ) -> list[Result]:
+        """Stylise jobs that passed :meth:`check` and share :meth:`Job.batch_key`, together;
+        results in job order.
+
+        Every job keeps its own parameters (weights, optimiser, steps, seed...). When a job
+        has run its steps it leaves the batch; the others go on. Each job runs its
+        :func:`nst.pyramid.level_plan`; the losses reported are at the output size.
+        """
+        if len({job.batch_key() for job in jobs}) > 1:
+            raise ValueError("jobs of one batch need the same output size, layers and pooling")
+        start = time.perf_counter()
+        clock = Deadline(deadline, self.pace)
+
+        def prepare_at(job: Job, size: int, pixels: torch.Tensor | None) -> PreparedJob:
+            try:
+                return prepare(
+                    job, size, self.net, self.device, pixels, self.style_cache,
+                    clock.before_forward,
+                )  # fmt: skip
+            finally:
+                clock.after_forward()
+
+        def make_run(prepared, steps, relayed) -> BatchRun:
+            return BatchRun(self.network, prepared, steps, relayed)
+
+        # The server may call this under torch.inference_mode(); the loop needs autograd.
+        with torch.inference_mode(False), torch.enable_grad():
+            final_run, carried = run_levels(jobs, prepare_at, make_run, callback, clock)
+            everyone = list(range(len(jobs)))
+            final = final_run.losses(everyone, dtype=torch.float32)  # reported in float32
+        seconds = time.perf_counter() - start
+        return [
+            Result(
+                image=tensor_to_image(final_run.prepared[i].finish(final_run.pixels[i])),
+                steps_run=carried.steps_run[i],
+                losses=final[i],
+                initial_losses=carried.first_losses[i] or final[i],
+                seconds=seconds,
+                stopped=carried.stopped[i],
+            )
+            for i in everyone
+        ]
