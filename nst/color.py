@@ -65,8 +65,8 @@ def blended_colour_stats(
     """Colour mean and covariance of the mixture of ``images`` drawn with ``weights``."""
     total = sum(weights)
     stats = [colour_stats(image) for image in images]
-    mu = sum(w / total * m for (m, _), w in zip(stats, weights))
-    second = sum(w / total * (c + m @ m.T) for (m, c), w in zip(stats, weights))
+    mu = torch.stack([w / total * m for (m, _), w in zip(stats, weights)]).sum(0)
+    second = torch.stack([w / total * (c + m @ m.T) for (m, c), w in zip(stats, weights)]).sum(0)
     return mu, second - mu @ mu.T
 
 

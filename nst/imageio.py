@@ -54,8 +54,7 @@ def decode_image(
                     code="image_too_large",
                 )
             image.load()
-            image = ImageOps.exif_transpose(image)
-            return to_rgb(image)
+            return to_rgb(ImageOps.exif_transpose(image))
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -132,6 +131,6 @@ def image_to_tensor(image: Image.Image) -> torch.Tensor:
 
 def tensor_to_image(tensor: torch.Tensor) -> Image.Image:
     """Tensor (3, H, W) or (1, 3, H, W) in [0, 1] -> RGB image (rounded to 8 bits)."""
-    array = tensor.detach().float().reshape(-1, *tensor.shape[-2:]).clamp(0, 1)
-    array = (array.permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
+    pixels = tensor.detach().float().reshape(-1, *tensor.shape[-2:]).clamp(0, 1)
+    array = (pixels.permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
     return Image.fromarray(array)

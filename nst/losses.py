@@ -16,6 +16,8 @@ carry over between weight files and output sizes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 
 _EPS = 1e-8
@@ -46,7 +48,7 @@ class _GramProduct(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, features: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, features: torch.Tensor) -> torch.Tensor:
         if not _channels_last(features):
             features = features.contiguous()
         ctx.save_for_backward(features)
@@ -57,7 +59,7 @@ class _GramProduct(torch.autograd.Function):
         return torch.stack([torch.mm(item, item.t()) for item in m])
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         (features,) = ctx.saved_tensors
         b, c, h, w = features.shape
         sym = (grad + grad.transpose(1, 2)).to(features.dtype)
@@ -100,7 +102,7 @@ def content_loss(
 def style_loss(
     features: dict[str, torch.Tensor],
     target_grams: dict[str, torch.Tensor],
-    layer_weights: dict[str, float | torch.Tensor],
+    layer_weights: Mapping[str, float | torch.Tensor],
 ) -> torch.Tensor:
     """Weighted sum over style layers of the relative Gram error -> (B,).
 

@@ -150,7 +150,7 @@ def describe(f: dataclasses.Field) -> str:
         if m["lo"] is not None
         else ""
     )
-    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[operator]
     return f"{m['help']} [{allowed}{'; ' if allowed else ''}default {default!r}]"
 
 

@@ -47,7 +47,7 @@ class VGGFeatures(nn.Module):
                     field=field,
                 )
 
-    def forward(  # type: ignore[override]
+    def forward(
         self, x: torch.Tensor, names: Iterable[str], pooling: str = "max"
     ) -> dict[str, torch.Tensor]:
         """Activations of ``names`` for network input ``x`` (B, 3, H, W)."""

@@ -93,8 +93,8 @@ class InputConvention:
             return cls(
                 channel_order=meta["channel_order"].upper(),
                 pixel_range=float(meta["pixel_range"]),
-                mean=tuple(float(v) for v in json.loads(meta["mean"])),
-                std=tuple(float(v) for v in json.loads(meta["std"])),
+                mean=_triple(json.loads(meta["mean"])),
+                std=_triple(json.loads(meta["std"])),
             )
         except (ValueError, TypeError) as exc:
             raise WeightsError(f"unreadable input convention in weights metadata: {exc}") from exc
@@ -117,6 +117,12 @@ class VGGWeights:
     def deepest_layer(self) -> str:
         """Name of the deepest conv layer these weights cover (e.g. ``conv5_1``)."""
         return layer_names()[self.last_index]
+
+
+def _triple(values: list) -> tuple[float, float, float]:
+    """Three floats, one per channel."""
+    a, b, c = (float(v) for v in values)
+    return a, b, c
 
 
 def weights_candidates() -> list[Path]:

@@ -64,7 +64,7 @@ def packed_config(mar: Path) -> dict | None:
 
 def package_dir(name: str) -> Path:
     """Where an installed (or checked-out) package's sources are."""
-    return Path(importlib.import_module(name).__file__).parent
+    return Path(str(importlib.import_module(name).__file__)).parent
 
 
 def build(
