@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 IMAGE ?= nst-server:0.1.0
 REGISTRY ?= registry.example.com
 
-.PHONY: venv tools lint test test-fast bench bench-gpu load demo clean serve stop mar weights \
+.PHONY: venv tools lint test test-fast bench bench-gpu load demo docs clean serve stop mar weights \
 	image image-push
 
 venv: $(VENV)/.installed
@@ -46,6 +46,9 @@ test: lint tools  ## lint, then every test
 
 test-fast: lint tools  ## skip the slow end-to-end optimisations
 	$(PY) -m pytest -m "not slow"
+
+docs: venv  ## the parameter table of docs/api.md, from nst/params.py
+	$(PY) scripts/api_table.py
 
 bench: venv  ## engine vs a plain Gatys loop at 256 px (see docs/benchmarks.md)
 	$(PY) bench/bench_engine.py --size 256 --steps 100

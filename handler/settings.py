@@ -21,7 +21,7 @@ class ServerSettings:
     # output pixels + every resized style image's pixels (nst.prepare.work_pixels): bounds the
     # VGG work of one evaluation, whatever mix of size, style_scale and styles is asked
     max_work_pixels: int = 6_291_456
-    deadline_margin_s: float = 10.0  # stop this long before responseTimeout
+    deadline_margin_s: float = 15.0  # stop this long before responseTimeout
     response_timeout_s: float = 120.0  # from model-config.yaml ``responseTimeout``
     batch_invariant: bool | None = None  # None: auto (see nst.Stylizer)
     precision: str = "auto"  # VGG passes: auto, fp32, bf16 (nst.precision)

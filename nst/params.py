@@ -274,3 +274,26 @@ def _coerce(f: dataclasses.Field, raw: Any) -> Any:
                 f"{f.name} must be a list of numbers, got {_short(raw)}", field=f.name
             ) from None
     return tuple(raw)
+
+
+def markdown_table() -> str:
+    """The parameter table of docs/api.md, generated from the declarations above."""
+    rows = [
+        "| name | type | default | allowed | meaning |",
+        "|---|---|---|---|---|",
+    ]
+    for f in dataclasses.fields(StyleParams):
+        m = f.metadata
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[operator]
+        if m["choices"]:
+            allowed = ", ".join(f"`{c}`" for c in m["choices"])
+        elif m["lo"] is not None:
+            allowed = f"{_num(m['lo'])} .. {_num(m['hi'])}"
+        elif m["kind"] == "layers":
+            allowed = "VGG19 layer names"
+        else:
+            allowed = "numbers ≥ 0"
+        shown = ",".join(default) if m["kind"] == "layers" else default
+        shown = "equal" if shown == () else f"`{shown}`"
+        rows.append(f"| `{f.name}` | {m['kind']} | {shown} | {allowed} | {m['help']} |")
+    return "\n".join(rows) + "\n"
