@@ -214,3 +214,40 @@ def test_both_request_ids_are_logged(worker, weights_path, caplog):
     lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "handler.replies"]
     assert lines[-1]["request_id"] == "abc-123" and lines[-1]["torchserve_id"] == "req-0"
     assert lines[-1]["outcome"] == "ok"
+
+
+def test_sizes_are_grouped_and_each_request_gets_its_own_size(worker, weights_path):
+    requests = [multipart(size=32, seed=1), multipart(size=48, seed=2), multipart(size=32)]
+    statuses, bodies, _ = run(worker, weights_path, requests)
+    assert statuses == [200, 200, 200]
+    assert [Image.open(io.BytesIO(b)).size for b in bodies] == [(32, 21), (48, 32), (32, 21)]
+
+
+def test_the_styles_limit_is_one_rule_before_decoding(worker, weights_path):
+    too_many = multipart(style_2=STARRY, style_3=STARRY, style_4=b"not even an image")
+    statuses, bodies, _ = run(worker, weights_path, [too_many, multipart()])
+    error = json.loads(bodies[0])
+    assert statuses == [400, 200]
+    assert error == {
+        "error": "limit_exceeded",
+        "message": "give 1 to 3 style images, got 4",
+        "field": "style",
+    }
+
+
+def test_a_request_without_a_valid_key_gets_401_and_the_others_are_served(
+    weights_path, tmp_path, monkeypatch
+):
+    keys = tmp_path / "api-keys"
+    keys.write_text("good-key\n")
+    monkeypatch.setenv("NST_API_KEYS_FILE", str(keys))
+    handler = StyleTransferHandler()
+    handler.initialize(make_context(weights_path, 0))
+    headers = {0: {"authorization": "Bearer wrong"}, 1: {"authorization": "Bearer good-key"}}
+    context = make_context(weights_path, 3, headers=headers)
+    bodies = handler.handle([multipart(), multipart(), multipart()], context)
+    statuses = [p.get_response_status_code() for p in context.request_processor]
+    assert statuses == [401, 200, 401]
+    assert json.loads(bodies[0])["error"] == "unauthorized"
+    assert json.loads(bodies[2])["field"] == "authorization"
+    assert ok_image(bodies[1])
