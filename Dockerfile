@@ -6,12 +6,11 @@
 #   Run:           docker run --gpus all -p 8080:8080 -p 8082:8082 nst-server
 #                  (an API key is generated at start: docker exec <id> cat /home/model-server/run/api-keys)
 #
-# The steps are the ones the tests run outside Docker: scripts/fetch_weights.py,
-# scripts/build_mar.py, scripts/entrypoint.sh (tests/scripts/test_entrypoint.py) and
-# scripts/healthcheck.py. Docker itself cannot run where this project is developed; see the
-# README's "Deploying" section.
+# The steps are the ones the tests run outside Docker: nst-fetch-weights, nst-build-mar,
+# scripts/entrypoint.sh (tests/nst_server/test_entrypoint.py) and scripts/healthcheck.py.
+# Docker itself cannot run where this project is developed; see docs/deploy.md.
 
-# CUDA 13.0 matches the CUDA build of torch 2.14.1 that requirements.txt pins. The "base"
+# CUDA 13.0 matches the CUDA build of torch 2.14.1 that constraints.txt pins. The "base"
 # flavour carries only the CUDA runtime: torch's wheels bring their own cuDNN and cuBLAS.
 ARG BASE_IMAGE=nvidia/cuda:13.0.0-base-ubuntu24.04
 FROM ${BASE_IMAGE}
@@ -47,22 +46,25 @@ ENV VIRTUAL_ENV=/opt/venv \
     METRICS_LOCATION=/home/model-server/logs
 
 WORKDIR /opt/nst
-COPY requirements.txt ./
+# The project and its runtime dependencies (pyproject.toml), each at the version
+# constraints.txt fixes.
+COPY pyproject.toml constraints.txt README.md ./
+COPY nst/ nst/
+COPY handler/ handler/
+COPY nst_client/ nst_client/
+COPY nst_server/ nst_server/
 RUN python3 -m venv /opt/venv \
     && pip install --no-cache-dir ${TORCH_INDEX:+--extra-index-url "$TORCH_INDEX"} \
-        -r requirements.txt
+        -c constraints.txt .
 
 # Official torchvision VGG19 weights, sha256-checked, converted to safetensors (no pickle
-# at serving time). Copied before the rest so code changes do not download them again.
-COPY nst/ nst/
-COPY scripts/fetch_weights.py scripts/
-RUN python scripts/fetch_weights.py -o "$NST_WEIGHTS"
+# at serving time).
+RUN nst-fetch-weights -o "$NST_WEIGHTS"
 
-COPY handler/ handler/
 COPY scripts/ scripts/
 COPY model-config.yaml metrics.yaml ./
 COPY deploy/config.properties deploy/log4j2.xml deploy/
-RUN python scripts/build_mar.py --weights "$NST_WEIGHTS" --out "$NST_MODEL_STORE"
+RUN nst-build-mar --weights "$NST_WEIGHTS" --out "$NST_MODEL_STORE"
 
 # Non-root. Ubuntu 24.04 images already own uid 1000 ("ubuntu"), hence 10001. The only
 # writable places are the state directory (TorchServe's working directory: key_file.json,

@@ -61,11 +61,11 @@ def test_health_check_means_model_ready_and_entrypoint_is_the_tested_script():
     assert entry == ['["/opt/nst/scripts/entrypoint.sh"]']
 
 
-def test_image_builds_with_the_projects_scripts_and_pinned_requirements():
+def test_image_installs_the_project_with_its_pins_and_uses_its_commands():
     runs = " ".join(args for keyword, args in instructions() if keyword == "RUN")
-    assert "scripts/fetch_weights.py" in runs  # official weights, hash-checked
-    assert "scripts/build_mar.py" in runs
-    assert "-r requirements.txt" in runs and "--no-cache-dir" in runs
+    assert "nst-fetch-weights" in runs  # official weights, hash-checked
+    assert "nst-build-mar" in runs
+    assert "-c constraints.txt ." in runs and "--no-cache-dir" in runs  # every version pinned
     base = [
         args
         for keyword, args in instructions()
