@@ -78,12 +78,6 @@ def test_json_body_with_a_style_list():
             "limit_exceeded",
         ),
         ({"content": png(), "style": png(), "size": b"300"}, "size", "limit_exceeded"),
-        ({"content": png(), "style": png(), "init": b"image"}, "init_image", "invalid_parameter"),
-        (
-            {"content": png(), "style": png(), "style_weights": b"1,2"},
-            "style_weights",
-            "invalid_parameter",
-        ),
     ],
 )
 def test_invalid_requests_name_the_field(request_, field, code):
