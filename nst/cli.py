@@ -30,7 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("content", type=Path, help="content image")
     parser.add_argument("styles", type=Path, nargs="+", help="one or more style images")
     parser.add_argument("-o", "--output", type=Path, required=True, help="output image path")
-    parser.add_argument("--weights", help=f"weights file (default: ${WEIGHTS_ENV} or ../shared)")
+    parser.add_argument(
+        "--weights",
+        help=f"weights file (default: ${WEIGHTS_ENV}, weights/, ../shared; docs/engine.md)",
+    )
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
     parser.add_argument("--init-image", type=Path, help="start image (implies --init image)")
     parser.add_argument(

@@ -10,11 +10,9 @@ that never reads a value back to the host.
 Departure that matters: the engine clamps the pixels to [0, 1] after every step (a
 projection). torch stores ``s = t·d``, the step it *meant* to take, so wherever the clamp cut
 that step short its pairs ``(s, y)`` describe a move that never happened; the curvature
-estimate goes wrong and the loss climbs back (at 256 px over 300 steps, by up to 50 % above
-its best in float32 and 55-fold with bfloat16 passes). Here ``s`` is the pixels' actual
-displacement between the two gradients, so the pairs stay true secant pairs; the same runs
-then fall steadily and end 4 % lower (0.595, float32 and bfloat16 alike;
-``bench/bench_lbfgs_runs.py``, ``docs/benchmarks.md``).
+estimate goes wrong and the loss climbs back. Here ``s`` is the pixels' actual displacement
+between the two gradients, so the pairs stay true secant pairs and the loss falls steadily
+(figures: docs/benchmarks.md, "L-BFGS through the clamp"; ``bench/bench_lbfgs_runs.py``).
 Without a clamp the iterates are torch's up to rounding (``tests/nst/test_lbfgs.py``).
 
 Two minor departures, both only where torch would stop or skip:

@@ -23,7 +23,7 @@ from .progress import Callback, LossTerms, Progress
 from .vgg import positions
 
 # Curvature pairs L-BFGS keeps: fewer than the usual 100 end as low and hold far less memory
-# (docs/benchmarks.md, "L-BFGS history").
+# (docs/benchmarks.md, "L-BFGS through the clamp").
 LBFGS_HISTORY = 20
 FINITE_CHECK_EVERY = 10  # steps between finiteness checks of the loss on a GPU
 STEP_TIMER_WINDOW = 10  # steps per timing window on a GPU (one synchronisation each)
