@@ -120,9 +120,8 @@ class VGGWeights:
 
 
 def _triple(values: list) -> tuple[float, float, float]:
-    """Three floats, one per channel."""
-    a, b, c = (float(v) for v in values)
-    return a, b, c
+    """Floats, one per channel (:class:`InputConvention` checks that there are three)."""
+    return tuple(float(v) for v in values)  # type: ignore[return-value]
 
 
 def weights_candidates() -> list[Path]:
