@@ -10,6 +10,7 @@ from PIL import Image
 from .imageio import longest_side_size
 from .layers import min_input_side
 from .params import StyleParams
+from .pyramid import level_plan
 
 
 @dataclass
@@ -33,13 +34,11 @@ class Job:
 
     def batch_key(self) -> tuple:
         """Jobs with equal keys can be optimised together in one pass."""
-        from .pyramid import level_plan  # the plan's length is part of the key
-
         p = self.params
         return (
             self.output_size(),
             p.content_layers,
             p.style_layers,
             p.pooling,
-            len(level_plan(self)),
+            len(level_plan(self)),  # jobs move between sizes together
         )

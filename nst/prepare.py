@@ -47,10 +47,8 @@ class PreparedJob:
         return dataclasses.replace(self, init=upsampled_start(pixels, self.working_content(), hw))
 
     def working_content(self) -> torch.Tensor:
-        """The content as the optimisation sees it (its luminance when colours are kept)."""
-        if self.job.params.preserve_color == "luminance":
-            return color.luminance(self.content_rgb)
-        return self.content_rgb
+        """The content as the optimisation sees it (:func:`working_content`)."""
+        return working_content(self.content_rgb, self.job.params.preserve_color)
 
     def finish(self, pixels: torch.Tensor) -> torch.Tensor:
         """Optimised pixels -> output RGB (restores content colours in luminance mode)."""
@@ -90,7 +88,7 @@ def prepare(
     width, height = job.output_size(size)
     content_rgb = image_to_tensor(job.content.resize((width, height), Image.Resampling.LANCZOS))
     content_rgb = content_rgb.to(device)
-    content = color.luminance(content_rgb) if p.preserve_color == "luminance" else content_rgb
+    content = working_content(content_rgb, p.preserve_color)
     checkpoint = checkpoint or (lambda pixels: None)
     with torch.no_grad():
         checkpoint(width * height)
@@ -110,6 +108,11 @@ def prepare(
     return PreparedJob(
         job, content_rgb, init, content_targets, _blend(grams, p.style_weights), layer_weights
     )
+
+
+def working_content(content_rgb: torch.Tensor, preserve_color: str) -> torch.Tensor:
+    """The content as the optimisation sees it: its luminance when colours are kept."""
+    return color.luminance(content_rgb) if preserve_color == "luminance" else content_rgb
 
 
 def style_side(style: Image.Image, size: int, style_scale: float, need: int) -> int:
@@ -218,4 +221,4 @@ def _initial_pixels(
     assert job.init_image is not None  # the gate requires one for init='image'
     start = image_to_tensor(job.init_image.resize(hw[::-1], Image.Resampling.LANCZOS))
     start = start.to(content.device)
-    return color.luminance(start) if p.preserve_color == "luminance" else start
+    return working_content(start, p.preserve_color)

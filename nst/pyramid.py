@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, NamedTuple
 import torch
 from PIL import Image
 
-from .job import Job
 from .pace import Deadline
 from .progress import Callback, LossTerms, Progress
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # job.py asks this module for the plan, so Job is imported for types only
+    from .job import Job
     from .optimize import BatchRun
     from .prepare import PreparedJob
 
@@ -77,7 +77,7 @@ def upsampled_start(
 
 
 # Prepares a job at one size, optionally starting from a coarser level's pixels.
-Prepare = Callable[[Job, int, "torch.Tensor | None"], "PreparedJob"]
+Prepare = Callable[["Job", int, "torch.Tensor | None"], "PreparedJob"]
 # Starts the optimisation of prepared jobs for so many steps each, reporting to a callback.
 MakeRun = Callable[["list[PreparedJob]", list[int], "Callback | None"], "BatchRun"]
 
@@ -141,9 +141,8 @@ def run_levels(
     # image's losses are measured at the output size.
     full = [prepare(job, job.params.size, None) for job in jobs]
     everyone = list(range(len(jobs)))
-    if last > 0:
-        start = make_run(full, [plan[-1].steps for plan in plans], None)
-        carried.first_losses = list(start.losses(everyone))
+    if last > 0:  # a run of no steps only evaluates (its optimisers get no history slots)
+        carried.first_losses = list(make_run(full, [0] * len(jobs), None).losses(everyone))
     final_run = None
     for level in range(last + 1):
         live = carried.live()

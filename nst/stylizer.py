@@ -67,7 +67,6 @@ class Stylizer:
         net = VGGFeatures(loaded).to(self.device)
         if channels_last:
             net = net.to(memory_format=torch.channels_last)
-        self.net = net
         self.network = Network(
             net,
             torch.compile(batch_losses) if compile else batch_losses,
@@ -77,6 +76,11 @@ class Stylizer:
             if batch_invariant is None
             else batch_invariant,
         )
+
+    @property
+    def net(self) -> VGGFeatures:
+        """The feature extractor."""
+        return self.network.net
 
     @property
     def dtype(self) -> torch.dtype:

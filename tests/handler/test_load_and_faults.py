@@ -27,21 +27,26 @@ def test_short_load_run_answers_everything(server):
     assert server.worker_pids() == pids
 
 
+def post_chelsea(server, timeout: float, **data: str) -> requests.Response:
+    """chelsea x starry_night with ``data`` as the form's parameters."""
+    return requests.post(
+        server.predict_url,
+        files={
+            "content": (CONTENT / "chelsea.png").read_bytes(),
+            "style": (STYLE / "starry_night.jpg").read_bytes(),
+        },
+        data=data,
+        timeout=timeout,
+    )
+
+
 def test_killed_worker_fails_its_request_and_is_replaced(server):
     old = server.worker_pids()
     outcome = {}
 
     def long_request():
         started = time.monotonic()
-        reply = requests.post(
-            server.predict_url,
-            files={
-                "content": (CONTENT / "chelsea.png").read_bytes(),
-                "style": (STYLE / "starry_night.jpg").read_bytes(),
-            },
-            data={"size": "96", "steps": "300"},
-            timeout=120,
-        )
+        reply = post_chelsea(server, timeout=120, size="96", steps="300")
         outcome.update(status=reply.status_code, seconds=time.monotonic() - started)
 
     thread = threading.Thread(target=long_request)
@@ -53,15 +58,7 @@ def test_killed_worker_fails_its_request_and_is_replaced(server):
     assert outcome["status"] >= 500 and outcome["seconds"] < 60
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        reply = requests.post(
-            server.predict_url,
-            files={
-                "content": (CONTENT / "chelsea.png").read_bytes(),
-                "style": (STYLE / "starry_night.jpg").read_bytes(),
-            },
-            data={"size": "32", "steps": "1"},
-            timeout=60,
-        )
+        reply = post_chelsea(server, timeout=60, size="32", steps="1")
         if reply.status_code == 200:
             break
         time.sleep(2)

@@ -188,14 +188,19 @@ def test_worker_survives_and_serves_after_bad_requests(server):
     assert server.worker_pids() == pids
 
 
-def test_streaming_sends_progress_before_the_image(server):
-    reply = requests.post(
+def stream(server, **data: str) -> requests.Response:
+    """A streamed (NDJSON) request for astronaut x starry_night."""
+    return requests.post(
         server.predict_url,
         files={"content": ASTRONAUT, "style": STARRY},
-        data={"size": "32", "steps": "4", "stream": "true", "preview_every": "2"},
+        data={**data, "stream": "true"},
         stream=True,
         timeout=120,
     )
+
+
+def test_streaming_sends_progress_before_the_image(server):
+    reply = stream(server, size="32", steps="4", preview_every="2")
     assert reply.status_code == 200
     assert reply.headers["content-type"] == "application/x-ndjson"
     lines = [json.loads(line) for line in reply.iter_lines() if line]
@@ -214,13 +219,7 @@ def test_stream_progress_and_previews_are_rate_limited_and_capped(server):
     preview_interval_s, previews no larger than preview_max_side."""
     limits = TEST_MODEL_CONFIG["handler"]
     started = time.monotonic()
-    reply = requests.post(
-        server.predict_url,
-        files={"content": ASTRONAUT, "style": STARRY},
-        data={"size": "96", "steps": "40", "stream": "true", "preview_every": "1"},
-        stream=True,
-        timeout=120,
-    )
+    reply = stream(server, size="96", steps="40", preview_every="1")
     lines = [json.loads(line) for line in reply.iter_lines() if line]
     elapsed = time.monotonic() - started
     progress = lines[:-1]
