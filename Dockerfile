@@ -1,26 +1,34 @@
-# Style-transfer server image: TorchServe + the nst engine + official VGG19 weights.
+# Style-transfer server image: TorchServe + the nst engine + VGG19 weights.
 #
 #   GPU (default): docker build -t nst-server .
-#   CPU:           docker build -t nst-server:cpu --build-arg BASE_IMAGE=ubuntu:24.04 \
-#                      --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cpu .
+#   CPU:           docker build -t nst-server:cpu --build-arg BASE_IMAGE=debian:bookworm \
+#                      --build-arg PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu .
+#   Air-gapped:    put vgg19-dcbb9e9d.pth into image-weights/ and add
+#                      --build-arg WEIGHTS_FILE=vgg19-dcbb9e9d.pth
 #   Run:           docker run --gpus all -p 8080:8080 -p 8082:8082 nst-server
 #                  (an API key is generated at start: docker exec <id> cat /home/model-server/run/api-keys)
 #
-# The steps are the ones the tests run outside Docker: nst-fetch-weights, nst-build-mar,
-# scripts/entrypoint.sh (tests/nst_server/test_entrypoint.py) and scripts/healthcheck.py.
-# Docker itself cannot run where this project is developed; see docs/deploy.md.
+# `make test-image` builds this file on a local Debian base with podman and runs the image the
+# way deploy/k8s/deployment.yaml does (tests/image/); docs/deploy.md says what it checks.
 
 # CUDA 13.0 matches the CUDA build of torch 2.14.1 that constraints.txt pins. The "base"
 # flavour carries only the CUDA runtime: torch's wheels bring their own cuDNN and cuBLAS.
+# Any Debian or Ubuntu base with Python >= 3.11 and OpenJDK 17 packages works for CPUs.
 ARG BASE_IMAGE=nvidia/cuda:13.0.0-base-ubuntu24.04
 FROM ${BASE_IMAGE}
 
-# Extra package index for torch/torchvision (the CPU build lives on PyTorch's own index).
-ARG TORCH_INDEX=""
 ARG DEBIAN_FRONTEND=noninteractive
+# pip's settings for this build only (never stored in the image): another index (PyTorch's
+# CPU wheels: PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu), a local wheel
+# folder or file:// index mounted into the build (podman build -v /wheels:/wheels:ro), the CA
+# bundle of a TLS-inspecting proxy (PIP_CERT, mounted the same way).
+ARG PIP_INDEX_URL
+ARG PIP_EXTRA_INDEX_URL
+ARG PIP_FIND_LINKS
+ARG PIP_CERT
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
-# Python 3.12 (Ubuntu 24.04's) and Java 17 for TorchServe's frontend.
+# Python (3.12 on Ubuntu 24.04, 3.11 on Debian 12) and Java 17 for TorchServe's frontend.
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
@@ -37,7 +45,7 @@ ENV VIRTUAL_ENV=/opt/venv \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     NST_APP=/opt/nst \
-    NST_WEIGHTS=/opt/nst/weights/vgg19-torchvision-features.safetensors \
+    NST_WEIGHTS=/opt/nst/weights/vgg19-features.safetensors \
     NST_MODEL_STORE=/opt/nst/model-store \
     NST_STATE_DIR=/home/model-server/run \
     NST_API_KEYS_FILE=/home/model-server/run/api-keys \
@@ -46,20 +54,32 @@ ENV VIRTUAL_ENV=/opt/venv \
     METRICS_LOCATION=/home/model-server/logs
 
 WORKDIR /opt/nst
-# The project and its runtime dependencies (pyproject.toml), each at the version
-# constraints.txt fixes.
-COPY pyproject.toml constraints.txt README.md ./
+# The runtime dependencies of pyproject.toml, each at the version constraints.txt fixes, in
+# a layer of their own: code changes rebuild only the small layers after it.
+COPY pyproject.toml constraints.txt ./
+RUN python3 -m venv /opt/venv \
+    && python3 -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"], sep="\n")' \
+        > /tmp/requirements.txt \
+    && pip install --no-cache-dir -c constraints.txt -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
+# The project itself (its console scripts: nst-fetch-weights, nst-build-mar, ...).
+COPY README.md ./
 COPY nst/ nst/
 COPY handler/ handler/
 COPY nst_client/ nst_client/
 COPY nst_server/ nst_server/
-RUN python3 -m venv /opt/venv \
-    && pip install --no-cache-dir ${TORCH_INDEX:+--extra-index-url "$TORCH_INDEX"} \
-        -c constraints.txt .
+RUN pip install --no-cache-dir --no-deps -c constraints.txt .
 
-# Official torchvision VGG19 weights, sha256-checked, converted to safetensors (no pickle
-# at serving time).
-RUN nst-fetch-weights -o "$NST_WEIGHTS"
+# Official torchvision VGG19 weights, downloaded, sha256-checked and converted to safetensors
+# (no pickle at serving time). Builds without the internet put the file into image-weights/
+# and name it with WEIGHTS_FILE: the checkpoint (checked against the official hash) or a
+# .safetensors with WEIGHTS_SHA256. The folder is mounted for this step only, never a layer.
+ARG WEIGHTS_FILE=""
+ARG WEIGHTS_SHA256=""
+RUN --mount=type=bind,source=image-weights,target=/tmp/image-weights \
+    nst-fetch-weights -o "$NST_WEIGHTS" \
+        ${WEIGHTS_FILE:+--from "/tmp/image-weights/$WEIGHTS_FILE"} \
+        ${WEIGHTS_SHA256:+--sha256 "$WEIGHTS_SHA256"}
 
 COPY scripts/ scripts/
 COPY model-config.yaml metrics.yaml ./

@@ -6,8 +6,8 @@ PY := $(VENV)/bin/python
 IMAGE ?= nst-server:0.1.0
 REGISTRY ?= registry.example.com
 
-.PHONY: venv tools lint test test-fast bench bench-gpu load demo docs clean serve stop mar weights \
-	image image-push
+.PHONY: venv tools image-tools lint test test-fast test-image bench bench-gpu load demo docs clean \
+	serve stop mar weights image image-cpu image-push
 
 venv: $(VENV)/.installed
 
@@ -36,6 +36,12 @@ serve: mar  ## TorchServe on 127.0.0.1:8080/8081/8082, returns once the model is
 stop: venv
 	$(VENV)/bin/nst-server stop
 
+# podman, runc and debootstrap for the image test: Debian's packages, installed if missing.
+image-tools:
+	@command -v podman >/dev/null && command -v runc >/dev/null && command -v debootstrap >/dev/null || { \
+		apt-get install -y --no-install-recommends podman runc debootstrap >/dev/null || { \
+		apt-get update >/dev/null && apt-get install -y --no-install-recommends podman runc debootstrap >/dev/null; }; }
+
 lint: venv  ## ruff (lint and format) and mypy: seconds, so the tests run them first
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -45,7 +51,10 @@ test: lint tools  ## lint, then every test
 	$(PY) -m pytest
 
 test-fast: lint tools  ## skip the slow end-to-end optimisations
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -m "not slow and not image"
+
+test-image: venv image-tools  ## build the CPU image with podman, run it as the Deployment does
+	$(PY) -m pytest -m image tests/image
 
 docs: venv  ## the parameter table of docs/api.md, from nst/params.py
 	$(PY) scripts/api_table.py
@@ -63,8 +72,11 @@ demo: venv  ## the CLI on the shared images, writes out/demo.png
 	mkdir -p out && $(VENV)/bin/nst examples/astronaut.jpg examples/starry_night.jpg \
 		-o out/demo.png --size 256 --steps 150
 
-image:  ## the GPU image (Docker; BUILD_ARGS="--build-arg BASE_IMAGE=ubuntu:24.04 ..." for CPU)
+image:  ## the GPU image (Docker; BUILD_ARGS="--build-arg ..." for CPU or air-gapped builds)
 	docker build $(BUILD_ARGS) -t $(IMAGE) .
+
+image-cpu: venv image-tools  ## the CPU image with podman on this machine (localhost/nst-server:cpu)
+	$(PY) -m tests.image.podman build
 
 image-push: image
 	docker tag $(IMAGE) $(REGISTRY)/$(IMAGE)

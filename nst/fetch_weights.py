@@ -1,12 +1,14 @@
 """Fetch torchvision's official VGG19 (IMAGENET1K_V1), verify it, write features-only safetensors.
 
-    nst-fetch-weights [-o FILE] [--if-missing] [--url URL] [--sha256 HEX]
+    nst-fetch-weights [-o FILE] [--if-missing] [--url URL | --from FILE] [--sha256 HEX]
 
 The default output is the project's ``weights/`` folder, the second place the engine looks
-(after ``$NST_WEIGHTS``). Needs network access to download.pytorch.org (image builds, first
-runs). The checkpoint is read with ``torch.load(weights_only=True)``; its sha256 must start
-with the hash prefix torchvision puts in the file name (``vgg19-dcbb9e9d.pth``), or equal
-``--sha256`` if given.
+(after ``$NST_WEIGHTS``). Downloading needs access to download.pytorch.org (image builds,
+first runs); ``--from`` takes a file already on disk instead (air-gapped builds). The
+checkpoint is read with ``torch.load(weights_only=True)``; its sha256 must equal ``--sha256``
+if given, else start with the hash prefix torchvision puts in the official file name
+(``vgg19-dcbb9e9d.pth``). A ``.safetensors`` file (already converted, or other VGG19 weights
+with their input convention in the metadata) is accepted only with ``--sha256``.
 """
 
 from __future__ import annotations
@@ -15,15 +17,23 @@ import argparse
 import hashlib
 import os
 import re
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-import torch
 from torch.hub import download_url_to_file
 from torchvision.models import VGG19_Weights
 
-from .weights import LOCAL_WEIGHTS, TORCHVISION_CONVENTION, WEIGHTS_ENV, save_weights
+from .errors import WeightsError
+from .weights import (
+    LOCAL_WEIGHTS,
+    TORCHVISION_CONVENTION,
+    WEIGHTS_ENV,
+    VGGWeights,
+    load_weights,
+    save_weights,
+)
 
 URL_ENV = "NST_WEIGHTS_URL"  # a mirror of the checkpoint, for builds without the internet
 
@@ -45,36 +55,51 @@ def expected_prefix(url: str) -> str:
     return match.group(1)
 
 
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def download(url: str, dest: Path) -> str:
     """Download ``url`` to ``dest`` with a progress bar; returns the file's sha256."""
     try:
         download_url_to_file(url, str(dest), progress=True)
     except OSError as exc:  # URLError, timeouts and refused connections are OSErrors
         raise FetchError(f"could not download {url}: {getattr(exc, 'reason', exc)}") from exc
-    digest = hashlib.sha256()
-    with dest.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_sha256(dest)
 
 
 def verify(sha256: str, url: str, full: str | None) -> None:
-    """Raise :class:`FetchError` if the checksum does not match the pinned value."""
-    if full is not None and sha256 != full.lower():
-        raise FetchError(f"sha256 mismatch: got {sha256}, expected {full}")
-    if not sha256.startswith(expected_prefix(url)):
+    """Raise :class:`FetchError` unless ``sha256`` equals ``full`` (when given) or else
+    starts with the hash prefix in ``url``'s file name."""
+    if full is not None:
+        if sha256 != full.lower():
+            raise FetchError(f"sha256 mismatch: got {sha256}, expected {full}")
+    elif not sha256.startswith(expected_prefix(url)):
         raise FetchError(f"sha256 {sha256} does not start with {expected_prefix(url)}")
 
 
 def convert(checkpoint: Path, output: Path, source: str) -> int:
     """Write the features of a torchvision VGG19 checkpoint as safetensors with metadata."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    weights = checked_weights(checkpoint)
     return save_weights(
         output,
-        state,
+        weights.state_dict,
         TORCHVISION_CONVENTION,
         {"source": source, "license": "BSD-3-Clause (torchvision)"},
     )
+
+
+def checked_weights(path: Path) -> VGGWeights:
+    """:func:`load_weights` (weights-only loading, shapes checked), failures as FetchError."""
+    try:
+        return load_weights(path)
+    except WeightsError as exc:
+        raise FetchError(str(exc)) from exc
 
 
 def fetch(output: Path = LOCAL_WEIGHTS, url: str | None = None, sha256: str | None = None) -> int:
@@ -86,6 +111,22 @@ def fetch(output: Path = LOCAL_WEIGHTS, url: str | None = None, sha256: str | No
         checkpoint = Path(tmp) / "vgg19.pth"
         verify(download(url, checkpoint), url, sha256)
         return convert(checkpoint, output, url)
+
+
+def from_file(source: Path, output: Path, sha256: str | None = None) -> int:
+    """Verify a local checkpoint (as :func:`fetch` does a download) and convert it into
+    ``output``; a ``.safetensors`` source needs ``sha256`` and is copied once it loads."""
+    if not source.is_file():
+        raise FetchError(f"{source} not found")
+    if source.suffix == ".safetensors" and sha256 is None:
+        raise FetchError(f"{source}: a .safetensors file needs --sha256 (no published hash)")
+    verify(file_sha256(source), official_url(), sha256)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if source.suffix != ".safetensors":
+        return convert(source, output, f"{source.name} (sha256 checked)")
+    count = len(checked_weights(source).state_dict)
+    shutil.copyfile(source, output)
+    return count
 
 
 def advice(error: FetchError) -> str:
@@ -108,18 +149,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--if-missing", action="store_true", help="do nothing when the output file already exists"
     )
-    parser.add_argument("--url", help=f"checkpoint to fetch (default: ${URL_ENV} or torchvision's)")
-    parser.add_argument("--sha256", help="full sha256 to require (default: the name's prefix)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--url", help=f"checkpoint to fetch (default: ${URL_ENV} or torchvision's)")
+    source.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        help="a checkpoint (.pth) or weights (.safetensors) on disk instead of a download",
+    )
+    parser.add_argument(
+        "--sha256", help="full sha256 to require (default: the official name's prefix)"
+    )
     args = parser.parse_args(argv)
     if args.if_missing and args.output.is_file():
         print(f"{args.output} already exists")
         return 0
     try:
-        count = fetch(args.output, args.url, args.sha256)
+        if args.source is not None:
+            count = from_file(args.source, args.output, args.sha256)
+        else:
+            count = fetch(args.output, args.url, args.sha256)
     except FetchError as exc:
         print(advice(exc), file=sys.stderr)
         return 1
-    print(f"wrote {args.output}: {count} tensors, torchvision convention")
+    print(f"wrote {args.output}: {count} tensors")
     return 0
 
 

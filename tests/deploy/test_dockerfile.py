@@ -1,7 +1,8 @@
-"""The Dockerfile: hadolint-clean, non-root, model-ready health check, same steps as the scripts.
+"""The Dockerfile read statically: hadolint-clean, non-root, model-ready health check, build
+arguments for other bases and air-gapped builds, same steps as the scripts.
 
-Docker cannot run here, so the image's behaviour is tested through scripts/entrypoint.sh
-(tests/scripts/test_entrypoint.py); these tests tie the Dockerfile to those scripts.
+The image itself is built and run by tests/image/ (make test-image) on a Debian base; these
+checks also cover what that build cannot: the GPU default base image.
 """
 
 from __future__ import annotations
@@ -65,13 +66,25 @@ def test_image_installs_the_project_with_its_pins_and_uses_its_commands():
     runs = " ".join(args for keyword, args in instructions() if keyword == "RUN")
     assert "nst-fetch-weights" in runs  # official weights, hash-checked
     assert "nst-build-mar" in runs
-    assert "-c constraints.txt ." in runs and "--no-cache-dir" in runs  # every version pinned
+    assert "-c constraints.txt -r" in runs and "--no-cache-dir" in runs  # every version pinned
+    assert "--no-deps -c constraints.txt ." in runs
     base = [
         args
         for keyword, args in instructions()
         if keyword == "ARG" and args.startswith("BASE_IMAGE=")
     ]
     assert re.fullmatch(r"BASE_IMAGE=nvidia/cuda:\d+\.\d+\.\d+-\S+", base[0])  # pinned tag
+
+
+def test_air_gapped_builds_supply_weights_and_pip_sources_as_build_arguments():
+    args = {a.split("=")[0] for keyword, a in instructions() if keyword == "ARG"}
+    assert {"WEIGHTS_FILE", "WEIGHTS_SHA256", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL"} <= args
+    assert {"PIP_FIND_LINKS", "PIP_CERT"} <= args
+    weights = next(a for keyword, a in instructions() if "nst-fetch-weights" in a)
+    assert "--mount=type=bind,source=image-weights," in weights  # mounted, never a layer
+    assert '--from "/tmp/image-weights/$WEIGHTS_FILE"' in weights
+    assert '--sha256 "$WEIGHTS_SHA256"' in weights
+    assert (ROOT / "image-weights/README.md").is_file()  # the mount's source always exists
 
 
 def test_only_inference_and_metrics_ports_are_exposed():
@@ -88,8 +101,8 @@ def test_build_context_leaves_out_secrets_weights_and_local_state():
     assert ignore[0] == "*", "an allow-list: everything out, then what the image needs"
     assert "**/key_file.json" in ignore
     allowed = [line[1:] for line in ignore if line.startswith("!")]
-    copied = " ".join(args for keyword, args in instructions() if keyword == "COPY")
+    used = " ".join(args for keyword, args in instructions() if keyword in ("COPY", "RUN"))
     for path in allowed:
-        assert path.rstrip("/") in copied, f"{path} is in the context but never copied"
+        assert path.rstrip("/") in used, f"{path} is in the context but never used"
     for secret in ("key_file.json", ".venv", "model_store", "logs", "weights"):
         assert not any(path.startswith(secret) for path in allowed)

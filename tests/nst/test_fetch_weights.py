@@ -83,3 +83,54 @@ def test_an_unreachable_address_is_one_line_of_advice(tmp_path, capsys):
     assert fetch.main(["-o", str(tmp_path / "w.safetensors"), "--url", url]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "NST_WEIGHTS" in err and "make weights" in err
+
+
+@pytest.fixture
+def local_checkpoint(tmp_path):
+    """A VGG19 checkpoint on disk (random values, real names) and its sha256."""
+    model = vgg19(weights=None)
+    path = tmp_path / "vgg19-local.pth"
+    torch.save(model.state_dict(), path)
+    return path, hashlib.sha256(path.read_bytes()).hexdigest(), model
+
+
+def test_a_local_checkpoint_must_carry_the_official_hash_or_the_given_one(
+    tmp_path, local_checkpoint
+):
+    path, sha256, model = local_checkpoint
+    out = tmp_path / "out.safetensors"
+    with pytest.raises(fetch.FetchError, match="does not start with dcbb9e9d"):
+        fetch.from_file(path, out)  # not torchvision's official file
+    with pytest.raises(fetch.FetchError, match="mismatch"):
+        fetch.from_file(path, out, "0" * 64)
+    assert not out.exists()
+    assert fetch.main(["-o", str(out), "--from", str(path), "--sha256", sha256]) == 0
+    weights = load_weights(out)
+    assert torch.equal(weights.state_dict["features.0.weight"], model.features[0].weight)
+
+
+def test_local_safetensors_need_a_sha256_and_are_copied_as_they_are(tmp_path, weights_path):
+    out = tmp_path / "copy.safetensors"
+    with pytest.raises(fetch.FetchError, match="needs --sha256"):
+        fetch.from_file(weights_path, out)
+    sha256 = hashlib.sha256(weights_path.read_bytes()).hexdigest()
+    assert fetch.from_file(weights_path, out, sha256) == len(load_weights(weights_path).state_dict)
+    assert out.read_bytes() == weights_path.read_bytes()
+
+
+def test_a_missing_or_unreadable_local_file_is_one_line_of_advice(tmp_path, capsys):
+    missing = tmp_path / "vgg19-dcbb9e9d.pth"
+    assert fetch.main(["-o", str(tmp_path / "w.safetensors"), "--from", str(missing)]) == 1
+    assert "not found" in capsys.readouterr().err
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"not safetensors")
+    sha256 = hashlib.sha256(broken.read_bytes()).hexdigest()
+    argv = ["-o", str(tmp_path / "w.safetensors"), "--from", str(broken), "--sha256", sha256]
+    assert fetch.main(argv) == 1
+    assert "not a readable safetensors file" in capsys.readouterr().err
+    broken_checkpoint = tmp_path / "broken.pth"
+    broken_checkpoint.write_bytes(b"not a checkpoint")
+    sha256 = hashlib.sha256(broken_checkpoint.read_bytes()).hexdigest()
+    argv = ["-o", str(tmp_path / "w.safetensors"), "--from", str(broken_checkpoint)]
+    assert fetch.main([*argv, "--sha256", sha256]) == 1
+    assert "not a loadable weights-only state dict" in capsys.readouterr().err
