@@ -48,9 +48,11 @@ def test_every_metric_is_documented():
 
 def test_readme_commands_are_make_targets():
     makefile = (ROOT / "Makefile").read_text()
-    for target in ("serve", "stop", "test", "bench", "weights", "docs"):
+    for target in ("serve", "stop", "test", "bench", "weights", "docs", "test-image"):
         assert f"make {target}" in README
-        assert f"\n{target}:" in makefile
+    for doc in (README, DEPLOY):
+        for target in set(re.findall(r"`make ([a-z-]+)", doc)):
+            assert f"\n{target}:" in makefile, f"make {target} is no Makefile target"
 
 
 def test_console_scripts_are_in_the_readme():

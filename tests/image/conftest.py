@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 from pathlib import Path
 
@@ -12,10 +13,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
+    """e.g. "2-core AVX-512-BF16 CPU (AMD EPYC)": figures compare only on the same kind."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in info.splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or platform.machine(),
+    )
+    kind = "AVX-512-BF16" if "avx512_bf16" in info else "AVX2" if "avx2" in info else ""
+    return f"{os.cpu_count()}-core {kind} CPU ({model})".replace("  ", " ")
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

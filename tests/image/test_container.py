@@ -184,7 +184,7 @@ def test_sigterm_during_a_job_answers_it_then_exits_0(spec, container):
 def test_the_stopped_container_starts_again_with_its_volumes(image, container):
     """A container restart in the same pod: the emptyDirs keep the last run's files."""
     container.restart()
-    assert container.wait_healthy(timeout=ready_within(image))
+    FIGURES["restart_ready_s"] = container.wait_healthy(timeout=ready_within(image))
     reply = stylize(container)
     assert reply.status_code == 200, reply.text
 
@@ -192,7 +192,7 @@ def test_the_stopped_container_starts_again_with_its_volumes(image, container):
 def test_a_new_container_from_the_same_image_serves_again(image, spec, tmp_path):
     box = start(spec, tmp_path, "again")
     try:
-        FIGURES["ready_again_s"] = box.wait_healthy(timeout=ready_within(image))
+        FIGURES["new_container_ready_s"] = box.wait_healthy(timeout=ready_within(image))
         reply = stylize(box)
         assert reply.status_code == 200, reply.text
     finally:

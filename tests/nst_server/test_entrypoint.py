@@ -1,6 +1,7 @@
-"""The container's start path, run outside Docker: scripts/entrypoint.sh with the image's
-environment (Dockerfile ENV) and, for Kubernetes, the Deployment's env and ConfigMap files,
-their paths moved into a temporary directory and every port onto free loopback ports."""
+"""The container's start path, run outside a container (fast, and on machines without podman):
+scripts/entrypoint.sh with the image's environment (Dockerfile ENV) and, for Kubernetes, the
+Deployment's env and ConfigMap files, their paths moved into a temporary directory and every
+port onto free loopback ports. tests/image/ runs the same script inside the built image."""
 
 from __future__ import annotations
 
