@@ -49,6 +49,7 @@ ENV VIRTUAL_ENV=/opt/venv \
     NST_MODEL_STORE=/opt/nst/model-store \
     NST_STATE_DIR=/home/model-server/run \
     NST_API_KEYS_FILE=/home/model-server/run/api-keys \
+    NST_METRICS_ADDRESS=0.0.0.0:8083 \
     TS_CONFIG_FILE=/opt/nst/deploy/config.properties \
     LOG_LOCATION=/home/model-server/logs \
     METRICS_LOCATION=/home/model-server/logs
@@ -95,8 +96,8 @@ RUN useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin mod
 USER 10001:10001
 WORKDIR /home/model-server
 
-# Inference and metrics; management stays on 127.0.0.1 inside the container.
-EXPOSE 8080 8082
+# Inference, TorchServe's metrics, the workers' histograms; management stays on 127.0.0.1.
+EXPOSE 8080 8082 8083
 
 # "Ready" means the model's worker is READY, not that the JVM answers /ping.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=180s --retries=3 \

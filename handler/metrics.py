@@ -10,6 +10,8 @@ import torch
 from nst import Result
 from nst.style_cache import StyleCache
 
+from .histograms import JobHistograms
+
 log = logging.getLogger(__name__)
 
 # name -> (type, unit, extra label). Must match metrics.yaml (a test checks it).
@@ -22,17 +24,19 @@ METRICS = {
     "nst_batch_jobs": ("gauge", "Count", None),
     "nst_final_style_loss": ("gauge", "None", None),
     "nst_final_content_loss": ("gauge", "None", None),
-    "nst_gpu_memory_peak_ratio": ("gauge", "Percent", None),
+    "nst_gpu_memory_peak_ratio": ("gauge", "None", None),
     "nst_style_cache_hits_total": ("counter", "Count", None),
     "nst_style_cache_misses_total": ("counter", "Count", None),
 }
 
 
 class HandlerMetrics:
-    """Thin wrapper over TorchServe's ``context.metrics``; a no-op without it."""
+    """Thin wrapper over TorchServe's ``context.metrics`` (a no-op without it) and the
+    worker's own histograms (``handler.histograms``; none in tests that do not ask)."""
 
-    def __init__(self, context_metrics: Any | None):
+    def __init__(self, context_metrics: Any | None, histograms: JobHistograms | None = None):
         self._metrics = context_metrics
+        self._histograms = histograms
 
     def _emit(self, name: str, value: float, label: str | None = None) -> None:
         """Record one value; a failure is logged, never raised (metrics never fail a reply)."""
@@ -54,6 +58,31 @@ class HandlerMetrics:
         """Count jobs by outcome: ok, deadline (answered with the image so far), rejected
         (503: no time to start, or too large for memory), invalid, unauthorized, error."""
         self._emit("nst_jobs_total", count, outcome)
+
+    def job_finished(
+        self,
+        outcome: str,
+        size: int | None,
+        seconds: float,
+        optimization_seconds: float | None,
+        steps: int | None,
+    ) -> None:
+        """One job's reply is ready: the histograms (never raises)."""
+        if self._histograms is None:
+            return
+        try:
+            self._histograms.job(outcome, size, seconds, optimization_seconds, steps)
+        except Exception:
+            log.warning("could not record a job's histograms", exc_info=True)
+
+    def batch_call(self, requests: int, batch_size: int) -> None:
+        """One call of the handler with ``requests`` requests (never raises)."""
+        if self._histograms is None:
+            return
+        try:
+            self._histograms.batch(requests, batch_size)
+        except Exception:
+            log.warning("could not record the batch fill", exc_info=True)
 
     def batch(self, jobs: int, results: list[Result]) -> None:
         """Record one jointly optimised group."""

@@ -42,6 +42,7 @@ class Replies:
             for i, h in enumerate(headers)
         ]
         self.streaming: set[int] = set()  # requests whose first NDJSON chunk went out
+        self.sizes: dict[int, int] = {}  # the output size of each request that parsed
         self.started = time.monotonic()
 
     def done(self, i: int) -> bool:
@@ -126,24 +127,33 @@ class Replies:
             ctx.set_response_status(status, _phrase(status), idx=i)
             ctx.set_response_content_type(i, content_type)
         self.bodies[i] = body
-        self._log(i, status, fields)
-        self._count(fields["outcome"])
+        seconds = time.monotonic() - self.started
+        self._log(i, status, seconds, fields)
+        self._count(i, seconds, fields)
 
-    def _log(self, i: int, status: int, fields: dict[str, Any]) -> None:
+    def _log(self, i: int, status: int, seconds: float, fields: dict[str, Any]) -> None:
         line = {
             "event": "job",
             "request_id": self.request_ids[i],
             "torchserve_id": self.torchserve_ids[i],
             "status": status,
+            "size": self.sizes.get(i),
             "batch_requests": len(self.bodies),
-            "seconds": round(time.monotonic() - self.started, 3),
+            "seconds": round(seconds, 3),
             **fields,
         }
         log.info("%s", json.dumps(strict_json(line)))
 
-    def _count(self, outcome: str) -> None:
+    def _count(self, i: int, seconds: float, fields: dict[str, Any]) -> None:
         try:
-            self.metrics.job_outcome(outcome)
+            self.metrics.job_outcome(fields["outcome"])
+            self.metrics.job_finished(
+                fields["outcome"],
+                self.sizes.get(i),
+                seconds,
+                fields.get("optimisation_seconds"),
+                fields.get("steps_run"),
+            )
         except Exception:
             log.warning("could not record a job outcome", exc_info=True)
 

@@ -18,6 +18,8 @@ from handler.faults import (
     is_fatal_device_error,
     is_out_of_memory,
 )
+from handler.histograms import JobHistograms
+from handler.histograms import serve as serve_histograms
 from handler.metrics import HandlerMetrics
 from handler.parsing import ParsedRequest, parse_request
 from handler.replies import Replies
@@ -46,12 +48,17 @@ class StyleTransferHandler:
         self.settings = ServerSettings()
         self.stylizer: Stylizer | None = None
         self.api_keys: ApiKeys | None = None
+        self.histograms: JobHistograms | None = None
+        self.batch_size = 1
 
     def initialize(self, context) -> None:
         """Read settings from model-config.yaml, pick the device, load the weights."""
         props = context.system_properties
         self.settings = ServerSettings.from_model_config(context.model_yaml_config)
         self.api_keys = ApiKeys.from_env()
+        self.batch_size = int(props.get("batch_size") or 1)
+        self.histograms = JobHistograms()
+        serve_histograms(self.histograms)
         gpu_id = props.get("gpu_id")
         device = f"cuda:{gpu_id}" if torch.cuda.is_available() and gpu_id is not None else "cpu"
         # The weights travel as the archive's serialized file (nst-build-mar).
@@ -75,13 +82,15 @@ class StyleTransferHandler:
 
     def _handle(self, data: list, context) -> list:
         deadline = time.monotonic() + self.settings.deadline_budget_s()
-        metrics = HandlerMetrics(getattr(context, "metrics", None))
+        metrics = HandlerMetrics(getattr(context, "metrics", None), self.histograms)
+        metrics.batch_call(len(data), self.batch_size)
         headers = [_headers(context, i) for i in range(len(data))]
         replies = Replies(context, headers, metrics)
         groups: dict[tuple, Members] = defaultdict(list)
         for i, request in enumerate(data):
             with replies.guard(i):
                 parsed = self._parse(request, headers[i])
+                replies.sizes[i] = parsed.job.params.size
                 groups[parsed.job.batch_key()].append((i, parsed))
         # Cheapest first: a group that finishes early leaves its time to the next ones.
         pending = sorted(groups.values(), key=_work)

@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from handler.histograms import MULTIPROC_ENV
+
 from . import project_root
 from .healthcheck import MODEL, is_ready
 
@@ -42,16 +44,21 @@ def read_properties(path: Path) -> dict[str, str]:
 
 
 def server_env(run_dir: Path, log_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment isolating this server's pid file, sockets and logs (plus ``extra``)."""
+    """Environment isolating this server's pid file, sockets, logs and the workers' shared
+    histogram files (emptied: a new server starts from zero), plus ``extra``."""
     tmp = run_dir / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
     log_dir.mkdir(parents=True, exist_ok=True)
+    histograms = run_dir / "prometheus"
+    shutil.rmtree(histograms, ignore_errors=True)
+    histograms.mkdir()
     return {
         **os.environ,
         "TMPDIR": str(tmp),
         "TEMP": str(tmp),
         "LOG_LOCATION": str(log_dir),
         "METRICS_LOCATION": str(log_dir),
+        MULTIPROC_ENV: str(histograms),
         "PATH": f"{VENV_BIN}:{os.environ['PATH']}",
         **(extra or {}),
     }

@@ -18,6 +18,8 @@
 #                      operator. If the file is missing and lies in NST_STATE_DIR, one random key
 #                      is generated into it (read it with: docker exec <id> cat <file>).
 #   NST_DRAIN_TIMEOUT_S longest wait for queued and running jobs after SIGTERM (default 310)
+#   NST_METRICS_ADDRESS where the workers serve their histograms (handler/histograms.py); their
+#                      shared files live in NST_STATE_DIR/prometheus, emptied at each start
 #
 # This shell stays PID 1: TorchServe's launcher ignores SIGTERM, so on SIGTERM (or SIGINT) the
 # shell drains (scripts/healthcheck.py drain: nothing queued, no worker inside a batch), stops
@@ -27,6 +29,9 @@ set -eu
 : "${NST_APP:?}" "${NST_MODEL_STORE:?}" "${NST_WEIGHTS:?}" "${NST_STATE_DIR:?}" "${TS_CONFIG_FILE:?}"
 export TMPDIR="$NST_STATE_DIR/tmp"
 mkdir -p "$TMPDIR"
+export PROMETHEUS_MULTIPROC_DIR="$NST_STATE_DIR/prometheus"
+rm -rf "$PROMETHEUS_MULTIPROC_DIR"
+mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 
 if [ -n "${NST_API_KEYS_FILE:-}" ] && [ ! -s "$NST_API_KEYS_FILE" ]; then
     case "$NST_API_KEYS_FILE" in

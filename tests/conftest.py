@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from handler.histograms import ADDRESS_ENV
 from nst.weights import default_weights_path
 from tests.live_server import server  # noqa: F401  (the session's real TorchServe)
 
@@ -16,6 +17,9 @@ CONTENT = SHARED / "images/content"
 STYLE = SHARED / "images/style"
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+# Handlers made in this process keep their histograms to themselves (no port); the real
+# servers the tests start get a free port of their own (tests/live_server.py).
+os.environ[ADDRESS_ENV] = ""
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ import pytest
 import requests
 import yaml
 
+from handler.histograms import ADDRESS_ENV
 from nst_server import control
 from nst_server import mar as build_mar
 
@@ -46,6 +47,7 @@ class Server:
     inference: str
     management: str
     metrics: str
+    histograms: str  # the workers' histograms (handler/histograms.py)
     log_dir: Path
     state_dir: Path  # NST_STATE_DIR: the handler's busy markers
 
@@ -59,6 +61,9 @@ class Server:
 
     def metrics_text(self) -> str:
         return requests.get(f"{self.metrics}/metrics", timeout=10).text
+
+    def histograms_text(self) -> str:
+        return requests.get(f"{self.histograms}/metrics", timeout=10).text
 
 
 def free_ports(count: int) -> list[int]:
@@ -116,13 +121,14 @@ def server(tmp_path_factory, weights_path) -> Server:
     inference, management, metrics = ports["inference"], ports["management"], ports["metrics"]
     run_dir, log_dir, state_dir = base / "run", base / "logs", base / "state"
     state_dir.mkdir()
-    control.start(
-        config, run_dir, log_dir, store, timeout=240, extra_env={"NST_STATE_DIR": str(state_dir)}
-    )
+    histograms = f"127.0.0.1:{free_ports(1)[0]}"
+    env = {"NST_STATE_DIR": str(state_dir), ADDRESS_ENV: histograms}
+    control.start(config, run_dir, log_dir, store, timeout=240, extra_env=env)
     yield Server(
         f"http://127.0.0.1:{inference}",
         f"http://127.0.0.1:{management}",
         f"http://127.0.0.1:{metrics}",
+        f"http://{histograms}",
         log_dir,
         state_dir,
     )

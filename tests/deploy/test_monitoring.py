@@ -16,6 +16,7 @@ import jsonschema
 import pytest
 import requests
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import CONTENT, STYLE
 from tests.live_server import free_ports
@@ -71,16 +72,16 @@ def test_promtool_rule_tests_can_fail(tmp_path):
 
 
 class Prometheus:
-    """A real Prometheus on a free loopback port, scraping one target every second."""
+    """A real Prometheus on a free loopback port, scraping its targets every second."""
 
-    def __init__(self, base: Path, target: str):
+    def __init__(self, base: Path, targets: list[str]):
         self.port = free_ports(1)[0]
         self.url = f"http://127.0.0.1:{self.port}"
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(PROMETHEUS_DIR / "rules.yml")],
             "scrape_configs": [
-                {"job_name": "style-transfer", "static_configs": [{"targets": [target]}]}
+                {"job_name": "style-transfer", "static_configs": [{"targets": targets}]}
             ],
         }
         (base / "prometheus.yml").write_text(yaml.safe_dump(config))
@@ -137,11 +138,15 @@ def prometheus(server, tmp_path_factory):
             timeout=120,
         )
     assert reply.status_code == 200
-    instance = Prometheus(
-        tmp_path_factory.mktemp("prometheus"), server.metrics.removeprefix("http://")
-    )
+    targets = [url.removeprefix("http://") for url in (server.metrics, server.histograms)]
+    instance = Prometheus(tmp_path_factory.mktemp("prometheus"), targets)
     try:
-        instance.wait_for('up{job="style-transfer"} == 1')
+        up = instance.wait_for('up{job="style-transfer"} == 1')
+        deadline = time.monotonic() + 30
+        while len(up) < len(targets) and time.monotonic() < deadline:
+            time.sleep(0.5)
+            up = instance.query('up{job="style-transfer"} == 1')
+        assert len(up) == len(targets), up
         yield instance
     finally:
         instance.close()
@@ -154,6 +159,58 @@ def test_prometheus_ingests_the_handlers_metrics_after_a_request(prometheus):
     assert float(steps[0]["value"][1]) >= 3
     assert prometheus.wait_for("ts_inference_requests_total")
     assert prometheus.wait_for("nst_final_style_loss")
+
+
+def test_the_histograms_are_scraped_with_their_buckets(prometheus):
+    buckets = prometheus.wait_for('nst_job_seconds_bucket{outcome="ok",size_class="256"}')
+    bounds = sorted(float(b["metric"]["le"]) for b in buckets)
+    assert bounds[0] <= 0.25 and bounds[-2] >= 300 and bounds[-1] == float("inf")
+    assert prometheus.wait_for('nst_job_steps_count{outcome="ok"} >= 1')
+    assert prometheus.wait_for("nst_batch_fill_ratio_count >= 1")
+
+
+# TorchServe's own metrics break Prometheus' naming rules in ways this project cannot change
+# (CamelCase names such as Requests2XX, counters without _total), and TorchServe adds its
+# CamelCase labels to every metric a handler emits through it.
+TORCHSERVE_METRICS = {
+    m["name"]
+    for kind in yaml.safe_load((ROOT / "metrics.yaml").read_text())["ts_metrics"].values()
+    for m in kind
+}
+TORCHSERVE_LABELS = {"ModelName", "Level", "Hostname"}
+
+
+def torchserve_finding(finding: str, scrape: str) -> bool:
+    """A promtool finding caused by TorchServe: one of its metrics, or CamelCase label names
+    that are all TorchServe's own."""
+    name = finding.split(" ", 1)[0]
+    if name in TORCHSERVE_METRICS:
+        return True
+    if "label names should be written in 'snake_case'" not in finding:
+        return False
+    labels = {
+        label
+        for family in text_string_to_metric_families(scrape)
+        if family.name == name or f"{family.name}_total" == name
+        for sample in family.samples
+        for label in sample.labels
+    }
+    return {label for label in labels if label != label.lower()} <= TORCHSERVE_LABELS
+
+
+def test_promtool_finds_nothing_in_our_metrics_on_a_real_scrape(server, prometheus):
+    prometheus.wait_for('nst_jobs_total{outcome="ok"}')
+    for text in (server.metrics_text(), server.histograms_text()):
+        result = subprocess.run(
+            [tool("promtool"), "check", "metrics"],
+            input=text,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        findings = [line for line in (result.stdout + result.stderr).splitlines() if line]
+        ours = [f for f in findings if not torchserve_finding(f, text)]
+        assert ours == [], "\n".join(ours)
 
 
 def test_recording_rules_evaluate_on_real_series(prometheus):

@@ -100,6 +100,29 @@ def test_good_and_bad_requests_in_one_batch(worker, weights_path):
     assert [e["field"] for e in errors] == ["content", "style_layers", "style_weights"]
 
 
+def test_every_reply_is_observed_in_the_histograms_by_outcome_and_size(worker, weights_path):
+    value = worker.histograms.registry.get_sample_value
+
+    def count(name: str, outcome: str, size_class: str) -> float:
+        return value(name, {"outcome": outcome, "size_class": size_class}) or 0.0
+
+    before = [
+        count("nst_job_seconds_count", "ok", "256"),
+        count("nst_job_seconds_count", "invalid", "none"),
+        count("nst_job_steps_count", "ok", "256"),
+        value("nst_batch_fill_ratio_count") or 0.0,
+    ]
+    statuses, _, _ = run(worker, weights_path, [multipart(seed=4), multipart(content=b"no")])
+    assert statuses == [200, 400]
+    after = [
+        count("nst_job_seconds_count", "ok", "256"),
+        count("nst_job_seconds_count", "invalid", "none"),
+        count("nst_job_steps_count", "ok", "256"),
+        value("nst_batch_fill_ratio_count"),
+    ]
+    assert [a - b for a, b in zip(after, before)] == [1, 1, 1, 1]
+
+
 def test_a_failing_job_fails_alone_and_says_nothing_of_the_exception(
     worker, weights_path, monkeypatch
 ):
