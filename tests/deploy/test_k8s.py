@@ -144,7 +144,7 @@ def test_service_monitor_hpa_pdb_and_policy_point_at_the_pods():
     ):
         assert selector.items() <= labels.items()
     allowed = {p["port"] for rule in r["NetworkPolicy"]["spec"]["ingress"] for p in rule["ports"]}
-    assert allowed == {8080, 8082, 8090}  # never the management port
+    assert allowed == {8080, 8082, 8083, 8090}  # never the management port
     target = r["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]
     assert (target["kind"], target["name"]) == ("Deployment", r["Deployment"]["metadata"]["name"])
     annotations = r["Deployment"]["spec"]["template"]["metadata"]["annotations"]
@@ -212,7 +212,7 @@ def test_kserve_predictor_has_the_deployments_protections():
         ]["name"]
     }
     allowed = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
-    assert allowed == {8080, 8082}
+    assert allowed == {8080, 8082, 8083}
 
 
 def test_ingress_authenticates_limits_and_outlasts_the_deadline():
