@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from nst.errors import ParamError
-from nst.params import StyleParams
+from nst.params import StyleParams, parameter_ranges
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,22 @@ class ServerSettings:
             return StyleParams.from_mapping(self.defaults, limits=self.limits)
         except ParamError as exc:
             raise ValueError(f"model-config handler.defaults: {exc}") from exc
+
+    def describe(self) -> dict[str, Any]:
+        """What clients may ask of this server: its limits and every parameter's default and
+        range (the management API's ``GET /models/style_transfer?customized=true``)."""
+        return {
+            "limits": {
+                "max_size": self.max_size,
+                "max_steps": self.max_steps,
+                "max_styles": self.max_styles,
+                "max_input_pixels": self.max_input_pixels,
+                "max_work_pixels": self.max_work_pixels,
+                "response_timeout_s": self.response_timeout_s,
+                "deadline_margin_s": self.deadline_margin_s,
+            },
+            "parameters": parameter_ranges(self.base_params(), self.limits),
+        }
 
     def deadline_budget_s(self) -> float:
         """Seconds a batch may optimise before it must answer."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -77,8 +78,14 @@ class StyleTransferHandler:
 
     def handle(self, data: list, context) -> list:
         """Answer every request of the batch; a bad one never fails the others."""
+        if _is_describe(context):
+            return [json.dumps(self.describe_handle())]
         with busy():
             return self._handle(data, context)
+
+    def describe_handle(self) -> dict:
+        """The limits, defaults and parameter ranges (TorchServe's model description)."""
+        return self.settings.describe()
 
     def _handle(self, data: list, context) -> list:
         deadline = time.monotonic() + self.settings.deadline_budget_s()
@@ -278,6 +285,14 @@ def _share(members: Members, later: list[Members], deadline: float) -> float:
 def _retry_after(deadline: float) -> int:
     """Seconds until this worker should be free again (the end of its current batch)."""
     return max(1, math.ceil(deadline - time.monotonic()))
+
+
+def _is_describe(context) -> bool:
+    """TorchServe asks for the model's own description (``?customized=true``) with this header."""
+    try:
+        return context.get_request_header(0, "describe") == "True"
+    except Exception:
+        return False
 
 
 def _headers(context, i: int) -> dict[str, str]:

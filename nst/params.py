@@ -276,6 +276,30 @@ def _coerce(f: dataclasses.Field, raw: Any) -> Any:
     return tuple(raw)
 
 
+def parameter_ranges(
+    defaults: StyleParams | None = None, limits: dict[str, float] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Every parameter's type, default, range or choices and meaning, as JSON-ready values:
+    ``defaults`` replace the declared ones, ``limits`` lower the declared maxima."""
+    defaults = defaults or StyleParams()
+    out = {}
+    for f in dataclasses.fields(StyleParams):
+        m = f.metadata
+        value = getattr(defaults, f.name)
+        entry: dict[str, Any] = {
+            "type": m["kind"],
+            "default": list(value) if isinstance(value, tuple) else value,
+            "description": m["help"],
+        }
+        if m["choices"]:
+            entry["choices"] = list(m["choices"])
+        if m["lo"] is not None:
+            hi = min(m["hi"], (limits or {}).get(f.name, m["hi"]))
+            entry.update(minimum=m["lo"], maximum=hi)
+        out[f.name] = entry
+    return out
+
+
 def markdown_table() -> str:
     """The parameter table of docs/api.md, generated from the declarations above."""
     rows = [

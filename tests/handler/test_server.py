@@ -349,3 +349,24 @@ def test_request_ids_are_in_the_handlers_log_line(server):
     assert lines[request_id + "b"]["error"] == "not_an_image"
     assert lines[request_id + "b"]["status"] == 400
     assert lines[request_id + "b"]["torchserve_id"] == bad.headers["x-request-id"]
+    for line in lines.values():  # what an operator needs, and never image data or keys
+        assert {"size", "seconds", "batch_requests", "status", "outcome"} <= set(line)
+        assert len(json.dumps(line)) < 2000
+
+
+def test_the_model_describes_its_limits_defaults_and_ranges(server):
+    """GET /models/style_transfer?customized=true: what clients may ask of this server."""
+    reply = requests.get(
+        f"{server.management}/models/style_transfer", params={"customized": "true"}, timeout=60
+    )
+    assert reply.status_code == 200, reply.text
+    described = reply.json()[0]["customizedMetadata"]  # TorchServe parses the handler's JSON
+    handler = TEST_MODEL_CONFIG["handler"]
+    assert described["limits"]["max_size"] == handler["max_size"]
+    assert described["limits"]["max_styles"] == handler["max_styles"]
+    size = described["parameters"]["size"]
+    assert size["default"] == handler["defaults"]["size"] and size["maximum"] == handler["max_size"]
+    assert described["parameters"]["steps"]["maximum"] == handler["max_steps"]
+    assert described["parameters"]["optimizer"]["choices"] == ["lbfgs", "adam"]
+    assert all("description" in p for p in described["parameters"].values())
+    assert requests.post(server.predict_url, timeout=5).status_code == 400  # still serving
