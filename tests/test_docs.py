@@ -6,6 +6,7 @@ from pathlib import Path
 
 import yaml
 
+from handler.histograms import JobHistograms
 from handler.metrics import METRICS
 from handler.settings import ServerSettings
 from nst.params import StyleParams, markdown_table
@@ -42,8 +43,19 @@ def test_every_limit_is_documented_with_its_default():
 
 
 def test_every_metric_is_documented():
-    for name in METRICS:
+    histograms = [family.name for family in JobHistograms().registry.collect()]
+    assert len(histograms) == 4
+    for name in [*METRICS, *histograms]:
         assert f"`{name}" in DEPLOY, name
+
+
+def test_every_alert_has_a_runbook_line():
+    rules = yaml.safe_load((ROOT / "deploy/prometheus/rules.yml").read_text())
+    alerts = [r["alert"] for group in rules["groups"] for r in group["rules"] if "alert" in r]
+    runbook = DEPLOY[DEPLOY.index("## Objectives and alerts") : DEPLOY.index("## Logs")]
+    assert len(alerts) >= 7
+    for alert in alerts:
+        assert f"| `{alert}`" in runbook, alert
 
 
 def test_readme_commands_are_make_targets():
