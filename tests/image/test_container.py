@@ -59,7 +59,7 @@ def config_files(spec: podman.PodSpec) -> dict[str, dict[str, str]]:
 
 def start(spec: podman.PodSpec, tmp: Path, name: str) -> podman.Container:
     volumes = podman.prepare_volumes(spec, tmp, config_files(spec))
-    ports = dict(zip(("http", "metrics"), free_ports(2)))
+    ports = dict(zip(("http", "metrics", "histograms"), free_ports(3)))
     return podman.run(f"nst-image-test-{name}-{secrets.token_hex(3)}", spec, volumes, ports)
 
 
@@ -133,6 +133,9 @@ def test_metrics_show_the_custom_metrics(container):
     assert names and all(f"# TYPE {name} " in text for name in names), text[-2000:]
     served = [line for line in text.splitlines() if line.startswith("nst_jobs_total{")]
     assert served and any('outcome="ok"' in line for line in served)
+    histograms = requests.get(f"{container.url('histograms')}/metrics", timeout=30).text
+    assert "# TYPE nst_job_seconds histogram" in histograms
+    assert 'nst_job_seconds_count{outcome="ok",size_class="256"}' in histograms
 
 
 def test_the_mounted_model_config_override_is_what_torchserve_runs(container):
