@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from handler.histograms import MULTIPROC_ENV
+from handler.histograms import ADDRESS_ENV, DEFAULT_ADDRESS, MULTIPROC_ENV
 
 from . import project_root
 from .healthcheck import MODEL, is_ready
@@ -162,9 +162,11 @@ def main(argv: list[str] | None = None) -> int:
     props = start(
         args.config.resolve(), run_dir, args.log_dir.resolve(), args.model_store.resolve()
     )
+    histograms = os.environ.get(ADDRESS_ENV, DEFAULT_ADDRESS)
     print(
         f"{MODEL} is READY: inference {props['inference_address']}, management "
         f"{props['management_address']}, metrics {props['metrics_address']}/metrics"
+        + (f" and http://{histograms}/metrics (histograms)" if histograms else "")
     )
     print("try:\n  " + example(props))
     return 0
