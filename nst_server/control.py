@@ -43,22 +43,22 @@ def read_properties(path: Path) -> dict[str, str]:
     return props
 
 
+HISTOGRAMS_DIR = "prometheus"  # in the run folder: the workers' shared histogram files
+
+
 def server_env(run_dir: Path, log_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     """Environment isolating this server's pid file, sockets, logs and the workers' shared
-    histogram files (emptied: a new server starts from zero), plus ``extra``."""
+    histogram files (:func:`start` empties their folder), plus ``extra``."""
     tmp = run_dir / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
     log_dir.mkdir(parents=True, exist_ok=True)
-    histograms = run_dir / "prometheus"
-    shutil.rmtree(histograms, ignore_errors=True)
-    histograms.mkdir()
     return {
         **os.environ,
         "TMPDIR": str(tmp),
         "TEMP": str(tmp),
         "LOG_LOCATION": str(log_dir),
         "METRICS_LOCATION": str(log_dir),
-        MULTIPROC_ENV: str(histograms),
+        MULTIPROC_ENV: str(run_dir / HISTOGRAMS_DIR),
         "PATH": f"{VENV_BIN}:{os.environ['PATH']}",
         **(extra or {}),
     }
@@ -79,6 +79,9 @@ def start(
             "apt-get install openjdk-17-jre-headless; macOS: brew install openjdk@17)"
         )
     env = server_env(run_dir, log_dir, extra_env)
+    histograms = run_dir / HISTOGRAMS_DIR  # a new server's histograms start from zero
+    shutil.rmtree(histograms, ignore_errors=True)
+    histograms.mkdir()
     # The Java daemon inherits the launcher's output: send it to a file, not to our caller's
     # pipe (which would then stay open as long as the server runs).
     with (log_dir / "torchserve_console.log").open("ab") as console:
