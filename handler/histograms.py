@@ -93,8 +93,8 @@ class JobHistograms:
 
 
 def serving_registry() -> CollectorRegistry:
-    """What the port serves: every worker's values in multiprocess mode, else none (the
-    worker's own :class:`JobHistograms` registry is served instead)."""
+    """The sum of every worker's files, for multiprocess mode (otherwise :func:`serve` serves
+    the worker's own :class:`JobHistograms` registry)."""
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)
     return registry

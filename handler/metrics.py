@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -68,21 +69,23 @@ class HandlerMetrics:
         steps: int | None,
     ) -> None:
         """One job's reply is ready: the histograms (never raises)."""
-        if self._histograms is None:
-            return
-        try:
-            self._histograms.job(outcome, size, seconds, optimization_seconds, steps)
-        except Exception:
-            log.warning("could not record a job's histograms", exc_info=True)
+        self._observe(
+            "a job's histograms",
+            lambda h: h.job(outcome, size, seconds, optimization_seconds, steps),
+        )
 
     def batch_call(self, requests: int, batch_size: int) -> None:
         """One call of the handler with ``requests`` requests (never raises)."""
+        self._observe("the batch fill", lambda h: h.batch(requests, batch_size))
+
+    def _observe(self, what: str, record: Callable[[JobHistograms], None]) -> None:
+        """Record into the histograms, if any; a failure is logged, never raised."""
         if self._histograms is None:
             return
         try:
-            self._histograms.batch(requests, batch_size)
+            record(self._histograms)
         except Exception:
-            log.warning("could not record the batch fill", exc_info=True)
+            log.warning("could not record %s", what, exc_info=True)
 
     def batch(self, jobs: int, results: list[Result]) -> None:
         """Record one jointly optimised group."""

@@ -12,7 +12,6 @@ through ``image-weights/``, hash-checked like an air-gapped build's.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shlex
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import yaml
 
+from nst.fetch_weights import file_sha256
 from nst.weights import DEV_WEIGHTS, DEV_WEIGHTS_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,11 +36,15 @@ DEPLOYMENT = ROOT / "deploy/k8s/deployment.yaml"
 BUILD_CA = "/run/build-ca.crt"  # where the machine's CA bundle is mounted during builds
 
 
+def podman_env() -> dict[str, str]:
+    """The environment podman runs with here: this machine's settings file."""
+    return {**os.environ, "CONTAINERS_CONF": str(CONTAINERS_CONF)}
+
+
 def podman(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
     """Run podman with this machine's settings; output captured as text."""
-    env = {**os.environ, "CONTAINERS_CONF": str(CONTAINERS_CONF)}
     result = subprocess.run(
-        ["podman", *args], env=env, capture_output=True, text=True, timeout=timeout
+        ["podman", *args], env=podman_env(), capture_output=True, text=True, timeout=timeout
     )
     if check and result.returncode != 0:
         raise RuntimeError(f"podman {shlex.join(args)} failed:\n{result.stderr[-3000:]}")
@@ -75,11 +79,10 @@ def ensure_base(name: str = BASE_IMAGE) -> None:
             timeout=900,
         )
         tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-        env = {**os.environ, "CONTAINERS_CONF": str(CONTAINERS_CONF)}
         subprocess.run(
             ["podman", "import", "-", name],
             stdin=tar.stdout,
-            env=env,
+            env=podman_env(),
             check=True,
             capture_output=True,
             timeout=600,
@@ -133,9 +136,9 @@ def dev_weights() -> Path:
 
 def stage_weights(source: Path) -> tuple[str, str]:
     """Copy ``source`` into image-weights/ (the build's weights folder); (name, sha256)."""
-    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    digest = file_sha256(source)
     staged = ROOT / "image-weights" / source.name
-    if not staged.is_file() or hashlib.sha256(staged.read_bytes()).hexdigest() != digest:
+    if not staged.is_file() or file_sha256(staged) != digest:
         shutil.copyfile(source, staged)
     return source.name, digest
 
