@@ -67,7 +67,7 @@ RUN python3 -m venv /opt/venv \
 COPY README.md ./
 COPY nst/ nst/
 COPY handler/ handler/
-COPY nst_client/ nst_client/
+COPY client/nst_client/ client/nst_client/
 COPY nst_server/ nst_server/
 RUN pip install --no-cache-dir --no-deps -c constraints.txt .
 

@@ -1,111 +1,175 @@
-"""Client for the style_transfer server.
+"""Send images to the style-transfer server: one image, a folder, or a video clip.
 
-    python scripts/stylize.py CONTENT STYLE [STYLE...] -o OUT.png [--url URL] [--token KEY]
-        [--stream] [--param NAME=VALUE ...]
+    nst-client CONTENT STYLE [STYLE...] -o OUT.png      one image (--stream: progress bar)
+    nst-client FOLDER  STYLE [STYLE...] -o OUT_FOLDER   every image of a folder (resumable)
+    nst-client CLIP.mp4 STYLE [STYLE...] -o OUT.mp4     every frame of a clip
 
-Sends the images as multipart/form-data (extra styles as ``style_2``, ``style_3``...),
-shows streamed progress with a progress bar when ``--stream`` is given, and writes the image.
+Parameters go as ``--param NAME=VALUE`` (``--param size=256 --param steps=100``). The API
+key comes from ``--token`` or the ``NST_API_KEY`` environment variable. Errors are printed
+as one line (the server's error code, message and field); the exit status is 1.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import json
+import os
 import sys
-import time
 from pathlib import Path
+from typing import Any
 
 import requests
+from PIL import Image
 from tqdm import tqdm
 
+from .client import TOKEN_ENV, Client, Progress, Result
+from .errors import NSTClientError
+from .folder import pending, stylize_folder, write_atomically
+from .video import VIDEO_SUFFIXES, frame_count, stylize_video
+
 DEFAULT_URL = "http://127.0.0.1:8080/predictions/style_transfer"
+DEFAULT_IN_FLIGHT = 4  # model-config.yaml's batchSize x one worker
+SUFFIXES = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
 
 
-def build_files(content: Path, styles: list[Path]) -> dict[str, tuple[str, bytes]]:
-    """Multipart file fields for the content and style images."""
-    files = {"content": (content.name, content.read_bytes())}
-    for i, style in enumerate(styles):
-        files["style" if i == 0 else f"style_{i + 1}"] = (style.name, style.read_bytes())
-    return files
-
-
-def read_stream(reply: requests.Response) -> dict:
-    """Consume NDJSON progress lines; returns the final result line."""
-    bar = None
-    for raw in reply.iter_lines():
-        if not raw:
-            continue
-        line = json.loads(raw)
-        if line["type"] == "result":
-            if bar is not None:  # progress lines are rate-limited: show where the run ended
-                bar.update(line["steps_run"] - bar.n)
-                bar.close()
-            return line
-        if line["type"] == "error":
-            raise RuntimeError(f"the server failed mid-stream: {line['message']}")
-        if bar is None:
-            bar = tqdm(total=line["steps"], unit="step")
-        bar.update(line["step"] - bar.n)
-        bar.set_postfix(
-            style=f"{line['losses']['style']:.3g}", content=f"{line['losses']['content']:.3g}"
-        )
-    raise RuntimeError("the stream ended without a result")
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="nst-client",
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("content", type=Path, help="an image, a folder of images, or a video clip")
+    p.add_argument("styles", type=Path, nargs="+", help="style image(s)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="image, folder or clip")
+    p.add_argument("--url", default=DEFAULT_URL, help="inference address or prediction URL")
+    p.add_argument("--token", default=os.environ.get(TOKEN_ENV), help=f"API key (${TOKEN_ENV})")
+    p.add_argument("--stream", action="store_true", help="one image: show progress while it runs")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--timeout", type=float, default=600, help="seconds without an answer")
+    p.add_argument("--retries", type=int, default=5, help="retries after a 503 (busy)")
+    p.add_argument(
+        "--in-flight",
+        type=int,
+        default=None,
+        help="folders: requests at once (default: the model's batchSize x workers, read from "
+        f"--management-url, else {DEFAULT_IN_FLIGHT})",
+    )
+    p.add_argument("--management-url", default=None, help="default: the --url host, port 8081")
+    p.add_argument(
+        "--frame-steps", type=int, default=None, help="clips: steps after the first frame"
+    )
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("content", type=Path)
-    parser.add_argument("styles", type=Path, nargs="+")
-    parser.add_argument("-o", "--output", type=Path, required=True)
-    parser.add_argument("--url", default=DEFAULT_URL)
-    parser.add_argument("--token", help="inference key when token authorisation is on")
-    parser.add_argument("--stream", action="store_true", help="show progress while it runs")
-    parser.add_argument(
-        "--param",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a request parameter, e.g. --param size=256 --param steps=100",
-    )
-    parser.add_argument("--timeout", type=float, default=600)
-    parser.add_argument("--retries", type=int, default=5, help="retries after a 503 (busy)")
-    args = parser.parse_args(argv)
-    fields = dict(p.split("=", 1) for p in args.param)
-    if args.stream:
-        fields["stream"] = "true"
-    headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
-    if not args.stream:
-        headers["Accept"] = "application/json"
-    files = build_files(args.content, args.styles)
-    for attempt in range(args.retries + 1):
-        reply = requests.post(
-            args.url,
-            files=files,
-            data=fields,
-            headers=headers,
-            stream=args.stream,
-            timeout=args.timeout,
-        )
-        if reply.status_code != 503 or attempt == args.retries:
-            break
-        # Queue full (TorchServe sends no Retry-After), or no time left in the worker's
-        # batch (the handler's 503 says when to come back).
-        hint = reply.headers.get("Retry-After", "")
-        wait = float(hint) if hint.isdigit() else min(30.0, 2.0**attempt)
-        print(f"server busy (503), retrying in {wait:.0f} s", file=sys.stderr)
-        time.sleep(wait)
-    if reply.status_code != 200:
-        print(f"error {reply.status_code}: {reply.text}", file=sys.stderr)
+    args = parser().parse_args(argv)
+    params: dict[str, Any] = {}
+    for item in args.param:
+        name, sep, value = item.partition("=")
+        if not sep:
+            print(f"nst-client: --param {item!r} is not NAME=VALUE", file=sys.stderr)
+            return 2
+        params[name.strip()] = value
+    client = Client(args.url, args.token, args.timeout, args.retries)
+    try:
+        if args.content.is_dir():
+            return run_folder(client, args, params)
+        if args.content.suffix.lower() in VIDEO_SUFFIXES:
+            return run_video(client, args, params)
+        return run_one(client, args, params)
+    except NSTClientError as exc:
+        print(f"nst-client: {exc}", file=sys.stderr)
         return 1
-    result = read_stream(reply) if args.stream else reply.json()
-    args.output.write_bytes(base64.b64decode(result["image"]))
+    except OSError as exc:  # a missing or unreadable input file
+        print(f"nst-client: {exc.strerror or exc}: {exc.filename or ''}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("nst-client: interrupted", file=sys.stderr)
+        return 130
+
+
+def run_one(client: Client, args: argparse.Namespace, params: dict[str, Any]) -> int:
+    if args.stream:
+        result = progress_bar(client.stream(args.content, *args.styles, **params))
+    else:
+        result = client.run(args.content, *args.styles, **params)
+    write_atomically(result.data, args.output)
     print(
-        f"wrote {args.output} ({result['width']}x{result['height']}, {result['steps_run']} "
-        f"steps, {result['seconds']} s, stopped: {result['stopped']})"
+        f"wrote {args.output} ({result.image.width}x{result.image.height}, {result.steps_run} "
+        f"steps, {result.seconds} s, stopped: {result.stopped})"
     )
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def progress_bar(events: Any) -> Result:
+    """Show streamed progress as a bar; returns the result."""
+    with tqdm(unit="step") as bar:
+        for event in events:
+            if isinstance(event, Progress):
+                bar.total = event.steps
+                bar.update(event.step - bar.n)
+                style, content = event.losses.get("style"), event.losses.get("content")
+                if style is not None and content is not None:
+                    bar.set_postfix(style=f"{style:.3g}", content=f"{content:.3g}")
+            else:  # progress lines are rate-limited: show where the run ended
+                bar.total = bar.total or event.steps_run
+                bar.update(event.steps_run - bar.n)
+                return event
+    raise NSTClientError("the stream ended without a result")
+
+
+def run_folder(client: Client, args: argparse.Namespace, params: dict[str, Any]) -> int:
+    suffix = SUFFIXES.get(str(params.get("format", "png")).strip().lower(), ".png")
+    in_flight = args.in_flight or server_capacity(args.url, args.management_url)
+    total = sum(1 for _ in pending(args.content, args.output, suffix))
+    with tqdm(total=total, unit="image") as bar:
+        report = stylize_folder(
+            lambda path: client.run(path, *args.styles, **params).data,
+            args.content,
+            args.output,
+            suffix,
+            in_flight,
+            on_done=lambda: bar.update(1),
+        )
+    for path, reason in report.failed.items():
+        print(f"nst-client: {path}: {reason}", file=sys.stderr)
+    print(
+        f"wrote {len(report.written)} images to {args.output} ({len(report.skipped)} already "
+        f"done, {len(report.failed)} failed, {in_flight} requests in flight)"
+    )
+    return 1 if report.failed else 0
+
+
+def run_video(client: Client, args: argparse.Namespace, params: dict[str, Any]) -> int:
+    later = dict(params, steps=args.frame_steps) if args.frame_steps else params
+
+    def frame(image: Image.Image, previous: Image.Image | None) -> Image.Image:
+        if previous is None:
+            return client.stylize(image, *args.styles, **params)
+        return client.stylize(
+            image, *args.styles, **{**later, "init": "image", "init_image": previous}
+        )
+
+    with tqdm(total=frame_count(args.content), unit="frame") as bar:
+        report = stylize_video(frame, args.content, args.output, on_frame=lambda: bar.update(1))
+    print(
+        f"wrote {args.output} ({report.frames} frames at {report.fps:g} fps, "
+        f"{report.seconds_per_frame:.2f} s per frame)"
+    )
+    return 0
+
+
+def server_capacity(url: str, management_url: str | None) -> int:
+    """Requests the server optimises at once (batchSize x workers), from its management
+    API; :data:`DEFAULT_IN_FLIGHT` when that cannot be read."""
+    if management_url is None:
+        base = url.split("/predictions/")[0]
+        host, _, port = base.rpartition(":")
+        management_url = f"{host}:8081" if port.isdigit() else f"{base}:8081"
+    model = url.rstrip("/").rsplit("/", 1)[-1] if "/predictions/" in url else "style_transfer"
+    try:
+        reply = requests.get(f"{management_url.rstrip('/')}/models/{model}", timeout=5)
+        description = reply.json()[0]
+        return max(1, int(description["batchSize"]) * max(1, len(description["workers"])))
+    except (requests.RequestException, ValueError, KeyError, IndexError, TypeError):
+        return DEFAULT_IN_FLIGHT

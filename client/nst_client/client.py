@@ -1,0 +1,232 @@
+"""Python client of the style-transfer server (requests and Pillow only).
+
+from nst_client import Client
+client = Client("http://127.0.0.1:8080")
+client.stylize("photo.jpg", "starry_night.jpg", size=256, steps=100).save("out.png")
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+from PIL import Image
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from .errors import ConnectionFailed, ServerError, StreamFailed, from_body
+
+ImageInput = str | os.PathLike[str] | bytes | Image.Image
+MODEL = "style_transfer"
+TOKEN_ENV = "NST_API_KEY"  # the client command's default for --token
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One streamed progress line: ``step`` of ``steps``, the losses, maybe a preview."""
+
+    step: int
+    steps: int
+    losses: dict[str, float | None]
+    preview: Image.Image | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    """The stylised image (``data``: encoded as the server sent it) and the run's figures."""
+
+    image: Image.Image
+    data: bytes
+    steps_run: int
+    stopped: str | None
+    seconds: float
+    losses: dict[str, float | None]
+    initial_losses: dict[str, float | None]
+
+
+class Client:
+    """A connection to one server.
+
+    ``url`` is the inference address (``http://host:8080``) or the full prediction URL;
+    ``token`` the API key where the server checks keys; ``timeout`` seconds to connect and
+    between bytes of the answer. Requests answered 503 (queue full, or no time left in the
+    worker's batch) are retried ``retries`` times with exponential back-off, honouring
+    ``Retry-After``.
+    """
+
+    def __init__(
+        self,
+        url: str = "http://127.0.0.1:8080",
+        token: str | None = None,
+        timeout: float = 600.0,
+        retries: int = 5,
+        backoff: float = 1.0,
+    ):
+        url = url.rstrip("/")
+        self.url = url if "/predictions/" in url else f"{url}/predictions/{MODEL}"
+        self.timeout = timeout
+        self.session = requests.Session()
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+        retry = Retry(
+            total=retries,
+            connect=0,  # a refused connection is not a busy server: fail at once
+            read=0,
+            status_forcelist=(503,),
+            allowed_methods=frozenset({"POST"}),
+            backoff_factor=backoff,
+            backoff_max=30.0,
+            respect_retry_after_header=True,
+            raise_on_status=False,
+        )
+        adapter = HTTPAdapter(max_retries=retry)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def stylize(
+        self, content: ImageInput, style: ImageInput, *styles: ImageInput, **params: Any
+    ) -> Image.Image:
+        """The stylised image. ``params`` are the server's request parameters (``size``,
+        ``steps``, ``style_weights=(2, 1)``, ``init_image=...`` ...)."""
+        return self.run(content, style, *styles, **params).image
+
+    def run(
+        self, content: ImageInput, style: ImageInput, *styles: ImageInput, **params: Any
+    ) -> Result:
+        """Like :meth:`stylize`, with the run's figures (steps run, losses, seconds)."""
+        reply = self._post(content, (style, *styles), params, stream=False)
+        return _result(_json(reply))
+
+    def stream(
+        self, content: ImageInput, style: ImageInput, *styles: ImageInput, **params: Any
+    ) -> Iterator[Progress | Result]:
+        """Progress while the job runs (with previews when ``preview_every`` is set), then
+        the :class:`Result`. Lines are rate-limited by the server."""
+        reply = self._post(content, (style, *styles), params, stream=True)
+        with reply:
+            for raw in reply.iter_lines():
+                if not raw:
+                    continue
+                line = json.loads(raw)
+                kind = line.get("type")
+                if kind == "progress":
+                    yield _progress(line)
+                elif kind == "result":
+                    yield _result(line)
+                    return
+                elif kind == "error":
+                    raise StreamFailed(
+                        200, line.get("error", "error"), line.get("message", ""), line.get("field")
+                    )
+        raise ConnectionFailed("the stream ended without a result")
+
+    def _post(
+        self,
+        content: ImageInput,
+        styles: tuple[ImageInput, ...],
+        params: Mapping[str, Any],
+        stream: bool,
+    ) -> requests.Response:
+        params = dict(params)
+        files = {"content": image_file(content, "content")}
+        for i, style in enumerate(styles):
+            name = "style" if i == 0 else f"style_{i + 1}"
+            files[name] = image_file(style, name)
+        if params.get("init_image") is not None:
+            files["init_image"] = image_file(params.pop("init_image"), "init_image")
+        fields = {name: form_value(value) for name, value in params.items() if value is not None}
+        if stream:
+            fields["stream"] = "true"
+        try:
+            reply = self.session.post(
+                self.url,
+                files=files,
+                data=fields,
+                headers={} if stream else {"Accept": "application/json"},
+                stream=stream,
+                timeout=self.timeout,
+            )
+        except requests.Timeout as exc:
+            raise ConnectionFailed(f"{self.url}: no answer within {self.timeout:g} s") from exc
+        except requests.ConnectionError as exc:
+            raise ConnectionFailed(f"cannot reach {self.url} (is the server running?)") from exc
+        except requests.RequestException as exc:
+            raise ConnectionFailed(f"{self.url}: {exc}") from exc
+        if reply.status_code != 200:
+            raise _error(reply)
+        return reply
+
+
+def image_file(image: ImageInput, name: str) -> tuple[str, bytes]:
+    """A multipart file entry for a path, encoded bytes or a PIL image (sent as PNG)."""
+    if isinstance(image, Image.Image):
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        return f"{name}.png", buffer.getvalue()
+    if isinstance(image, bytes | bytearray):
+        return name, bytes(image)
+    path = Path(image)
+    return path.name, path.read_bytes()
+
+
+def form_value(value: Any) -> str:
+    """A parameter as multipart text: lists comma-separated, booleans lower case."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _json(reply: requests.Response) -> dict:
+    try:
+        body = reply.json()
+    except ValueError as exc:
+        raise ConnectionFailed(f"the server's answer is not JSON: {reply.text[:200]}") from exc
+    if not isinstance(body, dict):
+        raise ConnectionFailed("the server's answer is not a JSON object")
+    return body
+
+
+def _error(reply: requests.Response) -> ServerError:
+    try:
+        body: Any = reply.json()
+    except ValueError:
+        body = reply.text
+    return from_body(reply.status_code, body, reply.headers.get("x-request-id"))
+
+
+def _decode(data: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+def _progress(line: dict) -> Progress:
+    preview = line.get("preview_png")
+    return Progress(
+        step=line["step"],
+        steps=line["steps"],
+        losses=line.get("losses", {}),
+        preview=_decode(base64.b64decode(preview)) if preview else None,
+    )
+
+
+def _result(line: dict) -> Result:
+    data = base64.b64decode(line["image"])
+    return Result(
+        image=_decode(data),
+        data=data,
+        steps_run=line["steps_run"],
+        stopped=line.get("stopped"),
+        seconds=line["seconds"],
+        losses=line.get("losses", {}),
+        initial_losses=line.get("initial_losses", {}),
+    )

@@ -1,0 +1,87 @@
+"""A folder of images through the server: bounded requests in flight, resumable."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import InvalidRequest, NSTClientError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+
+
+@dataclass
+class FolderReport:
+    """What a folder run did: files written, skipped (already done) and failed."""
+
+    written: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    failed: dict[Path, str] = field(default_factory=dict)
+
+
+def pending(source: Path, target: Path, suffix: str) -> Iterator[tuple[Path, Path, bool]]:
+    """(input, output, already done) for every image of ``source``, in name order."""
+    for path in sorted(source.iterdir()):
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+            out = target / (path.stem + suffix)
+            yield path, out, out.exists()
+
+
+def write_atomically(data: bytes, path: Path) -> None:
+    """Write to a temporary name, then rename: an interrupted run never leaves half a file."""
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def stylize_folder(
+    stylize: Callable[[Path], bytes],
+    source: Path,
+    target: Path,
+    suffix: str,
+    in_flight: int,
+    on_done: Callable[[], None] = lambda: None,
+) -> FolderReport:
+    """Stylise every image of ``source`` into ``target`` (``stylize`` returns the encoded
+    image) with at most ``in_flight`` requests
+    running; files whose output exists are skipped. A bad image is reported and the run goes
+    on; any other error (server down, wrong key) stops it."""
+    target.mkdir(parents=True, exist_ok=True)
+    report = FolderReport()
+    jobs = []
+    for path, out, done in pending(source, target, suffix):
+        if done:
+            report.skipped.append(path)
+            on_done()
+        else:
+            jobs.append((path, out))
+    with ThreadPoolExecutor(max_workers=max(1, in_flight)) as pool:
+        running: dict[Future, tuple[Path, Path]] = {}
+        queue = iter(jobs)
+        try:
+            while True:
+                while len(running) < in_flight and (job := next(queue, None)):
+                    running[pool.submit(stylize, job[0])] = job
+                if not running:
+                    return report
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    path, out = running.pop(future)
+                    _collect(future, path, out, report)
+                    on_done()
+        finally:
+            for future in running:
+                future.cancel()
+
+
+def _collect(future: Future, path: Path, out: Path, report: FolderReport) -> None:
+    try:
+        write_atomically(future.result(), out)
+        report.written.append(out)
+    except InvalidRequest as exc:  # this file's fault: note it, carry on with the others
+        report.failed[path] = str(exc)
+    except NSTClientError:
+        raise
