@@ -17,12 +17,15 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
 	touch $@
 
-# Prometheus and promtool for the monitoring tests: Debian's package, installed if missing
-# (needs root, as on CI; elsewhere install it yourself: apt-get install prometheus).
+# Prometheus and promtool for the monitoring tests, Chromium and its driver for the web page's
+# test: Debian's packages, installed if missing (needs root, as on CI; elsewhere install them
+# yourself: apt-get install prometheus chromium chromium-driver).
+SYSTEM_TOOLS := prometheus chromium chromium-driver
 tools:
-	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
-		apt-get install -y --no-install-recommends prometheus >/dev/null || { \
-		apt-get update >/dev/null && apt-get install -y --no-install-recommends prometheus >/dev/null; }; }
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null \
+		&& command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		apt-get install -y --no-install-recommends $(SYSTEM_TOOLS) >/dev/null || { \
+		apt-get update >/dev/null && apt-get install -y --no-install-recommends $(SYSTEM_TOOLS) >/dev/null; }; }
 
 weights: venv  ## official VGG19 weights into weights/ (hash-checked; needs the internet)
 	$(VENV)/bin/nst-fetch-weights --if-missing

@@ -26,6 +26,8 @@ from .settings import ServerSettings
 
 IMAGE_FIELDS = ("content", "style", "init_image")
 JSON_KEYS = {"content", "style", "init_image", "params", "stream"}
+TRUE_WORDS = ("true", "1", "yes", "on")  # form text of a flag (any case)
+FALSE_WORDS = ("false", "0", "no", "off")
 _STYLE_FIELD = re.compile(r"^style(?:_([1-9][0-9]?))?$")
 
 
@@ -42,14 +44,12 @@ def parse_request(
     request: Mapping[str, Any], headers: Mapping[str, str], settings: ServerSettings
 ) -> ParsedRequest:
     """Validate one request; raises :class:`nst.errors.NSTError` naming the bad field."""
-    if "body" in request and len(request) == 1:
-        fields = _json_fields(request["body"])
-    else:
-        fields = dict(request)
+    is_json = "body" in request and len(request) == 1
+    fields = _json_fields(request["body"]) if is_json else dict(request)
     styles = _style_images(fields, settings)
     content = _image(fields.pop("content", None), "content", settings)
     init = fields.pop("init_image", None)
-    stream = _flag(fields.pop("stream", False), "stream")
+    stream = _flag(fields.pop("stream", False), "stream", is_json)
     params = StyleParams.from_mapping({**settings.defaults, **fields}, limits=settings.limits)
     init_image = _image(init, "init_image", settings) if init is not None else None
     job = Job(content=content, styles=styles, params=params, init_image=init_image)
@@ -111,7 +111,7 @@ def _style_images(fields: dict[str, Any], settings: ServerSettings) -> list:
         (k for k in fields if _STYLE_FIELD.match(k)),
         key=lambda k: int(_STYLE_FIELD.match(k).group(1) or 1),
     )
-    if not names:
+    if "style" not in names:  # style_2 ... add styles to it
         raise ImageError("missing 'style' image", field="style", code="missing_field")
     check_style_count(len(names), settings.max_styles)  # before decoding any of them
     return [_image(fields.pop(name), name, settings) for name in names]
@@ -127,17 +127,20 @@ def _image(value: Any, field: str, settings: ServerSettings):
     return decode_image(bytes(value), field=field, max_pixels=settings.max_input_pixels)
 
 
-def _flag(value: Any, field: str) -> bool:
+def _flag(value: Any, field: str, is_json: bool) -> bool:
+    """A JSON boolean, or form text: true/false, 1/0, yes/no, on/off (any case)."""
     if isinstance(value, bool):
         return value
+    if is_json:
+        raise ParamError(f"{field} must be true or false, got {value!r:.40}", field=field)
     text = (
         bytes(value).decode("utf-8", "replace")
         if isinstance(value, bytes | bytearray)
         else str(value)
     )
     text = text.strip().lower()
-    if text in ("1", "true", "yes", "on"):
+    if text in TRUE_WORDS:
         return True
-    if text in ("0", "false", "no", "off", ""):
+    if text in FALSE_WORDS:
         return False
     raise ParamError(f"{field} must be true or false, got {text!r}", field=field)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -24,6 +25,7 @@ from pathlib import Path
 from handler.histograms import ADDRESS_ENV, DEFAULT_ADDRESS, MULTIPROC_ENV
 
 from . import project_root
+from . import web as page
 from .healthcheck import MODEL, is_ready
 
 ROOT = project_root()
@@ -78,7 +80,10 @@ def start(
             "TorchServe needs Java 17 or newer on PATH (Debian/Ubuntu: "
             "apt-get install openjdk-17-jre-headless; macOS: brew install openjdk@17)"
         )
-    env = server_env(run_dir, log_dir, extra_env)
+    web = (extra_env or {}).get(
+        page.ADDRESS_ENV, os.environ.get(page.ADDRESS_ENV, page.DEFAULT_ADDRESS)
+    )
+    env = server_env(run_dir, log_dir, {**cors_env(web), **(extra_env or {})})
     histograms = run_dir / HISTOGRAMS_DIR  # a new server's histograms start from zero
     shutil.rmtree(histograms, ignore_errors=True)
     histograms.mkdir()
@@ -105,8 +110,61 @@ def start(
             stdin=subprocess.DEVNULL,
         )
     props = read_properties(config)
+    if web and props.get("enable_envvars_config") != "true":
+        print(
+            f"note: {config.name} lacks enable_envvars_config=true, so TorchServe ignores the "
+            "try-it page's CORS origin and the page cannot call the API",
+            file=sys.stderr,
+        )
+    if web:
+        props["web_address"] = start_page(web, props["inference_address"], run_dir, log_dir)
     wait_ready(props["management_address"], timeout, log_dir)
     return props
+
+
+def cors_env(web: str) -> dict[str, str]:
+    """TorchServe's CORS for exactly the try-it page's origin (none without a page)."""
+    if not web:
+        return {}
+    return {
+        "TS_CORS_ALLOWED_ORIGIN": page.origin(web),
+        "TS_CORS_ALLOWED_METHODS": "GET, POST, OPTIONS",
+        "TS_CORS_ALLOWED_HEADERS": "Content-Type, Accept, Authorization, X-Request-Id",
+    }
+
+
+def start_page(address: str, inference: str, run_dir: Path, log_dir: Path) -> str:
+    """Run the try-it page in the background (pid in ``run_dir/web.pid``); its URL."""
+    with (log_dir / "web.log").open("ab") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "nst_server.web",
+                "--address",
+                address,
+                "--inference",
+                inference,
+            ],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    (run_dir / "web.pid").write_text(str(process.pid))
+    return page.origin(address) + "/"
+
+
+def stop_page(run_dir: Path) -> None:
+    """Stop the page started from ``run_dir``, if any."""
+    pid_file = run_dir / "web.pid"
+    if not pid_file.exists():
+        return
+    pid = int(pid_file.read_text().strip() or 0)
+    pid_file.unlink()
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if pid and cmdline.exists() and b"nst_server.web" in cmdline.read_bytes():
+        os.kill(pid, signal.SIGTERM)
 
 
 def wait_ready(management: str, timeout: float, log_dir: Path) -> None:
@@ -123,6 +181,7 @@ def wait_ready(management: str, timeout: float, log_dir: Path) -> None:
 
 def stop(run_dir: Path, timeout: float = 30.0) -> bool:
     """Stop the server whose pid file is in ``run_dir``; wait until its process is gone."""
+    stop_page(run_dir)
     pid_file = run_dir / "tmp" / ".model_server.pid"
     if not pid_file.exists():
         return False
@@ -172,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         + (f" and http://{histograms}/metrics (histograms)" if histograms else "")
     )
     print("try:\n  " + example(props))
+    if props.get("web_address"):
+        print(f"or open {props['web_address']} in a browser (the try-it page)")
     return 0
 
 

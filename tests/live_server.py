@@ -16,6 +16,7 @@ import yaml
 from handler.histograms import ADDRESS_ENV
 from nst_server import control
 from nst_server import mar as build_mar
+from nst_server import web as web_page
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,6 +49,7 @@ class Server:
     management: str
     metrics: str
     histograms: str  # the workers' histograms (handler/histograms.py)
+    web: str  # the try-it page (nst_server/web.py), allowed by TorchServe's CORS
     log_dir: Path
     state_dir: Path  # NST_STATE_DIR: the handler's busy markers
 
@@ -116,19 +118,21 @@ def server(tmp_path_factory, weights_path) -> Server:
             "max_response_size=33554432",
             "default_workers_per_model=1",
             "job_queue_size=6",
+            "enable_envvars_config=true",  # the page's CORS origin comes as TS_CORS_*
         ],
     )
     inference, management, metrics = ports["inference"], ports["management"], ports["metrics"]
     run_dir, log_dir, state_dir = base / "run", base / "logs", base / "state"
     state_dir.mkdir()
-    histograms = f"127.0.0.1:{free_ports(1)[0]}"
-    env = {"NST_STATE_DIR": str(state_dir), ADDRESS_ENV: histograms}
+    histograms, web = (f"127.0.0.1:{port}" for port in free_ports(2))
+    env = {"NST_STATE_DIR": str(state_dir), ADDRESS_ENV: histograms, web_page.ADDRESS_ENV: web}
     control.start(config, run_dir, log_dir, store, timeout=240, extra_env=env)
     yield Server(
         f"http://127.0.0.1:{inference}",
         f"http://127.0.0.1:{management}",
         f"http://127.0.0.1:{metrics}",
         f"http://{histograms}",
+        f"http://{web}/",
         log_dir,
         state_dir,
     )

@@ -78,6 +78,7 @@ def test_json_body_with_a_style_list():
             "limit_exceeded",
         ),
         ({"content": png(), "style": png(), "size": b"300"}, "size", "limit_exceeded"),
+        ({"content": png(), "style_2": png()}, "style", "missing_field"),
     ],
 )
 def test_invalid_requests_name_the_field(request_, field, code):

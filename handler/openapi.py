@@ -1,0 +1,331 @@
+"""The OpenAPI 3.1 contract of ``POST /predictions/style_transfer``, built from the server's
+description (:meth:`ServerSettings.describe`: limits, defaults and every ``StyleParams``
+range), so the contract cannot drift from what the handler accepts.
+
+    python scripts/openapi.py          # rewrites docs/openapi.yaml (make docs)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nst.layers import layer_indices
+from nst.params import MAX_LIST
+
+from .parsing import FALSE_WORDS, TRUE_WORDS
+from .responses import JSON, NDJSON
+from .settings import ServerSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL_CONFIG = ROOT / "model-config.yaml"
+CONTRACT = ROOT / "docs" / "openapi.yaml"
+HEADER = "# Generated from nst/params.py and model-config.yaml by `make docs`: do not edit.\n"
+
+PATH = "/predictions/style_transfer"
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp")
+STOPPED = ("deadline", "cancelled", "non_finite")
+# A 16x16 gradient PNG, so that the contract's examples are requests that succeed.
+EXAMPLE_PNG = (
+    "iVBORw0KGgoAAAANSUhEUgAAABAAAAAQCAIAAACQkWg2AAAAHUlEQVR42mNk"
+    "YGgQYGAgHrEwCDCQBEY1jGoYOhoAHgoCnoxpJwYAAAAASUVORK5CYII="
+)
+
+
+def contract_text(model_config: dict[str, Any] | None = None) -> str:
+    """docs/openapi.yaml's text for a model config (default: this project's)."""
+    if model_config is None:
+        model_config = yaml.safe_load(MODEL_CONFIG.read_text())
+    spec = openapi(ServerSettings.from_model_config(model_config).describe())
+    return HEADER + yaml.safe_dump(spec, sort_keys=False, width=100, allow_unicode=True)
+
+
+def write_contract() -> None:
+    """Rewrite docs/openapi.yaml."""
+    CONTRACT.write_text(contract_text())
+
+
+def openapi(description: dict[str, Any], server_url: str = "http://127.0.0.1:8080") -> dict:
+    """The contract for a server described by ``description``."""
+    params = description["parameters"]
+    limits = description["limits"]
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Style-transfer server",
+            "version": "0.1.0",
+            "description": (
+                "Gatys neural style transfer served by TorchServe. Defaults and maxima are "
+                "those of this project's model-config.yaml; a server's own are returned by "
+                "its management API: GET /models/style_transfer?customized=true."
+            ),
+        },
+        "servers": [{"url": server_url}],
+        "paths": {PATH: {"post": _operation(params, limits["max_styles"])}},
+        "components": {"schemas": _schemas(params), "securitySchemes": _security()},
+    }
+
+
+def _operation(params: dict[str, Any], max_styles: int) -> dict:
+    return {
+        "operationId": "stylize",
+        "summary": "Stylise a content image with one or more style images",
+        "description": (
+            "Send multipart/form-data or JSON. The answer is the image (Accept: image/*, "
+            "the default), its JSON form (Accept: application/json), or with stream=true "
+            "NDJSON progress lines ending with the result."
+        ),
+        "security": [{}, {"apiKey": []}],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": _multipart(params, max_styles),
+                    "encoding": {
+                        name: {"contentType": ", ".join(IMAGE_TYPES)}
+                        for name in _image_fields(max_styles)
+                    },
+                },
+                JSON: {"schema": _json_body(max_styles), "example": _json_example()},
+            },
+        },
+        "responses": _responses(),
+    }
+
+
+def _image_fields(max_styles: int) -> list[str]:
+    styles = ["style", *(f"style_{i}" for i in range(2, max_styles + 1))]
+    return ["content", *styles, "init_image"]
+
+
+def _param_schema(entry: dict[str, Any], form: bool) -> dict[str, Any]:
+    """JSON Schema of one parameter; lists are comma-separated text in a form."""
+    kind = entry["type"]
+    schema: dict[str, Any] = {"description": entry["description"]}
+    if kind in ("int", "float"):
+        schema["type"] = "integer" if kind == "int" else "number"
+        schema.update(minimum=entry["minimum"], maximum=entry["maximum"])
+    elif kind == "str":
+        schema.update(type="string", enum=entry["choices"])
+    elif form:
+        schema["type"] = "string"
+        schema["description"] += " (comma-separated)"
+    elif kind == "floats":
+        schema.update(type="array", maxItems=MAX_LIST, items={"type": "number", "minimum": 0})
+    else:  # layers
+        schema.update(
+            type="array",
+            minItems=1,
+            maxItems=MAX_LIST,
+            items={"type": "string", "enum": sorted(layer_indices())},
+        )
+    default = entry["default"]
+    if default != []:
+        schema["default"] = ",".join(map(str, default)) if form and kind == "layers" else default
+    return schema
+
+
+def _multipart(params: dict[str, Any], max_styles: int) -> dict[str, Any]:
+    images = {
+        name: {"type": "string", "format": "binary", "description": _image_text(name)}
+        for name in _image_fields(max_styles)
+    }
+    return {
+        "type": "object",
+        "required": ["content", "style"],
+        "properties": {
+            **images,
+            **{name: _param_schema(entry, form=True) for name, entry in params.items()},
+            "stream": {
+                "type": "string",
+                "enum": [*TRUE_WORDS, *FALSE_WORDS],
+                "default": "false",
+                "description": _STREAM + " (any case)",
+            },
+        },
+        "additionalProperties": False,
+    }
+
+
+def _json_body(max_styles: int) -> dict[str, Any]:
+    b64 = {"type": "string", "contentEncoding": "base64"}
+    return {
+        "type": "object",
+        "required": ["content", "style"],
+        "properties": {
+            "content": {**b64, "description": _image_text("content")},
+            "style": {
+                "description": f"the style image, or 1 to {max_styles} of them (base64)",
+                "oneOf": [
+                    b64,
+                    {"type": "array", "minItems": 1, "maxItems": max_styles, "items": b64},
+                ],
+            },
+            "init_image": {**b64, "description": _image_text("init_image")},
+            "params": {"$ref": "#/components/schemas/Params"},
+            "stream": {"type": "boolean", "default": False, "description": _STREAM},
+        },
+        "additionalProperties": False,
+    }
+
+
+def _json_example() -> dict[str, Any]:
+    return {
+        "content": EXAMPLE_PNG,
+        "style": EXAMPLE_PNG,
+        "params": {"size": 32, "steps": 2},
+    }
+
+
+def _image_text(name: str) -> str:
+    if name == "content":
+        return "the content image (PNG, JPEG, WebP, GIF, BMP or TIFF)"
+    if name == "init_image":
+        return "starting image, used with init=image"
+    return f"style image {name.removeprefix('style_') if '_' in name else 1}"
+
+
+_STREAM = "stream NDJSON progress lines while the job runs, then the result line"
+
+
+def _responses() -> dict[str, Any]:
+    error = {JSON: {"schema": {"$ref": "#/components/schemas/Error"}}}
+    headers = {
+        "X-NST-Steps": _header("integer", "optimisation steps run"),
+        "X-NST-Batch-Jobs": _header("integer", "jobs optimised together with this one"),
+        "X-NST-Stopped": {
+            "description": "why the job stopped before its steps (absent when it ran them all)",
+            "schema": {"type": "string", "enum": list(STOPPED)},
+        },
+        "x-request-id": _header("string", "TorchServe's id of the request (in the job's log line)"),
+    }
+    image = {"schema": {"type": "string", "format": "binary"}}
+    return {
+        "200": {
+            "description": "the stylised image, its JSON form, or the NDJSON stream",
+            "headers": headers,
+            "content": {
+                **{mime: image for mime in IMAGE_TYPES},
+                JSON: {"schema": {"$ref": "#/components/schemas/Result"}},
+                NDJSON: {"schema": {"$ref": "#/components/schemas/StreamLine"}},
+            },
+        },
+        "400": {
+            "description": "a bad image, parameter or body (`field` names it)",
+            "content": error,
+        },
+        "401": {
+            "description": "no API key or a wrong one, where keys are checked",
+            "content": error,
+        },
+        "413": {"description": "an image, the request or the job is too large", "content": error},
+        "500": {
+            "description": "this job failed (`error_id` is in the server log)",
+            "content": error,
+        },
+        "503": {
+            "description": "the queue is full, or the worker's batch has no time left "
+            "(retry after Retry-After seconds when given)",
+            "headers": {"Retry-After": _header("integer", "seconds to wait")},
+            "content": error,
+        },
+    }
+
+
+def _header(kind: str, text: str) -> dict[str, Any]:
+    return {"description": text, "schema": {"type": kind}}
+
+
+def _schemas(params: dict[str, Any]) -> dict[str, Any]:
+    losses = {
+        "type": "object",
+        "properties": {
+            k: {"type": ["number", "null"]} for k in ("content", "style", "tv", "total")
+        },
+    }
+    result = {
+        "type": "object",
+        "required": ["image", "content_type", "width", "height", "steps_run", "seconds"],
+        "properties": {
+            "image": {"type": "string", "contentEncoding": "base64"},
+            "content_type": {"type": "string", "enum": list(IMAGE_TYPES)},
+            "width": {"type": "integer", "minimum": 1},
+            "height": {"type": "integer", "minimum": 1},
+            "steps_run": {"type": "integer", "minimum": 0},
+            "stopped": {"type": ["string", "null"], "enum": [*STOPPED, None]},
+            "seconds": {"type": "number", "minimum": 0},
+            "losses": losses,
+            "initial_losses": losses,
+        },
+    }
+    return {
+        "Params": {
+            "type": "object",
+            "description": "every parameter is optional; unknown names are a 400",
+            "properties": {name: _param_schema(e, form=False) for name, e in params.items()},
+            "additionalProperties": False,
+        },
+        "Result": result,
+        "StreamLine": {
+            "description": "one line of an NDJSON stream",
+            "oneOf": [
+                {
+                    "type": "object",
+                    "required": ["type", "step", "steps"],
+                    "properties": {
+                        "type": {"const": "progress"},
+                        "step": {"type": "integer"},
+                        "steps": {"type": "integer"},
+                        "losses": losses,
+                        "preview_png": {"type": "string", "contentEncoding": "base64"},
+                    },
+                },
+                {
+                    "allOf": [{"$ref": "#/components/schemas/Result"}],
+                    "properties": {"type": {"const": "result"}},
+                },
+                {
+                    "allOf": [{"$ref": "#/components/schemas/Error"}],
+                    "properties": {"type": {"const": "error"}},
+                },
+            ],
+        },
+        "Error": {
+            "description": "this server's error body, or TorchServe's own (queue full, "
+            "request too large, worker died)",
+            "anyOf": [
+                {
+                    "type": "object",
+                    "required": ["error", "message"],
+                    "properties": {
+                        "error": {"type": "string", "description": "a stable error code"},
+                        "message": {"type": "string"},
+                        "field": {"type": ["string", "null"], "description": "the field at fault"},
+                        "error_id": {"type": "string", "description": "500: id in the server log"},
+                    },
+                },
+                {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {
+                        "code": {"type": "integer"},
+                        "type": {"type": "string"},
+                        "message": {"type": "string"},
+                    },
+                },
+            ],
+        },
+    }
+
+
+def _security() -> dict[str, Any]:
+    return {
+        "apiKey": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "where the server checks keys (the container image, Kubernetes); "
+            "the local make serve checks none",
+        }
+    }

@@ -1,0 +1,80 @@
+"""The try-it page: ``web/``, the sample images and ``/config.json`` (where the API is).
+
+    nst-web --address 127.0.0.1:8084 --inference http://127.0.0.1:8080
+
+``nst-server start`` runs it beside TorchServe and turns on TorchServe's CORS for exactly
+this page's origin, so the page calls the inference API from the browser. It serves files
+only (no request reaches TorchServe through it) and is meant for local use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from . import project_root
+
+ROOT = project_root()
+PAGE_DIR = ROOT / "web"
+EXAMPLES_DIR = ROOT / "examples"
+ADDRESS_ENV = "NST_WEB_ADDRESS"  # host:port of the page; empty: no page
+DEFAULT_ADDRESS = "127.0.0.1:8084"
+
+
+class PageHandler(SimpleHTTPRequestHandler):
+    """Static files of ``web/``; ``/examples/NAME`` from ``examples/``; ``/config.json``."""
+
+    inference = ""
+
+    def do_GET(self) -> None:
+        if self.path.split("?")[0] == "/config.json":
+            body = json.dumps({"inference": self.inference, "model": "style_transfer"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        super().do_GET()
+
+    def translate_path(self, path: str) -> str:
+        clean = path.split("?")[0].split("#")[0]
+        if clean.startswith("/examples/"):
+            name = Path(clean).name  # no folders: only the sample images themselves
+            return str(EXAMPLES_DIR / name)
+        return super().translate_path(path)
+
+    def log_message(self, format: str, *args: object) -> None:
+        sys.stderr.write(f"web {self.address_string()} {format % args}\n")
+
+
+def origin(address: str) -> str:
+    """The page's origin for CORS (``http://host:port``)."""
+    return f"http://{address}"
+
+
+def serve(address: str, inference: str) -> None:
+    """Serve the page until interrupted."""
+    host, _, port = address.rpartition(":")
+    handler = type("Handler", (PageHandler,), {"inference": inference.rstrip("/")})
+    server = ThreadingHTTPServer((host, int(port)), partial(handler, directory=str(PAGE_DIR)))
+    with server:
+        server.serve_forever()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--address", default=DEFAULT_ADDRESS, help="host:port to listen on")
+    parser.add_argument("--inference", required=True, help="the inference API's address")
+    args = parser.parse_args(argv)
+    serve(args.address, args.inference)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
