@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 IMAGE ?= nst-server:0.1.0
 REGISTRY ?= registry.example.com
 
-.PHONY: venv tools image-tools lint test test-fast test-image bench bench-gpu load demo docs clean \
+.PHONY: venv tools image-tools lint test test-fast test-image bench bench-gpu bench-client load demo docs clean \
 	serve stop mar weights image image-cpu image-push
 
 venv: $(VENV)/.installed
@@ -59,14 +59,18 @@ test-fast: lint tools  ## skip the slow end-to-end optimisations
 test-image: venv image-tools  ## build the CPU image with podman, run it as the Deployment does
 	$(PY) -m pytest -m image tests/image
 
-docs: venv  ## the parameter table of docs/api.md, from nst/params.py
+docs: venv  ## the parameter table of docs/api.md and docs/openapi.yaml, from nst/params.py
 	$(PY) scripts/api_table.py
+	$(PY) scripts/openapi.py
 
 bench: venv  ## engine vs a plain Gatys loop at 256 px (see docs/benchmarks.md)
 	$(PY) bench/bench_engine.py --size 256 --steps 100
 
 bench-gpu: venv  ## every GPU figure of docs/benchmarks.md, on cuda:0
 	$(PY) bench/bench_gpu.py
+
+bench-client: venv  ## a folder and a clip through `make serve` with nst-client (docs/benchmarks.md)
+	$(PY) bench/bench_client.py
 
 load: venv  ## the long load run against `make serve` (see docs/reliability.md)
 	$(PY) bench/load.py --clients 24 --requests 4 --size 64 --steps 5

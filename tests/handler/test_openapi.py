@@ -105,12 +105,11 @@ def test_fuzzing_the_live_server_from_the_contract(server, tmp_path, mode, check
             "--workers",
             "4",  # the test server's batchSize: batches fill instead of waiting maxBatchDelay
             "--phases",
-            # boundary values (coverage) only where they are refused at once
-            "examples,fuzzing" if mode == "positive" else "examples,coverage,fuzzing",
+            "examples,fuzzing",  # the coverage phase's hundreds of cases: minutes here
         ],
         capture_output=True,
         text=True,
-        timeout=480,
+        timeout=300,
         cwd=tmp_path,
     )
     summary = done.stdout[-6000:]
