@@ -18,11 +18,10 @@ import time
 from pathlib import Path
 
 import imageio_ffmpeg
-from PIL import Image
-
 from nst_client import Client
 from nst_client.folder import stylize_folder
 from nst_client.video import stylize_video
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 STYLE = ROOT / "examples" / "starry_night.jpg"

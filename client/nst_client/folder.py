@@ -8,7 +8,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import InvalidRequest, NSTClientError
+from .errors import InvalidRequest, TooLarge
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
@@ -81,7 +81,5 @@ def _collect(future: Future, path: Path, out: Path, report: FolderReport) -> Non
     try:
         write_atomically(future.result(), out)
         report.written.append(out)
-    except InvalidRequest as exc:  # this file's fault: note it, carry on with the others
+    except (InvalidRequest, TooLarge) as exc:  # this file's fault: note it, go on
         report.failed[path] = str(exc)
-    except NSTClientError:
-        raise
