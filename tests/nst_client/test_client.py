@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +38,8 @@ def test_importing_the_client_never_imports_torch_or_the_engine():
 
 
 def test_the_client_package_alone_needs_only_requests_pillow_and_tqdm(tmp_path):
+    source = tmp_path / "client"  # a copy: building writes build/ and egg-info beside it
+    shutil.copytree(ROOT / "client", source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
     subprocess.run(
         [
             sys.executable,
@@ -47,13 +50,13 @@ def test_the_client_package_alone_needs_only_requests_pillow_and_tqdm(tmp_path):
             "--no-deps",
             "--no-build-isolation",
             "--wheel-dir",
-            str(tmp_path),
-            str(ROOT / "client"),
+            str(tmp_path / "wheels"),
+            str(source),
         ],
         check=True,
         capture_output=True,
     )
-    (wheel,) = tmp_path.glob("nst_client-*.whl")
+    (wheel,) = (tmp_path / "wheels").glob("nst_client-*.whl")
     import zipfile
 
     with zipfile.ZipFile(wheel) as archive:
