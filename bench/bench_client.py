@@ -20,7 +20,7 @@ from pathlib import Path
 import imageio_ffmpeg
 from nst_client import Client
 from nst_client.folder import stylize_folder
-from nst_client.video import stylize_video
+from nst_client.video import chained_frames, stylize_video
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,13 +74,7 @@ def main() -> None:
                 f"{in_flight} in flight: {seconds:.1f} s ({seconds / args.images:.2f} s/image)"
             )
         make_clip(work / "clip.mp4", args.frames, args.size)
-        later = dict(params, steps=args.frame_steps)
-
-        def frame(image: Image.Image, previous: Image.Image | None) -> Image.Image:
-            if previous is None:
-                return client.stylize(image, STYLE, **params)
-            return client.stylize(image, STYLE, **later, init="image", init_image=previous)
-
+        frame = chained_frames(client, (STYLE,), params, args.frame_steps)
         report = stylize_video(frame, work / "clip.mp4", work / "styled.mp4")
         print(
             f"clip: {report.frames} frames at {args.size} px, {args.steps} steps then "

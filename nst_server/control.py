@@ -110,13 +110,13 @@ def start(
             stdin=subprocess.DEVNULL,
         )
     props = read_properties(config)
-    if web and props.get("enable_envvars_config") != "true":
-        print(
-            f"note: {config.name} lacks enable_envvars_config=true, so TorchServe ignores the "
-            "try-it page's CORS origin and the page cannot call the API",
-            file=sys.stderr,
-        )
     if web:
+        if props.get("enable_envvars_config") != "true":
+            print(
+                f"note: {config.name} lacks enable_envvars_config=true, so TorchServe ignores "
+                "the try-it page's CORS origin and the page cannot call the API",
+                file=sys.stderr,
+            )
         props["web_address"] = start_page(web, props["inference_address"], run_dir, log_dir)
     wait_ready(props["management_address"], timeout, log_dir)
     return props

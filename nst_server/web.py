@@ -17,6 +17,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from . import project_root
+from .healthcheck import MODEL
 
 ROOT = project_root()
 PAGE_DIR = ROOT / "web"
@@ -32,7 +33,7 @@ class PageHandler(SimpleHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if self.path.split("?")[0] == "/config.json":
-            body = json.dumps({"inference": self.inference, "model": "style_transfer"}).encode()
+            body = json.dumps({"inference": self.inference, "model": MODEL}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))

@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from PIL import Image
 from tqdm import tqdm
 
 from .client import TOKEN_ENV, Client, Progress, Result
 from .errors import NSTClientError
 from .folder import pending, stylize_folder, write_atomically
-from .video import VIDEO_SUFFIXES, frame_count, stylize_video
+from .video import VIDEO_SUFFIXES, chained_frames, frame_count, stylize_video
 
 DEFAULT_URL = "http://127.0.0.1:8080/predictions/style_transfer"
 DEFAULT_IN_FLIGHT = 4  # model-config.yaml's batchSize x one worker
@@ -141,15 +140,7 @@ def run_folder(client: Client, args: argparse.Namespace, params: dict[str, Any])
 
 
 def run_video(client: Client, args: argparse.Namespace, params: dict[str, Any]) -> int:
-    later = dict(params, steps=args.frame_steps) if args.frame_steps else params
-
-    def frame(image: Image.Image, previous: Image.Image | None) -> Image.Image:
-        if previous is None:
-            return client.stylize(image, *args.styles, **params)
-        return client.stylize(
-            image, *args.styles, **{**later, "init": "image", "init_image": previous}
-        )
-
+    frame = chained_frames(client, tuple(args.styles), params, args.frame_steps)
     with tqdm(total=frame_count(args.content), unit="frame") as bar:
         report = stylize_video(frame, args.content, args.output, on_frame=lambda: bar.update(1))
     print(

@@ -46,9 +46,9 @@ def stylize_folder(
     on_done: Callable[[], None] = lambda: None,
 ) -> FolderReport:
     """Stylise every image of ``source`` into ``target`` (``stylize`` returns the encoded
-    image) with at most ``in_flight`` requests
-    running; files whose output exists are skipped. A bad image is reported and the run goes
-    on; any other error (server down, wrong key) stops it."""
+    image) with at most ``in_flight`` requests running; files whose output exists are
+    skipped. A bad image is reported and the run goes on; any other error (server down,
+    wrong key) stops it."""
     target.mkdir(parents=True, exist_ok=True)
     report = FolderReport()
     jobs = []

@@ -14,6 +14,7 @@ from typing import Any
 
 from PIL import Image
 
+from .client import Client, ImageInput
 from .errors import NSTClientError
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
@@ -29,6 +30,25 @@ class VideoReport:
     frames: int
     fps: float
     seconds_per_frame: float
+
+
+def chained_frames(
+    client: Client,
+    styles: tuple[ImageInput, ...],
+    params: dict[str, Any],
+    frame_steps: int | None = None,
+) -> StylizeFrame:
+    """Stylise a frame through ``client``: the first from the request's start, each later
+    one from the previous result (``init=image``), with ``frame_steps`` steps if given."""
+    later = {**params, **({"steps": frame_steps} if frame_steps else {})}
+    later.update(init="image")
+
+    def frame(image: Image.Image, previous: Image.Image | None) -> Image.Image:
+        if previous is None:
+            return client.stylize(image, *styles, **params)
+        return client.stylize(image, *styles, **later, init_image=previous)
+
+    return frame
 
 
 def ffmpeg() -> Any:
