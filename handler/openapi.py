@@ -97,7 +97,7 @@ def _operation(params: dict[str, Any], max_styles: int) -> dict:
 
 def _image_fields(max_styles: int) -> list[str]:
     styles = ["style", *(f"style_{i}" for i in range(2, max_styles + 1))]
-    return ["content", *styles, "init_image"]
+    return ["content", *styles, "init_image", "mask"]
 
 
 def _param_schema(entry: dict[str, Any], form: bool) -> dict[str, Any]:
@@ -164,6 +164,7 @@ def _json_body(max_styles: int) -> dict[str, Any]:
                 ],
             },
             "init_image": {**b64, "description": _image_text("init_image")},
+            "mask": {**b64, "description": _image_text("mask")},
             "params": {"$ref": "#/components/schemas/Params"},
             "stream": {"type": "boolean", "default": False, "description": _STREAM},
         },
@@ -184,6 +185,11 @@ def _image_text(name: str) -> str:
         return "the content image (PNG, JPEG, WebP, GIF, BMP or TIFF)"
     if name == "init_image":
         return "starting image, used with init=image"
+    if name == "mask":
+        return (
+            "region mask of the content's shape: black stays unstylised, white takes style "
+            "1, then red, green, blue, yellow, cyan, magenta, orange styles 2 to 8"
+        )
     return f"style image {name.removeprefix('style_') if '_' in name else 1}"
 
 

@@ -4,9 +4,9 @@ Two encodings are accepted:
 
 * ``multipart/form-data``: file fields ``content``, ``style`` (more styles as ``style_2`` ..
   ``style_N``: TorchServe keeps only the last of repeated form fields), optional
-  ``init_image``; text fields for parameters and ``stream``.
+  ``init_image`` and ``mask``; text fields for parameters and ``stream``.
 * ``application/json``: ``{"content": b64, "style": b64 | [b64, ...], "init_image": b64,
-  "params": {...}, "stream": bool}``.
+  "mask": b64, "params": {...}, "stream": bool}``.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from nst.gate import check_style_count
 
 from .settings import ServerSettings
 
-IMAGE_FIELDS = ("content", "style", "init_image")
-JSON_KEYS = {"content", "style", "init_image", "params", "stream"}
+OPTIONAL_IMAGES = ("init_image", "mask")
+IMAGE_FIELDS = ("content", "style", *OPTIONAL_IMAGES)
+JSON_KEYS = {*IMAGE_FIELDS, "params", "stream"}
 TRUE_WORDS = ("true", "1", "yes", "on")  # form text of a flag (any case)
 FALSE_WORDS = ("false", "0", "no", "off")
 _STYLE_FIELD = re.compile(r"^style(?:_([1-9][0-9]?))?$")
@@ -48,11 +49,13 @@ def parse_request(
     fields = _json_fields(request["body"]) if is_json else dict(request)
     styles = _style_images(fields, settings)
     content = _image(fields.pop("content", None), "content", settings)
-    init = fields.pop("init_image", None)
+    raw = {name: fields.pop(name, None) for name in OPTIONAL_IMAGES}
     stream = _flag(fields.pop("stream", False), "stream", is_json)
-    params = StyleParams.from_mapping({**settings.defaults, **fields}, limits=settings.limits)
-    init_image = _image(init, "init_image", settings) if init is not None else None
-    job = Job(content=content, styles=styles, params=params, init_image=init_image)
+    params = StyleParams.from_mapping(fields, defaults=settings.defaults, limits=settings.limits)
+    extra = {
+        name: _image(value, name, settings) for name, value in raw.items() if value is not None
+    }
+    job = Job(content=content, styles=styles, params=params, **extra)
     accept = headers.get("accept", "")
     return ParsedRequest(job, stream, want_json="application/json" in accept.lower())
 

@@ -37,6 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
     parser.add_argument("--init-image", type=Path, help="start image (implies --init image)")
     parser.add_argument(
+        "--mask",
+        type=Path,
+        metavar="FILE",
+        help="region mask of the content's shape: black stays unstylised, white takes the "
+        "first style, red the second... (docs/api.md, 'Masks')",
+    )
+    parser.add_argument(
         "--precision",
         default="auto",
         choices=PRECISIONS,
@@ -80,10 +87,12 @@ def main(argv: list[str] | None = None) -> int:
             init_image=decode_image(args.init_image, field="init_image")
             if args.init_image
             else None,
+            mask=decode_image(args.mask, field="mask") if args.mask else None,
         )
         stylizer = Stylizer(
             args.weights, device=args.device, precision=args.precision, compile=args.compile
         )
+        stylizer.check(job)
     except (NSTError, WeightsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

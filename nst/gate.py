@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .errors import ParamError
 from .job import Job
+from .masks import check_mask
 from .prepare import style_side
 from .pyramid import level_plan
 from .vgg import VGGFeatures
@@ -36,6 +37,14 @@ def check_job(job: Job, net: VGGFeatures, max_styles: int = MAX_STYLES) -> None:
             f"style_weights has {len(p.style_weights)} values for {len(job.styles)} style images",
             field="style_weights",
         )
+    if job.mask is not None:
+        if p.style_weights:
+            raise ParamError(
+                "style_weights blend styles everywhere; with a mask each region takes one "
+                "style, so leave style_weights out",
+                field="style_weights",
+            )
+        check_mask(job.mask, job.content.size, len(job.styles))
     if p.init == "image" and job.init_image is None:
         raise ParamError("init='image' needs an init image", field="init_image")
     net.check_depth(p.content_layers, "content_layers")

@@ -15,12 +15,14 @@ from .pyramid import level_plan
 
 @dataclass
 class Job:
-    """One request: RGB content, one or more RGB styles, parameters, optional init image."""
+    """One request: RGB content, one or more RGB styles, parameters, optional init image
+    and optional region mask (:mod:`nst.masks`)."""
 
     content: Image.Image
     styles: Sequence[Image.Image]
     params: StyleParams = field(default_factory=StyleParams)
     init_image: Image.Image | None = None
+    mask: Image.Image | None = None
 
     def output_size(self, size: int | None = None) -> tuple[int, int]:
         """(width, height) of the content resized so its longest side is ``size``

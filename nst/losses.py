@@ -120,3 +120,139 @@ def tv_loss(image: torch.Tensor) -> torch.Tensor:
     dx = (image[..., :, 1:] - image[..., :, :-1]).pow(2).mean((1, 2, 3))
     dy = (image[..., 1:, :] - image[..., :-1, :]).pow(2).mean((1, 2, 3))
     return dx + dy
+
+
+def masked_gram_matrix(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Guided Gram matrix (Gatys et al. 2017) of features (B, C, H, W) under soft weights
+    ``mask`` (B or 1, 1, H, W): ``(F·m)(F·m)ᵀ / (C·Σm²)``, the Gram of the region alone."""
+    h, w = features.shape[-2:]
+    gram = gram_matrix(features * mask.to(features.dtype))
+    area = mask.float().pow(2).sum((1, 2, 3)).view(-1, 1, 1)
+    return gram * (h * w) / (area + _EPS)
+
+
+def feature_matrix(features: torch.Tensor) -> torch.Tensor:
+    """Features (B, C, H, W) as float32 samples (B, H·W, C): one row per pixel."""
+    b, c, h, w = features.shape
+    return features.float().permute(0, 2, 3, 1).reshape(b, h * w, c)
+
+
+def mean_covariance(
+    features: torch.Tensor, mask: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean (B, C) and covariance (B, C, C) of the features' pixels, in float32, weighted
+    by ``mask`` (B or 1, 1, H, W) when given."""
+    x = feature_matrix(features)
+    if mask is None:
+        weights = torch.full_like(x[..., :1], 1.0 / x.shape[1])
+    else:
+        m = mask.float().expand(x.shape[0], -1, -1, -1).reshape(x.shape[0], -1, 1)
+        weights = m / (m.sum(1, keepdim=True) + _EPS)
+    mean = (weights * x).sum(1)
+    centred = x - mean.unsqueeze(1)
+    cov = torch.bmm((centred * weights).transpose(1, 2), centred)
+    return mean, cov
+
+
+def sqrtm_newton_schulz(matrix: torch.Tensor, iterations: int = 20) -> torch.Tensor:
+    """Square roots of symmetric positive semi-definite matrices (B, C, C) by the coupled
+    Newton-Schulz iteration: only matrix products, so it is differentiable and fast on GPUs.
+
+    The matrix is scaled by its Frobenius norm first (the iteration converges when the
+    scaled matrix's eigenvalues lie in (0, 1]), and a small ridge keeps it definite.
+    """
+    eye = torch.eye(matrix.shape[-1], dtype=matrix.dtype, device=matrix.device)
+    ridge = matrix + _EPS * eye
+    norm = ridge.flatten(1).norm(dim=1).view(-1, 1, 1)
+    y, z = ridge / norm, eye.expand_as(matrix)
+    for _ in range(iterations):
+        t = 0.5 * (3.0 * eye - z @ y)
+        y, z = y @ t, t @ z
+    return y * norm.sqrt()
+
+
+def trace_sqrt(matrix: torch.Tensor) -> torch.Tensor:
+    """``tr(M^½)`` of symmetric PSD matrices (B, C, C) -> (B,), differentiable.
+
+    On GPUs by :func:`sqrtm_newton_schulz` (matrix products only, no host synchronisation);
+    elsewhere from the eigenvalues (``eigvalsh``, whose gradient needs no eigenvector
+    differences), which a CPU computes far faster than the iteration's products
+    (docs/benchmarks.md). Eigenvalues below a tiny share of the largest count as zero.
+    """
+    if matrix.device.type == "cuda":
+        return torch.diagonal(sqrtm_newton_schulz(matrix), dim1=1, dim2=2).sum(1)
+    values = torch.linalg.eigvalsh(matrix)
+    floor = values.detach().amax(1, keepdim=True).clamp_min(_EPS) * 1e-7
+    return torch.where(values > floor, values, floor).sqrt().sum(1)
+
+
+def sqrtm_eigh(matrix: torch.Tensor) -> torch.Tensor:
+    """Exact square roots of symmetric PSD matrices (B, C, C) by eigendecomposition (for
+    fixed targets; not meant for gradients)."""
+    values, vectors = torch.linalg.eigh(matrix.double())
+    root = vectors @ torch.diag_embed(values.clamp_min(0).sqrt()) @ vectors.transpose(1, 2)
+    return root.to(matrix.dtype)
+
+
+def gaussian_w2(
+    mean: torch.Tensor,
+    cov: torch.Tensor,
+    target_mean: torch.Tensor,
+    target_cov: torch.Tensor,
+    target_cov_sqrt: torch.Tensor,
+) -> torch.Tensor:
+    """Relative squared Wasserstein-2 distance between Gaussians -> (B,):
+    ``(|μ - μₜ|² + tr(Σ + Σₜ - 2 (Σₜ^½ Σ Σₜ^½)^½)) / (|μₜ|² + tr Σₜ)``.
+
+    ``target_cov_sqrt`` is ``Σₜ^½`` (computed once, :func:`sqrtm_eigh`); the inner root's
+    trace is taken by :func:`trace_sqrt` so gradients flow through it.
+    """
+    mean_term = (mean - target_mean).pow(2).sum(1)
+    inner = target_cov_sqrt @ cov @ target_cov_sqrt
+    inner = 0.5 * (inner + inner.transpose(1, 2))  # symmetric up to rounding
+    cross = trace_sqrt(inner)
+    trace = torch.diagonal(cov + target_cov, dim1=1, dim2=2).sum(1)
+    scale = target_mean.pow(2).sum(1) + torch.diagonal(target_cov, dim1=1, dim2=2).sum(1)
+    return (mean_term + (trace - 2.0 * cross).clamp_min(0)) / (scale + _EPS)
+
+
+def random_directions(
+    channels: int, generator: torch.Generator, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """``channels`` random unit directions (C, C), one per column, drawn from ``generator``
+    (on the CPU, so a seed gives the same directions on every device)."""
+    directions = torch.randn(channels, channels, generator=generator)
+    return (directions / directions.norm(dim=0, keepdim=True)).to(device)
+
+
+def sorted_projections(samples: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
+    """Samples (N, C) projected on ``directions`` (C, K) and sorted per direction -> (N, K)."""
+    return torch.sort(samples @ directions, dim=0).values
+
+
+def resample_sorted(values: torch.Tensor, n: int) -> torch.Tensor:
+    """Sorted values (M, K) resampled to ``n`` rows: the empirical quantile function read at
+    ``n`` evenly spaced levels, linearly interpolated (so pixel counts may differ)."""
+    m = values.shape[0]
+    if m == n:
+        return values
+    pos = (torch.arange(n, device=values.device, dtype=torch.float32) + 0.5) * m / n - 0.5
+    pos = pos.clamp(0, m - 1)
+    low = pos.floor().long()
+    high = (low + 1).clamp(max=m - 1)
+    frac = (pos - low).unsqueeze(1)
+    return values[low] * (1 - frac) + values[high] * frac
+
+
+def sliced_wasserstein(
+    samples: torch.Tensor, target: torch.Tensor, directions: torch.Tensor
+) -> torch.Tensor:
+    """Relative sliced Wasserstein-2 distance (Heitz et al. 2021) between the pixels
+    ``samples`` (N, C) and ``target`` (M, C), along ``directions`` (C, K) -> 0-dim:
+    ``Σ (sort(XD) - sort(YD))² / Σ sort(YD)²``, the target's quantiles resampled to N."""
+    n, m = samples.shape[0], target.shape[0]
+    if m > n:  # evenly spaced pixels of a larger target: same quantiles, less sorting
+        target = target[torch.linspace(0, m - 1, n, device=target.device).round().long()]
+    ours = sorted_projections(samples, directions)
+    theirs = resample_sorted(sorted_projections(target, directions), n)
+    return (ours - theirs).pow(2).sum() / (theirs.pow(2).sum() + _EPS)

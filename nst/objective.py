@@ -14,11 +14,20 @@ from typing import NamedTuple
 
 import torch
 
-from .losses import content_loss, style_loss, tv_loss
+from .losses import content_loss, tv_loss
+from .masks import layer_mask
 from .precision import autocast
+from .style_stats import Statistics, style_distance
 from .vgg import VGGFeatures
 
 Layers = tuple[tuple[int, str], ...]  # (features index, name) of the layers a loss reads
+
+
+class StyleRegion(NamedTuple):
+    """Style targets for a region of the image (the whole image when ``mask`` is None)."""
+
+    stats: Statistics  # by layer (nst.style_stats)
+    mask: torch.Tensor | None  # (1, 1, H, W) soft weights of the region at the image's size
 
 
 class JobTargets(NamedTuple):
@@ -26,9 +35,27 @@ class JobTargets(NamedTuple):
     floats, so a compiled objective is not specialised to one request's weights)."""
 
     content: dict[str, torch.Tensor]
-    style: dict[str, torch.Tensor]  # blended Gram matrices (1, C, C)
+    style: tuple[StyleRegion, ...]
     layer_weights: dict[str, torch.Tensor]  # 0-dim, sum to 1
     term_weights: torch.Tensor  # (3,): content, style, tv weights
+    style_loss: str  # kind of statistics (nst.params.STYLE_LOSSES)
+    directions: dict[str, torch.Tensor] | None  # sliced Wasserstein: (C, C) per layer
+
+
+def style_term(features: dict[str, torch.Tensor], job: JobTargets) -> torch.Tensor:
+    """One job's style loss -> (1,): per layer (weighted), the distance of each region's
+    features to its style, weighted by the region's share of the layer's pixels (so every
+    pixel pulls as hard as without a mask)."""
+    total = features[next(iter(job.layer_weights))].new_zeros(1, dtype=torch.float32)
+    for name, weight in job.layer_weights.items():
+        f = features[name]
+        directions = None if job.directions is None else job.directions[name]
+        for region in job.style:
+            mask = None if region.mask is None else layer_mask(region.mask, f.shape[-2:])
+            d = style_distance(job.style_loss, f, region.stats[name], mask, directions)
+            share = 1.0 if mask is None else mask.sum() / mask[0, 0].numel()
+            total = total + weight * share * d
+    return total
 
 
 class Losses(NamedTuple):
@@ -70,7 +97,7 @@ def batch_losses(
             torch.stack(
                 [
                     content_loss(own, job.content)[0],
-                    style_loss(own, job.style, job.layer_weights)[0],
+                    style_term(own, job)[0],
                     tv_loss(x[k : k + 1])[0],
                 ]
             )

@@ -16,7 +16,8 @@ import torch
 
 from .imageio import tensor_to_image
 from .lbfgs import LBFGS
-from .objective import Losses, Network, evaluate_losses
+from .losses import random_directions
+from .objective import JobTargets, Losses, Network, evaluate_losses
 from .pace import Deadline, Pace
 from .prepare import PreparedJob
 from .progress import Callback, LossTerms, Progress
@@ -58,6 +59,15 @@ class BatchRun:
         self.finite_check_every = 1 if on_cpu else FINITE_CHECK_EVERY
         # (pixels, steps run) of the last image whose loss was finite
         self.last_finite: list[tuple[torch.Tensor, int] | None] = [None] * len(self.prepared)
+        # Polyak averages of the iterates (params.average) and the weight they have gathered
+        self.averages: list[tuple[torch.Tensor, float] | None] = [None] * len(self.prepared)
+        # Sliced Wasserstein: each job's projections come from its own seeded generator
+        self.generators = [
+            torch.Generator().manual_seed(p.job.params.seed)
+            if p.job.params.style_loss == "sliced_wasserstein"
+            else None
+            for p in self.prepared
+        ]
 
     def active(self) -> list[int]:
         return [
@@ -92,18 +102,59 @@ class BatchRun:
         first = self.first[k]
         return None if first is None else LossTerms.of(*first)
 
+    def settled(self, k: int) -> torch.Tensor:
+        """Job ``k``'s image to return and preview: the average of its iterates when
+        ``params.average`` asks for one, else its current pixels."""
+        average = self.averages[k]
+        if average is None:
+            return self.pixels[k].detach()
+        total, weight = average
+        return total / weight
+
+    def settle(self) -> None:
+        """Make each job's pixels its :meth:`settled` image (at the end of a level, so that
+        the next level and the reported losses start from what is returned)."""
+        with torch.no_grad():
+            for k, x in enumerate(self.pixels):
+                if self.averages[k] is not None:
+                    x.copy_(self.settled(k))
+                    self.averages[k] = None
+
     def _evaluate(
         self, indices: Sequence[int], grad: bool, dtype: torch.dtype | None = None
     ) -> Losses:
         return evaluate_losses(
             self.network,
             [self.pixels[k] for k in indices],
-            [self.targets[k] for k in indices],
+            [self._targets(k) for k in indices],
             self.layers,
             self.pooling,
             grad=grad,
             dtype=dtype,
         )
+
+    def _targets(self, k: int) -> JobTargets:
+        """Job ``k``'s targets; for the sliced Wasserstein loss, with projections drawn
+        afresh at each evaluation."""
+        generator, targets = self.generators[k], self.targets[k]
+        if generator is None:
+            return targets
+        stats = targets.style[0].stats
+        directions = {
+            name: random_directions(stats[name][0].shape[1], generator, self.pixels[k].device)
+            for name in targets.layer_weights
+        }
+        return targets._replace(directions=directions)
+
+    def _average(self, k: int) -> None:
+        """Fold job ``k``'s new pixels into its exponential moving average (bias-corrected:
+        the weights of the iterates so far are divided by their sum)."""
+        decay = self.prepared[k].job.params.average
+        if not decay:
+            return
+        x = self.pixels[k].detach()
+        total, weight = self.averages[k] or (torch.zeros_like(x), 0.0)
+        self.averages[k] = (total * decay + x * (1 - decay), weight * decay + (1 - decay))
 
     def _step(self, k: int, terms: torch.Tensor, total: torch.Tensor) -> None:
         """Apply job ``k``'s optimiser to the gradient already in its pixels.
@@ -124,6 +175,7 @@ class BatchRun:
             x.clamp_(0, 1)  # keep pixels valid (neural-style instead lets them drift)
         x.grad = None
         self.steps_run[k] += 1
+        self._average(k)
         if self.callback is not None:
             self._report(k, LossTerms.of(terms, total))
 
@@ -131,7 +183,7 @@ class BatchRun:
         every = self.prepared[k].job.params.preview_every
         preview = None
         if every and self.steps_run[k] % every == 0:
-            preview = tensor_to_image(self.prepared[k].finish(self.pixels[k].detach()))
+            preview = tensor_to_image(self.prepared[k].finish(self.settled(k)))
         assert self.callback is not None
         if self.callback(Progress(k, self.steps_run[k], self.steps[k], losses, preview)):
             self.stopped[k] = "cancelled"
@@ -149,6 +201,7 @@ class BatchRun:
             with torch.no_grad():
                 x.copy_(kept[0])
             self.steps_run[k] = kept[1]
+        self.averages[k] = None  # it may hold the non-finite pixels
         x.grad = None
         self.stopped[k] = "non_finite"
         return False

@@ -39,6 +39,14 @@ def _param(
 
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+STYLE_LOSSES = ("gram", "mean_cov", "sliced_wasserstein")
+# What each preset sets, chosen from the measurements in docs/benchmarks.md ("Presets").
+PRESETS: dict[str, dict[str, Any]] = {
+    "none": {},
+    "fast": {"steps": 100, "levels": 2, "average": 0.0},
+    "balanced": {"steps": 300, "levels": 1, "average": 0.0},
+    "best": {"steps": 600, "levels": 2, "average": 0.0},
+}
 MAX_LIST = 16  # longest list parameter (layers, weights)
 
 
@@ -46,6 +54,12 @@ MAX_LIST = 16  # longest list parameter (layers, weights)
 class StyleParams:
     """Parameters of one stylisation job (all keyword-only, all validated)."""
 
+    preset: str = _param(
+        "none",
+        "a quality preset: sets the parameters listed in docs/api.md (those given explicitly "
+        "win); 'none' leaves every default as it is",
+        choices=tuple(PRESETS),
+    )
     size: int = _param(512, "longest side of the output in pixels", lo=16, hi=4096)
     steps: int = _param(300, "optimisation steps (one forward+backward each)", lo=1, hi=10000)
     content_weight: float = _param(1.0, "weight of the content loss (alpha)", lo=0.0, hi=1e6)
@@ -82,7 +96,24 @@ class StyleParams:
         (), "blend weights of several style images (default: equal)", kind="floats"
     )
     preserve_color: str = _param(
-        "none", "keep the content's colours", choices=("none", "luminance", "histogram")
+        "none",
+        "keep the content's colours: 'original_colors' stylises, then puts the content's "
+        "colours back on the result's luminance; 'luminance' and 'histogram' recolour the "
+        "style to the content's before the transfer",
+        choices=("none", "original_colors", "luminance", "histogram"),
+    )
+    style_loss: str = _param(
+        "gram",
+        "statistics the style loss matches: Gram matrices (the paper), feature mean and "
+        "covariance, or the whole feature distribution (sliced Wasserstein)",
+        choices=STYLE_LOSSES,
+    )
+    average: float = _param(
+        0.0,
+        "Polyak averaging: the image returned and previewed is an exponential moving "
+        "average of the iterates with this decay (0: the last iterate)",
+        lo=0.0,
+        hi=0.999,
     )
     pooling: str = _param("max", "VGG pooling", choices=("max", "avg"))
     content_layers: tuple[str, ...] = _param(
@@ -110,15 +141,30 @@ class StyleParams:
 
     @classmethod
     def from_mapping(
-        cls, values: Mapping[str, Any], *, limits: Mapping[str, float] | None = None
+        cls,
+        values: Mapping[str, Any],
+        *,
+        limits: Mapping[str, float] | None = None,
+        defaults: Mapping[str, Any] | None = None,
     ) -> StyleParams:
         """Parse untrusted values (e.g. form fields as strings or bytes).
 
         Unknown names are an error. ``limits`` may lower a field's maximum (server limits).
+        ``defaults`` replace declared defaults; a ``preset`` (from ``values`` or
+        ``defaults``) fills what ``values`` leave out, within ``limits``.
         """
         known = {f.name: f for f in dataclasses.fields(cls)}
+        merged = {**(defaults or {}), **values}
+        if "preset" in merged:
+            preset = _coerce(known["preset"], merged["preset"])
+            _check(known["preset"], preset)
+            chosen = {
+                name: min(value, (limits or {}).get(name, value))
+                for name, value in PRESETS[preset].items()
+            }
+            merged = {**(defaults or {}), **chosen, **values}
         parsed = {}
-        for name, raw in values.items():
+        for name, raw in merged.items():
             if name not in known:
                 raise ParamError(
                     f"unknown parameter {name!r}; known: {', '.join(known)}", field=name

@@ -1,6 +1,6 @@
 """A job's preparation at one size: input tensors, loss targets and the start image.
 
-Targets (content features, blended style Grams) are computed here **once per job and
+Targets (content features, style statistics per region) are computed here **once per job and
 level**, never inside the optimisation loop. The job must have passed the gate
 (:meth:`nst.stylizer.Stylizer.check`); nothing is checked again here.
 """
@@ -18,11 +18,15 @@ from PIL import Image
 from . import color
 from .imageio import image_to_tensor, longest_side_size, resize_longest
 from .job import Job
-from .losses import gram_matrix
-from .objective import JobTargets
+from .masks import region_weights
+from .objective import JobTargets, StyleRegion
 from .pyramid import upsampled_start
 from .style_cache import StyleCache, style_key
+from .style_stats import Statistics, blend, style_statistics
 from .vgg import VGGFeatures
+
+# Colour modes whose style targets do not depend on the content (so they can be cached).
+CONTENT_FREE_COLOURS = ("none", "original_colors")
 
 Checkpoint = Callable[[int], None]  # called with the pixels of the VGG pass about to run
 
@@ -35,8 +39,9 @@ class PreparedJob:
     content_rgb: torch.Tensor  # (1, 3, H, W) original colours, for luminance recombination
     init: torch.Tensor  # (1, 3, H, W) start pixels in [0, 1]
     content_targets: dict[str, torch.Tensor]
-    style_targets: dict[str, torch.Tensor]  # blended Gram matrices (1, C, C)
+    style: tuple[StyleRegion, ...]  # one region (all styles blended) unless there is a mask
     layer_weights: dict[str, float]  # normalised to sum to 1
+    keep: torch.Tensor | None = None  # (1, 1, H, W) weights of the mask's unstylised region
 
     def continued_from(self, pixels: torch.Tensor | None) -> PreparedJob:
         """This job starting from a coarser level's ``pixels`` (if any) instead of its own
@@ -51,10 +56,14 @@ class PreparedJob:
         return working_content(self.content_rgb, self.job.params.preserve_color)
 
     def finish(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Optimised pixels -> output RGB (restores content colours in luminance mode)."""
-        if self.job.params.preserve_color == "luminance":
-            return color.with_luminance(pixels, self.content_rgb)
-        return pixels.clamp(0, 1)
+        """Optimised pixels -> output RGB: the content's colours put back where the colour
+        mode asks, and the content itself in a mask's unstylised region."""
+        if self.job.params.preserve_color in ("luminance", "original_colors"):
+            pixels = color.with_luminance(pixels, self.content_rgb)
+        pixels = pixels.clamp(0, 1)
+        if self.keep is not None:
+            pixels = self.keep * self.content_rgb + (1 - self.keep) * pixels
+        return pixels
 
     def targets(self) -> JobTargets:
         """The loss targets and weights as tensors for :func:`nst.objective.batch_losses`."""
@@ -64,7 +73,9 @@ class PreparedJob:
             name: torch.tensor(w, device=device) for name, w in self.layer_weights.items()
         }
         weights = torch.tensor([p.content_weight, p.style_weight, p.tv_weight], device=device)
-        return JobTargets(self.content_targets, self.style_targets, layer_weights, weights)
+        return JobTargets(
+            self.content_targets, self.style, layer_weights, weights, p.style_loss, None
+        )
 
 
 def prepare(
@@ -93,25 +104,31 @@ def prepare(
     with torch.no_grad():
         checkpoint(width * height)
         content_targets = net(net.convention.to_model(content), p.content_layers, p.pooling)
-        grams = [
-            _style_grams(job, k, size, net, content_rgb, cache, checkpoint)
+        stats = [
+            _style_stats(job, k, size, net, content_rgb, cache, checkpoint)
             for k in range(len(job.styles))
         ]
+    regions = region_weights(job.mask, (width, height), device) if job.mask else None
     if start is not None:
         init = upsampled_start(start, content, (height, width))
     elif p.init == "matched":
-        init = _matched_start(job, size, content, content_rgb)
+        init = _matched_start(job, size, content, content_rgb, regions)
     else:
         init = _initial_pixels(job, size, content, content_rgb, (height, width))
     layer_w = p.style_layer_weights or (1.0,) * len(p.style_layers)
     layer_weights = {n: w / sum(layer_w) for n, w in zip(p.style_layers, layer_w)}
-    return PreparedJob(
-        job, content_rgb, init, content_targets, _blend(grams, p.style_weights), layer_weights
-    )
+    if regions is None:
+        blended = blend(p.style_loss, stats, p.style_weights or (1.0,) * len(stats))
+        style: tuple[StyleRegion, ...] = (StyleRegion(blended, None),)
+        keep = None
+    else:  # region k (palette index k) takes style k; index 0 stays unstylised
+        style = tuple(StyleRegion(stats[k - 1], w) for k, w in regions.items() if k > 0)
+        keep = regions.get(0)
+    return PreparedJob(job, content_rgb, init, content_targets, style, layer_weights, keep)
 
 
 def working_content(content_rgb: torch.Tensor, preserve_color: str) -> torch.Tensor:
-    """The content as the optimisation sees it: its luminance when colours are kept."""
+    """The content as the optimisation sees it: its luminance in ``luminance`` mode."""
     return color.luminance(content_rgb) if preserve_color == "luminance" else content_rgb
 
 
@@ -148,7 +165,7 @@ def _style_tensor(job: Job, k: int, size: int, content_rgb: torch.Tensor) -> tor
     return style
 
 
-def _style_grams(
+def _style_stats(
     job: Job,
     k: int,
     size: int,
@@ -156,11 +173,11 @@ def _style_grams(
     content_rgb: torch.Tensor,
     cache: StyleCache | None,
     checkpoint: Checkpoint,
-) -> dict[str, torch.Tensor]:
-    """Gram targets of style image ``k``, from ``cache`` when it was seen before."""
+) -> Statistics:
+    """Style statistics of style image ``k``, from ``cache`` when it was seen before."""
     p = job.params
     key = None
-    if cache is not None and p.preserve_color == "none":  # content-independent only
+    if cache is not None and p.preserve_color in CONTENT_FREE_COLOURS:
         side = style_side(job.styles[k], size, p.style_scale, job.min_side())
         key = style_key(job.styles[k], side, p)
         cached = cache.get(key)
@@ -169,38 +186,35 @@ def _style_grams(
     style = _style_tensor(job, k, size, content_rgb)
     checkpoint(style.shape[-1] * style.shape[-2])
     features = net(net.convention.to_model(style), p.style_layers, p.pooling)
-    grams = {name: gram_matrix(feat) for name, feat in features.items()}
+    stats = style_statistics(p.style_loss, features)
     if cache is not None and key is not None:
-        cache.put(key, grams)
-    return grams
-
-
-def _blend(
-    grams: list[dict[str, torch.Tensor]], style_weights: tuple[float, ...]
-) -> dict[str, torch.Tensor]:
-    """Gram targets of several styles, blended by ``style_weights`` (as neural-style does)."""
-    blend = style_weights or (1.0,) * len(grams)
-    total = sum(blend)
-    blended: dict[str, torch.Tensor] = {}
-    for style_grams, weight in zip(grams, blend):
-        for name, gram in style_grams.items():
-            g = gram * (weight / total)
-            blended[name] = blended[name] + g if name in blended else g
-    return blended
+        cache.put(key, stats)
+    return stats
 
 
 def _matched_start(
-    job: Job, size: int, content: torch.Tensor, content_rgb: torch.Tensor
+    job: Job,
+    size: int,
+    content: torch.Tensor,
+    content_rgb: torch.Tensor,
+    regions: dict[int, torch.Tensor] | None,
 ) -> torch.Tensor:
-    """The content recoloured to the colour mean and covariance of the styles' blend.
+    """The content recoloured to the colour mean and covariance of the styles' blend (with
+    a mask: of each region's style, region by region).
 
     A departure from the paper, which starts from the content (or noise): the lowest style
     layer's Gram term is largely the style's colour statistics, so a start that already has
     them saves the steps spent moving colours (docs/benchmarks.md).
     """
     styles = [_style_tensor(job, k, size, content_rgb) for k in range(len(job.styles))]
-    blend = list(job.params.style_weights or (1.0,) * len(styles))
-    return color.match_color_stats(content, *color.blended_colour_stats(styles, blend))
+    if regions is None:
+        blend_weights = list(job.params.style_weights or (1.0,) * len(styles))
+        return color.match_color_stats(content, *color.blended_colour_stats(styles, blend_weights))
+    start = torch.zeros_like(content)
+    for k, weights in regions.items():
+        recoloured = content if k == 0 else color.match_color(content, styles[k - 1])
+        start = start + weights * recoloured
+    return start
 
 
 def _initial_pixels(

@@ -155,6 +155,7 @@ def run_levels(
         steps = [plans[i][level].steps for i in live]
         run = make_run(prepared, steps, carried.relay(callback, live))
         run.optimise(clock)
+        run.settle()
         carried.absorb(run, live)
         if level == last and len(live) == len(jobs):
             final_run = run  # already at the output size with every job

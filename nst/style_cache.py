@@ -1,4 +1,5 @@
-"""A bounded LRU of style Gram targets, so a repeated style skips its VGG pass.
+"""A bounded LRU of style targets (:mod:`nst.style_stats`), so a repeated style skips its
+VGG pass.
 
 A service sees the same few styles again and again; their targets depend only on the style
 image, the size it is resized to and the layers and pooling, never on the content, so they
@@ -16,14 +17,14 @@ from PIL import Image
 
 from .params import StyleParams
 
-Grams = dict[str, torch.Tensor]
+Grams = dict[str, tuple[torch.Tensor, ...]]  # statistics by layer
 
 
 def style_key(image: Image.Image, side: int, params: StyleParams) -> str:
-    """Digest of the image's pixels and of the settings that shape its Gram targets."""
+    """Digest of the image's pixels and of the settings that shape its targets."""
     digest = hashlib.blake2b(digest_size=20)
     digest.update(
-        f"{image.mode}|{image.size}|{side}|{params.pooling}|"
+        f"{image.mode}|{image.size}|{side}|{params.pooling}|{params.style_loss}|"
         f"{','.join(params.style_layers)}|".encode()
     )
     digest.update(image.tobytes())
@@ -31,7 +32,7 @@ def style_key(image: Image.Image, side: int, params: StyleParams) -> str:
 
 
 class StyleCache:
-    """Gram targets by :func:`style_key`, least recently used first out; counts hits/misses."""
+    """Style targets by :func:`style_key`, least recently used first out; counts hits/misses."""
 
     def __init__(self, capacity: int):
         if capacity < 0:

@@ -4,7 +4,7 @@
 
 const MAX_STYLES = 4;
 const $ = (id) => document.getElementById(id);
-const state = { content: null, api: "", model: "style_transfer" };
+const state = { content: null, mask: null, api: "", model: "style_transfer" };
 
 async function loadConfig() {
   try {
@@ -79,12 +79,13 @@ async function useSamples() {
 function buildForm() {
   const form = new FormData();
   if (state.content) form.append("content", state.content);
+  if (state.mask) form.append("mask", state.mask);
   const slots = [...$("styles").children].filter((slot) => slot.file);
   slots.forEach((slot, i) => form.append(i === 0 ? "style" : `style_${i + 1}`, slot.file));
   if (slots.length > 1) {
     form.append("style_weights", slots.map((s) => s.querySelector(".style-weight").value || "1").join(","));
   }
-  for (const name of ["size", "steps", "style_weight", "preserve_color"]) {
+  for (const name of ["size", "steps", "style_weight", "preserve_color", "style_loss", "average"]) {
     const value = $(name).value.trim();
     if (value !== "") form.append(name, value);
   }
@@ -207,6 +208,17 @@ document.addEventListener("DOMContentLoaded", async () => {
   wireDrop($("content-drop"), $("content-file"), (file) => {
     state.content = file;
     showThumb($("content-thumb"), file);
+  });
+  wireDrop($("mask-drop"), $("mask-file"), (file) => {
+    state.mask = file;
+    showThumb($("mask-thumb"), file);
+    $("clear-mask").hidden = false;
+  });
+  $("clear-mask").addEventListener("click", () => {
+    state.mask = null;
+    $("mask-file").value = "";
+    $("mask-thumb").hidden = true;
+    $("clear-mask").hidden = true;
   });
   addStyleSlot();
   $("add-style").addEventListener("click", addStyleSlot);

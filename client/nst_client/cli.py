@@ -44,6 +44,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--token", default=os.environ.get(TOKEN_ENV), help=f"API key (${TOKEN_ENV})")
     p.add_argument("--stream", action="store_true", help="one image: show progress while it runs")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument(
+        "--mask",
+        type=Path,
+        metavar="FILE",
+        help="region mask of the content's shape (black: unstylised, white: style 1, red: 2...)",
+    )
     p.add_argument("--timeout", type=float, default=600, help="seconds without an answer")
     p.add_argument("--retries", type=int, default=5, help="retries after a 503 (busy)")
     p.add_argument(
@@ -69,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"nst-client: --param {item!r} is not NAME=VALUE", file=sys.stderr)
             return 2
         params[name.strip()] = value
+    if args.mask is not None:
+        params["mask"] = args.mask
     client = Client(args.url, args.token, args.timeout, args.retries)
     try:
         if args.content.is_dir():

@@ -26,6 +26,7 @@ from .errors import ConnectionFailed, ServerError, StreamFailed, from_body
 ImageInput = str | os.PathLike[str] | bytes | Image.Image
 MODEL = "style_transfer"
 TOKEN_ENV = "NST_API_KEY"  # the client command's default for --token
+IMAGE_PARAMS = ("init_image", "mask")  # parameters sent as image files
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,8 @@ class Client:
         self, content: ImageInput, style: ImageInput, *styles: ImageInput, **params: Any
     ) -> Image.Image:
         """The stylised image. ``params`` are the server's request parameters (``size``,
-        ``steps``, ``style_weights=(2, 1)``, ``init_image=...`` ...)."""
+        ``steps``, ``style_weights=(2, 1)``, ``init_image=...``, ``mask=...`` ...); images
+        are paths, bytes or PIL images."""
         return self.run(content, style, *styles, **params).image
 
     def run(
@@ -139,8 +141,9 @@ class Client:
         for i, style in enumerate(styles):
             name = "style" if i == 0 else f"style_{i + 1}"
             files[name] = image_file(style, name)
-        if params.get("init_image") is not None:
-            files["init_image"] = image_file(params.pop("init_image"), "init_image")
+        for name in IMAGE_PARAMS:
+            if params.get(name) is not None:
+                files[name] = image_file(params.pop(name), name)
         fields = {name: form_value(value) for name, value in params.items() if value is not None}
         if stream:
             fields["stream"] = "true"

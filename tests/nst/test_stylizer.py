@@ -116,8 +116,8 @@ def test_targets_are_computed_once(stylizer, astronaut, starry, monkeypatch):
     from nst import prepare as prepare_module
 
     calls = []
-    original = prepare_module._style_grams
-    monkeypatch.setattr(prepare_module, "_style_grams", lambda *a: calls.append(1) or original(*a))
+    original = prepare_module._style_stats
+    monkeypatch.setattr(prepare_module, "_style_stats", lambda *a: calls.append(1) or original(*a))
     stylizer.stylize(Job(astronaut, [starry], StyleParams(size=32, steps=5, levels=1)))
     assert calls == [1]
     calls.clear()

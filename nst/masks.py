@@ -1,0 +1,110 @@
+"""Spatial control (Gatys et al. 2017): a mask image says which style each region takes.
+
+Each mask pixel's colour names a region: black keeps the content unstylised, and the colours
+of :data:`PALETTE` after it take style 1, 2, ... of the request in order. Drawn edges may be
+anti-aliased or compressed: only palette colours that cover a visible share of the mask are
+regions, and every pixel joins the nearest of those. The regions are then feathered into soft
+weights that sum to one at each pixel, so styles meet along a smooth border, not a seam.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from PIL import Image
+from torchvision.transforms.functional import gaussian_blur
+
+from .errors import ParamError
+from .imageio import longest_side_size
+
+# (name, RGB); index 0 leaves the content unstylised, index k takes style k.
+PALETTE: tuple[tuple[str, tuple[int, int, int]], ...] = (
+    ("black", (0, 0, 0)),
+    ("white", (255, 255, 255)),
+    ("red", (255, 0, 0)),
+    ("green", (0, 255, 0)),
+    ("blue", (0, 0, 255)),
+    ("yellow", (255, 255, 0)),
+    ("cyan", (0, 255, 255)),
+    ("magenta", (255, 0, 255)),
+    ("orange", (255, 128, 0)),
+)
+MIN_SHARE = 0.002  # a palette colour must cover this share of the mask to be a region
+MATCH_DISTANCE = 64.0  # RGB distance within which a pixel counts towards a colour's share
+FEATHER = 0.015  # blur of the region borders, as a share of the image's longest side
+ASPECT_TOLERANCE = 0.02  # relative difference allowed between mask and content shapes
+
+
+def check_mask(mask: Image.Image, content_size: tuple[int, int], styles: int) -> None:
+    """Raise :class:`ParamError` (field ``mask``) unless ``mask`` fits the content's shape
+    and its regions name styles the request has."""
+    expected = longest_side_size(content_size, max(mask.size))
+    slack = max(1, math.ceil(ASPECT_TOLERANCE * max(mask.size)))
+    if any(abs(a - b) > slack for a, b in zip(expected, mask.size)):
+        raise ParamError(
+            f"the mask is {mask.width}x{mask.height} but the content is "
+            f"{content_size[0]}x{content_size[1]}: the mask needs the content's shape",
+            field="mask",
+        )
+    used = used_colours(_pixels(mask, (min(mask.width, 512), min(mask.height, 512))))
+    if not used:
+        raise ParamError(
+            "no region found in the mask: paint it in "
+            + ", ".join(name for name, _ in PALETTE[: styles + 1]),
+            field="mask",
+        )
+    if max(used) > styles:
+        name = PALETTE[max(used)][0]
+        raise ParamError(
+            f"the mask has a {name} region for style {max(used)}, but the request has "
+            f"{styles} style image{'s' if styles > 1 else ''}",
+            field="mask",
+        )
+    if used == [0]:
+        raise ParamError("the mask is all black: no region takes a style", field="mask")
+
+
+def region_weights(
+    mask: Image.Image, size: tuple[int, int], device: torch.device | str = "cpu"
+) -> dict[int, torch.Tensor]:
+    """Soft weights (1, 1, H, W) of each region at ``size`` (width, height), by palette
+    index; they sum to one at every pixel."""
+    pixels = _pixels(mask, size)
+    used = used_colours(pixels)
+    palette = torch.tensor([PALETTE[i][1] for i in used], dtype=torch.float32)
+    nearest = torch.cdist(pixels.reshape(-1, 3), palette).argmin(1).reshape(size[1], size[0])
+    hard = torch.stack([(nearest == k).float() for k in range(len(used))]).unsqueeze(1)
+    sigma = max(0.5, FEATHER * max(size))
+    kernel = 2 * math.ceil(2.5 * sigma) + 1
+    soft = gaussian_blur(hard, [kernel, kernel], [sigma, sigma])
+    soft = soft / soft.sum(0, keepdim=True).clamp_min(1e-6)
+    return {index: soft[k : k + 1].to(device) for k, index in enumerate(used)}
+
+
+def used_colours(pixels: torch.Tensor) -> list[int]:
+    """Palette indices covering at least :data:`MIN_SHARE` of ``pixels`` (H, W, 3)."""
+    palette = torch.tensor([rgb for _, rgb in PALETTE], dtype=torch.float32)
+    distance = torch.cdist(pixels.reshape(-1, 3), palette)
+    best, index = distance.min(1)
+    counts = torch.bincount(index[best <= MATCH_DISTANCE], minlength=len(PALETTE))
+    return [i for i, n in enumerate(counts.tolist()) if n >= MIN_SHARE * index.numel()]
+
+
+def layer_mask(weights: torch.Tensor, hw: Sequence[int]) -> torch.Tensor:
+    """Region weights (1, 1, H, W) brought to a layer's feature size by area averaging."""
+    if tuple(weights.shape[-2:]) == tuple(hw):
+        return weights
+    return torch.nn.functional.interpolate(weights, size=tuple(hw), mode="area")
+
+
+def _pixels(mask: Image.Image, size: tuple[int, int]) -> torch.Tensor:
+    """The mask's RGB values (H, W, 3) at ``size``, as floats 0..255 (nearest resampling,
+    so no new colours appear)."""
+    image = mask.convert("RGB").resize(size, Image.Resampling.NEAREST)
+    return (
+        torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
+        .reshape(size[1], size[0], 3)
+        .float()
+    )
