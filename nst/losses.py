@@ -127,14 +127,15 @@ def masked_gram_matrix(features: torch.Tensor, mask: torch.Tensor) -> torch.Tens
     ``mask`` (B or 1, 1, H, W): ``(F·m)(F·m)ᵀ / (C·Σm²)``, the Gram of the region alone."""
     h, w = features.shape[-2:]
     gram = gram_matrix(features * mask.to(features.dtype))
-    area = mask.float().pow(2).sum((1, 2, 3)).view(-1, 1, 1)
+    area = mask.to(gram.dtype).pow(2).sum((1, 2, 3)).view(-1, 1, 1)
     return gram * (h * w) / (area + _EPS)
 
 
 def feature_matrix(features: torch.Tensor) -> torch.Tensor:
-    """Features (B, C, H, W) as float32 samples (B, H·W, C): one row per pixel."""
+    """Features (B, C, H, W) as samples (B, H·W, C), one row per pixel, at least float32."""
     b, c, h, w = features.shape
-    return features.float().permute(0, 2, 3, 1).reshape(b, h * w, c)
+    wide = features.to(torch.promote_types(features.dtype, torch.float32))
+    return wide.permute(0, 2, 3, 1).reshape(b, h * w, c)
 
 
 def mean_covariance(
@@ -146,7 +147,7 @@ def mean_covariance(
     if mask is None:
         weights = torch.full_like(x[..., :1], 1.0 / x.shape[1])
     else:
-        m = mask.float().expand(x.shape[0], -1, -1, -1).reshape(x.shape[0], -1, 1)
+        m = mask.to(x.dtype).expand(x.shape[0], -1, -1, -1).reshape(x.shape[0], -1, 1)
         weights = m / (m.sum(1, keepdim=True) + _EPS)
     mean = (weights * x).sum(1)
     centred = x - mean.unsqueeze(1)

@@ -56,8 +56,8 @@ class StyleParams:
 
     preset: str = _param(
         "none",
-        "a quality preset: sets the parameters listed in docs/api.md (those given explicitly "
-        "win); 'none' leaves every default as it is",
+        "a quality preset: sets steps, levels and averaging (docs/api.md); parameters "
+        "given with it win; 'none' leaves the defaults as they are",
         choices=tuple(PRESETS),
     )
     size: int = _param(512, "longest side of the output in pixels", lo=16, hi=4096)
@@ -366,4 +366,14 @@ def markdown_table() -> str:
         shown = ",".join(default) if m["kind"] == "layers" else default
         shown = "equal" if shown == () else f"`{shown}`"
         rows.append(f"| `{f.name}` | {m['kind']} | {shown} | {allowed} | {m['help']} |")
+    return "\n".join(rows) + "\n"
+
+
+def preset_table() -> str:
+    """The preset table of docs/api.md: what each preset sets."""
+    rows = ["| preset | sets |", "|---|---|"]
+    for name, values in PRESETS.items():
+        if values:
+            sets = ", ".join(f"`{k}={v}`" for k, v in values.items())
+            rows.append(f"| `{name}` | {sets} |")
     return "\n".join(rows) + "\n"

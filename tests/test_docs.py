@@ -9,7 +9,7 @@ import yaml
 from handler.histograms import JobHistograms
 from handler.metrics import METRICS
 from handler.settings import ServerSettings
-from nst.params import StyleParams, markdown_table
+from nst.params import StyleParams, markdown_table, preset_table
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -27,6 +27,9 @@ def test_the_parameter_table_is_the_one_the_code_generates():
     assert table == markdown_table(), "run `make docs`"
     for f in dataclasses.fields(StyleParams):
         assert f"| `{f.name}` |" in table, f.name
+    start = API.index("<!-- presets:")
+    presets = API[API.index("\n", start) + 1 : API.index("<!-- end of presets -->")]
+    assert presets == preset_table(), "run `make docs`"
 
 
 def test_every_limit_is_documented_with_its_default():

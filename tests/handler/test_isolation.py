@@ -274,3 +274,39 @@ def test_a_request_without_a_valid_key_gets_401_and_the_others_are_served(
     assert json.loads(bodies[0])["error"] == "unauthorized"
     assert json.loads(bodies[2])["field"] == "authorization"
     assert ok_image(bodies[1])
+
+
+def mask_png(size=(32, 21), left=(255, 255, 255), right=(255, 0, 0)) -> bytes:
+    image = Image.new("RGB", size, left)
+    image.paste(right, (size[0] // 2, 0, size[0], size[1]))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_masked_and_plain_requests_share_a_batch_and_bad_masks_fail_alone(worker, weights_path):
+    scream = (STYLE / "the_scream.jpg").read_bytes()
+    two_styles = multipart(seed=1, style_loss="mean_cov")
+    two_styles.update(style_2=bytearray(scream), mask=bytearray(mask_png()))
+    as_json = {
+        "body": {
+            "content": base64.b64encode(PHOTO).decode(),
+            "style": [base64.b64encode(STARRY).decode(), base64.b64encode(scream).decode()],
+            "mask": base64.b64encode(mask_png(size=(64, 42))).decode(),
+            "params": {"style_loss": "sliced_wasserstein", "preset": "fast", "steps": 2},
+        }
+    }
+    wrong_shape = multipart(seed=2)
+    wrong_shape["mask"] = bytearray(mask_png(size=(40, 40)))
+    third_style_colour = multipart(seed=3)
+    third_style_colour["mask"] = bytearray(mask_png(right=(0, 255, 0)))
+    not_an_image = multipart(seed=4)
+    not_an_image["mask"] = bytearray(b"not an image")
+    requests = [two_styles, wrong_shape, as_json, multipart(seed=5), third_style_colour,
+                not_an_image]  # fmt: skip
+    statuses, bodies, _ = run(worker, weights_path, requests)
+    assert statuses == [200, 400, 200, 200, 400, 400]
+    assert ok_image(bodies[0]) and ok_image(bodies[2]) and ok_image(bodies[3])
+    errors = [json.loads(bodies[i]) for i in (1, 4, 5)]
+    assert [e["field"] for e in errors] == ["mask"] * 3
+    assert "shape" in errors[0]["message"] and "style 3" in errors[1]["message"]

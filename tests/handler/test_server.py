@@ -370,3 +370,34 @@ def test_the_model_describes_its_limits_defaults_and_ranges(server):
     assert described["parameters"]["optimizer"]["choices"] == ["lbfgs", "adam"]
     assert all("description" in p for p in described["parameters"].values())
     assert requests.post(server.predict_url, timeout=5).status_code == 400  # still serving
+
+
+def mask_png(size: tuple[int, int], right=(255, 0, 0)) -> bytes:
+    image = Image.new("RGB", size, (255, 255, 255))
+    image.paste(right, (size[0] // 2, 0, size[0], size[1]))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_a_mask_gives_each_region_its_style_over_http(server):
+    width, height = Image.open(io.BytesIO(CHELSEA)).size
+    files = {
+        "content": ("content.png", CHELSEA),
+        "style": ("style.jpg", STARRY),
+        "style_2": ("style2.jpg", SCREAM),
+        "mask": ("mask.png", mask_png((width // 4, height // 4))),
+    }
+    data = {"size": "64", "steps": "4", "style_loss": "sliced_wasserstein", "average": "0.5"}
+    reply = requests.post(server.predict_url, files=files, data=data, timeout=120)
+    assert reply.status_code == 200, reply.text
+    assert Image.open(io.BytesIO(reply.content)).size == (64, 43)
+    bad = {
+        "content": b64(CHELSEA),
+        "style": b64(STARRY),
+        "mask": b64(mask_png((50, 50))),
+        "params": {"size": 64, "steps": 2},
+    }
+    reply = requests.post(server.predict_url, json=bad, timeout=60)
+    assert reply.status_code == 400
+    assert reply.json()["field"] == "mask" and "shape" in reply.json()["message"]

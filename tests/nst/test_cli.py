@@ -55,6 +55,21 @@ def test_cli_output_format_follows_the_suffix(tmp_path, weights_path):
     assert Image.open(out).format == "JPEG"
 
 
+def test_cli_takes_a_mask_and_a_style_loss(tmp_path, weights_path):
+    mask = tmp_path / "mask.png"
+    image = Image.new("RGB", (60, 40), (255, 255, 255))
+    image.paste((0, 0, 0), (0, 0, 30, 40))
+    image.save(mask)
+    args = [str(CONTENT / "chelsea.png"), str(STYLE / "the_scream.jpg"), "--size", "48"]
+    done = run_cli(*args, "-o", str(tmp_path / "out.png"), "--steps", "2", "--mask", str(mask),
+                   "--style-loss", "sliced_wasserstein", "--quiet")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert Image.open(tmp_path / "out.png").size == (48, 32)
+    bad = run_cli(*args, "-o", str(tmp_path / "bad.png"), "--mask", str(STYLE / "the_scream.jpg"))
+    assert bad.returncode == 2 and "mask" in bad.stderr
+    assert not (tmp_path / "bad.png").exists()
+
+
 def test_cli_reports_a_bad_parameter(tmp_path):
     done = run_cli(
         str(CONTENT / "chelsea.png"),

@@ -112,3 +112,30 @@ def test_direct_construction_is_validated():
         StyleParams(steps=0)
     with pytest.raises(ParamError):
         StyleParams().replace(optimizer="sgd")
+
+
+def test_a_preset_fills_what_the_request_leaves_out():
+    from nst.params import PRESETS
+
+    fast = StyleParams.from_mapping({"preset": "fast"})
+    for name, value in PRESETS["fast"].items():
+        assert getattr(fast, name) == value
+    assert StyleParams.from_mapping({"preset": "best", "steps": "7"}).steps == 7  # given wins
+    # the server's defaults give way to a preset, and its limits cap the preset's values
+    capped = StyleParams.from_mapping(
+        {"preset": "best"}, defaults={"steps": 20, "size": 64}, limits={"steps": 50}
+    )
+    assert capped.steps == min(PRESETS["best"]["steps"], 50) and capped.size == 64
+    server_preset = StyleParams.from_mapping({}, defaults={"preset": "fast"})
+    assert server_preset.steps == PRESETS["fast"]["steps"]
+
+
+def test_an_unknown_preset_is_named():
+    with pytest.raises(ParamError) as caught:
+        StyleParams.from_mapping({"preset": "ultra"})
+    assert caught.value.field == "preset" and "fast" in str(caught.value)
+
+
+@pytest.mark.parametrize("kind", ["gram", "MEAN_COV", " sliced_wasserstein "])
+def test_style_loss_choices(kind):
+    assert StyleParams.from_mapping({"style_loss": kind}).style_loss == kind.strip().lower()

@@ -88,6 +88,27 @@ def test_stylize_takes_paths_bytes_and_pil_images(server):
     assert by_image.size == (40, 27)
 
 
+def test_masks_and_the_new_parameters_go_through_the_client(server):
+    mask = Image.new("RGB", (120, 80), (0, 0, 0))
+    mask.paste((255, 255, 255), (60, 0, 120, 80))
+    image = Client(server.inference).stylize(
+        CONTENT / "chelsea.png",
+        STYLE / "the_scream.jpg",
+        mask=mask,
+        size=48,
+        steps=2,
+        style_loss="mean_cov",
+        preset="fast",
+        preserve_color="original_colors",
+    )
+    assert image.size == (48, 32)
+    with pytest.raises(InvalidRequest) as error:
+        Client(server.inference).stylize(
+            CONTENT / "chelsea.png", STYLE / "the_scream.jpg", mask=mask.resize((50, 50)), size=32
+        )
+    assert error.value.field == "mask"
+
+
 def test_run_returns_the_figures_and_the_encoded_bytes(server):
     result = Client(server.predict_url).run(
         CONTENT / "chelsea.png", STYLE / "the_scream.jpg", size=32, steps=3, format="jpeg"

@@ -1,0 +1,63 @@
+"""Region masks: which colours make regions, what is refused, and soft borders."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from PIL import Image, ImageDraw, ImageFilter
+
+from nst.errors import ParamError
+from nst.masks import PALETTE, check_mask, layer_mask, region_weights, used_colours
+
+WHITE, RED, BLACK = PALETTE[1][1], PALETTE[2][1], PALETTE[0][1]
+
+
+def halves(size=(120, 80), left=WHITE, right=RED, blur=0.0) -> Image.Image:
+    image = Image.new("RGB", size, left)
+    ImageDraw.Draw(image).rectangle((size[0] // 2, 0, size[0], size[1]), fill=right)
+    return image.filter(ImageFilter.GaussianBlur(blur)) if blur else image
+
+
+def test_two_colours_make_two_regions_even_with_antialiased_edges():
+    soft_drawn = halves(blur=2.0)  # edge pixels are in-between colours
+    assert used_colours(torch.tensor(list(soft_drawn.getdata()), dtype=torch.float32)) == [1, 2]
+    weights = region_weights(soft_drawn, (60, 40))
+    assert sorted(weights) == [1, 2]
+    total = weights[1] + weights[2]
+    assert torch.allclose(total, torch.ones_like(total), atol=1e-5)
+
+
+def test_regions_meet_along_a_soft_border():
+    w = region_weights(halves(), (120, 80))[1][0, 0]
+    assert float(w[:, :40].min()) > 0.99 and float(w[:, 80:].max()) < 0.01  # far from it
+    border = w[40, 55:65]
+    assert ((border > 0.05) & (border < 0.95)).sum() >= 4  # a ramp, not a step
+    assert torch.all(border[1:] <= border[:-1] + 1e-6)  # falling monotonically
+
+
+def test_layer_masks_are_area_averages():
+    w = region_weights(halves(), (64, 32))[1]
+    small = layer_mask(w, (8, 16))
+    assert small.shape == (1, 1, 8, 16)
+    assert torch.allclose(small.mean(), w.mean(), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("mask", "styles", "words"),
+    [
+        (halves(size=(80, 80)), 2, "shape"),  # content is 120x80
+        (halves(right=PALETTE[4][1]), 2, "blue region for style 4"),
+        (Image.new("RGB", (120, 80), BLACK), 1, "all black"),
+        (Image.new("RGB", (120, 80), (120, 70, 200)), 2, "no region"),
+    ],
+)
+def test_bad_masks_are_refused_naming_the_mask(mask, styles, words):
+    with pytest.raises(ParamError) as caught:
+        check_mask(mask, (120, 80), styles)
+    assert caught.value.field == "mask" and words in str(caught.value)
+
+
+def test_masks_of_the_contents_shape_at_another_resolution_pass():
+    check_mask(halves(size=(60, 40)), (1200, 800), 2)
+    check_mask(halves(size=(61, 40)), (1200, 800), 2)  # a pixel of rounding
+    check_mask(Image.new("L", (30, 20), 255), (1200, 800), 1)  # greyscale white: style 1
