@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 IMAGE ?= nst-server:0.1.0
 REGISTRY ?= registry.example.com
 
-.PHONY: venv tools image-tools lint test test-fast test-image bench bench-gpu bench-client load demo docs clean \
+.PHONY: venv tools image-tools lint test test-fast test-image bench bench-gpu bench-client gallery load demo docs clean \
 	serve stop mar weights image image-cpu image-push
 
 venv: $(VENV)/.installed
@@ -68,6 +68,10 @@ bench: venv  ## engine vs a plain Gatys loop at 256 px (see docs/benchmarks.md)
 
 bench-gpu: venv  ## every GPU figure of docs/benchmarks.md, on cuda:0
 	$(PY) bench/bench_gpu.py
+
+gallery: venv  ## every style statistic and colour mode at equal time (writes docs/gallery.md)
+	$(PY) bench/bench_quality.py gallery --size 256 --seconds 20 --write docs/gallery.md
+	$(PY) bench/bench_quality.py mask --size 256 --seconds 20 --write docs/gallery.md
 
 bench-client: venv  ## a folder and a clip through `make serve` with nst-client (docs/benchmarks.md)
 	$(PY) bench/bench_client.py

@@ -8,20 +8,22 @@ reverse).
     python bench/bench_quality.py runs --size 256 \
         --run fast=preset=fast --run balanced=preset=balanced --run best=preset=best
 
-``gallery`` writes the images under docs/images/gallery/ and the page; ``runs`` prints the
-wall time and scores of named parameter sets (no deadline).
+``gallery`` writes the images under docs/images/gallery/ and the page; ``mask`` appends a
+three-region mask example to it; ``runs`` prints the wall time and scores of named
+parameter sets (no deadline).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 from pathlib import Path
 
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from nst import Job, StyleParams, Stylizer, decode_image
 from nst.imageio import image_to_tensor
@@ -79,11 +81,13 @@ def run_one(
 
 
 def gallery(args: argparse.Namespace, stylizer: Stylizer) -> None:
-    out_dir = ROOT / "docs/images/gallery"
+    out_dir = Path(args.images)
     out_dir.mkdir(parents=True, exist_ok=True)
+    page_dir = Path(args.write).resolve().parent if args.write else ROOT / "docs"
+    link = Path(os.path.relpath(out_dir.resolve(), page_dir)).as_posix()
     rows: dict[str, list[dict[str, float]]] = {label: [] for label, _ in METHODS}
     page = [_gallery_head(args)]
-    for content_name, style_name in PAIRS:
+    for content_name, style_name in PAIRS[: args.pairs]:
         content = decode_image(SHARED / "content" / content_name)
         style = decode_image(SHARED / "style" / style_name)
         stem = f"{Path(content_name).stem}-{Path(style_name).stem}"
@@ -91,8 +95,7 @@ def gallery(args: argparse.Namespace, stylizer: Stylizer) -> None:
         _thumb(style, args.size).save(out_dir / f"{stem}-style.jpg", quality=85)
         page += [
             f"\n## {Path(content_name).stem} × {Path(style_name).stem}\n",
-            f"![content](images/gallery/{stem}-content.jpg) "
-            f"![style](images/gallery/{stem}-style.jpg)\n",
+            f"![content]({link}/{stem}-content.jpg) ![style]({link}/{stem}-style.jpg)\n",
             "| method | image | steps | content | gram | mean_cov | sliced W. | tv |",
             "|---|---|---|---|---|---|---|---|",
         ]
@@ -102,13 +105,44 @@ def gallery(args: argparse.Namespace, stylizer: Stylizer) -> None:
             name = f"{stem}-{label.replace(', ', '-')}.jpg"
             image.save(out_dir / name, quality=85)
             rows[label].append(figures)
-            page.append(f"| {label} | ![{label}](images/gallery/{name}) | " + _cells(figures))
+            page.append(f"| {label} | ![{label}]({link}/{name}) | " + _cells(figures))
             print(stem, label, figures, flush=True)
     page += ["\n## Summary\n", _summary(rows)]
     text = "\n".join(page) + "\n"
     print(text)
     if args.write:
         Path(args.write).write_text(text)
+
+
+def mask_example(args: argparse.Namespace, stylizer: Stylizer) -> None:
+    """A three-region mask (style 1 | content | style 2) on one content, appended to the
+    page given by ``--write``."""
+    out_dir = Path(args.images)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    page = Path(args.write) if args.write else None
+    link = Path(os.path.relpath(out_dir.resolve(), (page or ROOT / "docs/x").resolve().parent))
+    content = decode_image(SHARED / "content/astronaut.png")
+    styles = [decode_image(SHARED / "style" / n) for n in ("starry_night.jpg", "the_scream.jpg")]
+    mask = Image.new("RGB", content.size, (255, 255, 255))
+    third = content.width // 3
+    ImageDraw.Draw(mask).rectangle((third, 0, 2 * third, content.height), fill=(0, 0, 0))
+    ImageDraw.Draw(mask).rectangle((2 * third, 0, content.width, content.height), fill=(255, 0, 0))
+    params = StyleParams(size=args.size, steps=10000)
+    start = time.perf_counter()
+    result = stylizer.stylize(Job(content, styles, params, mask=mask), deadline=time.monotonic()
+                              + args.seconds)  # fmt: skip
+    seconds = time.perf_counter() - start
+    _thumb(mask, args.size).save(out_dir / "mask.png")
+    result.image.save(out_dir / "mask-result.jpg", quality=85)
+    section = (
+        "\n## A mask: one style per region\n\n"
+        "White takes *The Starry Night* (`style`), red *The Scream* (`style_2`), black keeps "
+        f"the photo; {result.steps_run} steps in {seconds:.0f} s at {args.size} px:\n\n"
+        f"![mask]({link.as_posix()}/mask.png) ![result]({link.as_posix()}/mask-result.jpg)\n"
+    )
+    print(section)
+    if page:
+        page.write_text(page.read_text() + section)
 
 
 def runs(args: argparse.Namespace, stylizer: Stylizer) -> None:
@@ -164,8 +198,10 @@ def _gallery_head(args: argparse.Namespace) -> str:
         "score each result by all three style statistics (lower is closer to the style), "
         "the content loss and the total variation (lower is smoother). Colour modes are "
         "scored against the style's own colours, so their style distances read high. Made "
-        "with:\n\n"
+        "with `make gallery`:\n\n"
         f"    python bench/bench_quality.py gallery --size {args.size} --seconds "
+        f"{args.seconds:g} --write docs/gallery.md\n"
+        f"    python bench/bench_quality.py mask --size {args.size} --seconds "
         f"{args.seconds:g} --write docs/gallery.md\n\n"
         "Why the defaults are what they are: [benchmarks](benchmarks.md#style-statistics).\n"
     )
@@ -173,18 +209,20 @@ def _gallery_head(args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=("gallery", "runs"))
+    parser.add_argument("mode", choices=("gallery", "mask", "runs"))
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--seconds", type=float, default=20.0, help="gallery: time per image")
     parser.add_argument("--write", help="gallery: write the page here")
+    parser.add_argument("--images", default=str(ROOT / "docs/images/gallery"),
+                        help="gallery: folder of the images")  # fmt: skip
     parser.add_argument("--cpu", help="gallery: the machine, named on the page")
     parser.add_argument("--run", action="append", default=[], metavar="LABEL=K=V,...")
-    parser.add_argument("--pairs", type=int, default=2, help="runs: how many pairs")
+    parser.add_argument("--pairs", type=int, default=len(PAIRS), help="how many pairs")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     stylizer = Stylizer()
-    (gallery if args.mode == "gallery" else runs)(args, stylizer)
+    {"gallery": gallery, "mask": mask_example, "runs": runs}[args.mode](args, stylizer)
     return 0
 
 

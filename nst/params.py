@@ -44,7 +44,7 @@ STYLE_LOSSES = ("gram", "mean_cov", "sliced_wasserstein")
 PRESETS: dict[str, dict[str, Any]] = {
     "none": {},
     "fast": {"steps": 100, "levels": 2, "average": 0.0},
-    "balanced": {"steps": 300, "levels": 1, "average": 0.0},
+    "balanced": {"steps": 300, "levels": 2, "average": 0.0},
     "best": {"steps": 600, "levels": 2, "average": 0.0},
 }
 MAX_LIST = 16  # longest list parameter (layers, weights)

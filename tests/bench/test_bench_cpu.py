@@ -78,3 +78,25 @@ def test_pass_benchmark_times_the_pass_and_the_grams():
         "bf16, channels_last",
     ]
     assert all(float(value.strip(" |")) > 0 for row in rows for value in row[2:])
+
+
+def test_quality_gallery_scores_every_method_by_every_statistic(tmp_path):
+    page = tmp_path / "gallery.md"
+    args = ["--pairs", "1", "--write", str(page), "--images", str(tmp_path / "img")]
+    out = bench("bench/bench_quality.py", "gallery", "--size", "32", "--seconds", "0.5", *args)
+    rows = [line.split(" | ") for line in page.read_text().splitlines() if "](img/" in line]
+    assert len(rows) == 8 and "gram" in rows[0][0]
+    assert all(float(cell) > 0 for row in rows for cell in row[3:7])
+    assert len(list((tmp_path / "img").iterdir())) == 10  # content, style, eight results
+    assert "| sliced_wasserstein |" in out.split("## Summary")[1]
+
+
+def test_quality_runs_and_matrix_roots():
+    out = bench("bench/bench_quality.py", "runs", "--size", "32", "--pairs", "1",
+                "--run", "few=steps=2", "--run", "preset=preset=fast,steps=2")  # fmt: skip
+    rows = [line.split(" | ") for line in out.splitlines() if line.startswith("| few") or
+            line.startswith("| preset")]  # fmt: skip
+    assert [row[3] for row in rows] == ["2", "2"]
+    roots = bench("bench/bench_sqrtm.py", "--channels", "8", "--repeats", "1")
+    row = next(line.split(" | ") for line in roots.splitlines() if line.startswith("| 8 |"))
+    assert float(row[3].strip(" |")) < 1e-3  # the two roots agree

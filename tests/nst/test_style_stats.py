@@ -83,7 +83,7 @@ def test_sliced_wasserstein_matches_hand_computation():
     assert torch.allclose(
         sliced_wasserstein(samples, doubled, one), sliced_wasserstein(samples, target, one)
     )
-    assert torch.allclose(resample_sorted(torch.tensor([[0.0], [1.0]]), 4).flatten(),
+    assert torch.allclose(resample_sorted(torch.tensor([[0.0, 1.0]]), 4).flatten(),
                           torch.tensor([0.0, 0.25, 0.75, 1.0]))  # fmt: skip
 
 

@@ -133,3 +133,29 @@ def test_a_second_style_with_weights_and_a_parameter_error(browser, server):
     WebDriverWait(browser, 90).until(lambda b: shown(b, "result-box") or shown(b, "error"))
     assert not shown(browser, "error"), browser.find_element(By.ID, "error").text
     assert "4 steps" in browser.find_element(By.ID, "figures").text
+
+
+def test_a_mask_and_the_style_statistics_reach_the_server(browser, server, tmp_path):
+    from PIL import Image
+
+    open_page(browser, server)
+    browser.find_element(By.ID, "use-samples").click()
+    WebDriverWait(browser, 10).until(lambda b: shown(b, "content-thumb"))
+    square = tmp_path / "square-mask.png"
+    Image.new("RGB", (40, 40), (255, 255, 255)).save(square)  # the sample photo is not square
+    browser.find_element(By.ID, "mask-file").send_keys(str(square))
+    WebDriverWait(browser, 10).until(lambda b: shown(b, "mask-thumb"))
+    browser.find_element(By.CSS_SELECTOR, "#style_loss option[value=mean_cov]").click()
+    browser.find_element(By.CSS_SELECTOR, "#preserve_color option[value=original_colors]").click()
+    set_value(browser, "size", "64")
+    set_value(browser, "steps", "3")
+    browser.find_element(By.ID, "stylise").click()
+    WebDriverWait(browser, 60).until(lambda b: shown(b, "error"))
+    assert browser.find_element(By.ID, "error").text.startswith("mask:")
+    assert "bad" in browser.find_element(By.ID, "mask-drop").get_attribute("class")
+
+    browser.find_element(By.ID, "clear-mask").click()  # without the mask it runs
+    browser.find_element(By.ID, "stylise").click()
+    WebDriverWait(browser, 90).until(lambda b: shown(b, "result-box") or shown(b, "error"))
+    assert not shown(browser, "error"), browser.find_element(By.ID, "error").text
+    assert "3 steps" in browser.find_element(By.ID, "figures").text
