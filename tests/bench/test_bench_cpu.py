@@ -84,7 +84,7 @@ def test_quality_gallery_scores_every_method_by_every_statistic(tmp_path):
     page = tmp_path / "gallery.md"
     args = ["--pairs", "1", "--write", str(page), "--images", str(tmp_path / "img")]
     out = bench("bench/bench_quality.py", "gallery", "--size", "32", "--seconds", "0.5", *args)
-    rows = [line.split(" | ") for line in page.read_text().splitlines() if "](img/" in line]
+    rows = [line.split(" | ") for line in page.read_text().splitlines() if "| ![" in line]
     assert len(rows) == 8 and "gram" in rows[0][0]
     assert all(float(cell) > 0 for row in rows for cell in row[3:7])
     assert len(list((tmp_path / "img").iterdir())) == 10  # content, style, eight results

@@ -149,4 +149,4 @@ def test_original_colors_keep_the_contents_chroma_and_the_styles_strength(styliz
     luma = lambda x: rgb_to_yiq(x)[:, :1]  # noqa: E731
     assert (chroma(kept) - chroma(original)).abs().mean() < 0.02
     assert (chroma(plain) - chroma(original)).abs().mean() > 0.03
-    assert torch.allclose(luma(kept), luma(plain), atol=0.03)  # the stylised luminance
+    assert (luma(kept) - luma(plain)).abs().mean() < 0.01  # the stylised luminance
