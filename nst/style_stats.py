@@ -29,7 +29,7 @@ from .losses import (
 
 # Pixels of a style layer kept as the sliced-Wasserstein target: enough for the quantiles
 # of every projection, and memory bounded whatever the style's size.
-MAX_SAMPLES = 65536
+MAX_SAMPLES = 16384
 
 Statistic = tuple[torch.Tensor, ...]  # one layer's target, laid out by kind
 Statistics = dict[str, Statistic]  # by layer name

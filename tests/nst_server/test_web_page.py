@@ -141,9 +141,9 @@ def test_a_mask_and_the_style_statistics_reach_the_server(browser, server, tmp_p
     open_page(browser, server)
     browser.find_element(By.ID, "use-samples").click()
     WebDriverWait(browser, 10).until(lambda b: shown(b, "content-thumb"))
-    square = tmp_path / "square-mask.png"
-    Image.new("RGB", (40, 40), (255, 255, 255)).save(square)  # the sample photo is not square
-    browser.find_element(By.ID, "mask-file").send_keys(str(square))
+    wide = tmp_path / "wide-mask.png"
+    Image.new("RGB", (60, 20), (255, 255, 255)).save(wide)  # the sample photo is square
+    browser.find_element(By.ID, "mask-file").send_keys(str(wide))
     WebDriverWait(browser, 10).until(lambda b: shown(b, "mask-thumb"))
     browser.find_element(By.CSS_SELECTOR, "#style_loss option[value=mean_cov]").click()
     browser.find_element(By.CSS_SELECTOR, "#preserve_color option[value=original_colors]").click()
