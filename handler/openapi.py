@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from nst.layers import layer_indices
+from nst.masks import palette_text
 from nst.params import MAX_LIST
 
 from .parsing import FALSE_WORDS, TRUE_WORDS
@@ -186,10 +187,7 @@ def _image_text(name: str) -> str:
     if name == "init_image":
         return "starting image, used with init=image"
     if name == "mask":
-        return (
-            "region mask of the content's shape: black stays unstylised, white takes style "
-            "1, then red, green, blue, yellow, cyan, magenta, orange styles 2 to 8"
-        )
+        return f"region mask of the content's shape, by colour ({palette_text()})"
     return f"style image {name.removeprefix('style_') if '_' in name else 1}"
 
 

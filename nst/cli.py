@@ -15,6 +15,7 @@ from tqdm import tqdm
 from .errors import NSTError, WeightsError
 from .imageio import decode_image, encode_image
 from .job import Job
+from .masks import palette_text
 from .params import StyleParams, describe
 from .precision import PRECISIONS
 from .progress import Progress
@@ -40,8 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--mask",
         type=Path,
         metavar="FILE",
-        help="region mask of the content's shape: black stays unstylised, white takes the "
-        "first style, red the second... (docs/api.md, 'Masks')",
+        help=f"region mask of the content's shape, by colour ({palette_text()})",
     )
     parser.add_argument(
         "--precision",

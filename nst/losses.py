@@ -227,6 +227,16 @@ def random_directions(
     return (directions / directions.norm(dim=0, keepdim=True)).to(device)
 
 
+def evenly_spaced_rows(samples: torch.Tensor, count: int) -> torch.Tensor:
+    """``count`` rows of ``samples`` (N, C), evenly spaced (deterministic; rows repeat when
+    there are fewer)."""
+    n = samples.shape[0]
+    if n == count:
+        return samples
+    rows = torch.linspace(0, n - 1, count, device=samples.device).round().long()
+    return samples[rows]
+
+
 def sorted_projections(samples: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
     """Samples (N, C) projected on ``directions`` (C, K) and sorted -> (K, N), one row per
     direction (sorting contiguous rows is the fast layout)."""
@@ -258,10 +268,8 @@ def sliced_wasserstein(
     (evenly spaced): the output's pixels all need their sorted place for the gradient, the
     target's only describe its distribution (a departure that makes each step far cheaper).
     """
-    n, m = samples.shape[0], target.shape[0]
-    keep = min(n, TARGET_QUANTILES)
-    if m > keep:
-        target = target[torch.linspace(0, m - 1, keep, device=target.device).round().long()]
+    n = samples.shape[0]
+    target = evenly_spaced_rows(target, min(n, TARGET_QUANTILES, target.shape[0]))
     ours = sorted_projections(samples, directions)
     theirs = resample_sorted(sorted_projections(target, directions), n)
     return (ours - theirs).pow(2).sum() / (theirs.pow(2).sum() + _EPS)

@@ -35,6 +35,14 @@ MIN_SHARE = 0.002  # a palette colour must cover this share of the mask to be a 
 MATCH_DISTANCE = 64.0  # RGB distance within which a pixel counts towards a colour's share
 FEATHER = 0.015  # blur of the region borders, as a share of the image's longest side
 ASPECT_TOLERANCE = 0.02  # relative difference allowed between mask and content shapes
+REGION_SIDE = 512  # the regions are read from the mask at most this size a side
+
+
+def palette_text() -> str:
+    """The palette in words, for help texts: ``black: unstylised, white: style 1, ...``."""
+    return ", ".join(
+        f"{name}: {'unstylised' if k == 0 else f'style {k}'}" for k, (name, _) in enumerate(PALETTE)
+    )
 
 
 def check_mask(mask: Image.Image, content_size: tuple[int, int], styles: int) -> None:
@@ -48,7 +56,7 @@ def check_mask(mask: Image.Image, content_size: tuple[int, int], styles: int) ->
             f"{content_size[0]}x{content_size[1]}: the mask needs the content's shape",
             field="mask",
         )
-    used = used_colours(_pixels(mask, (min(mask.width, 512), min(mask.height, 512))))
+    used = mask_regions(mask)
     if not used:
         raise ParamError(
             "no region found in the mask: paint it in "
@@ -70,9 +78,10 @@ def region_weights(
     mask: Image.Image, size: tuple[int, int], device: torch.device | str = "cpu"
 ) -> dict[int, torch.Tensor]:
     """Soft weights (1, 1, H, W) of each region at ``size`` (width, height), by palette
-    index; they sum to one at every pixel."""
+    index; they sum to one at every pixel. The regions are :func:`mask_regions`' at every
+    size, so a small level never loses or gains one."""
     pixels = _pixels(mask, size)
-    used = used_colours(pixels)
+    used = mask_regions(mask)
     palette = torch.tensor([PALETTE[i][1] for i in used], dtype=torch.float32)
     nearest = torch.cdist(pixels.reshape(-1, 3), palette).argmin(1).reshape(size[1], size[0])
     hard = torch.stack([(nearest == k).float() for k in range(len(used))]).unsqueeze(1)
@@ -81,6 +90,14 @@ def region_weights(
     soft = gaussian_blur(hard, [kernel, kernel], [sigma, sigma])
     soft = soft / soft.sum(0, keepdim=True).clamp_min(1e-6)
     return {index: soft[k : k + 1].to(device) for k, index in enumerate(used)}
+
+
+def mask_regions(mask: Image.Image) -> list[int]:
+    """Palette indices of the mask's regions, read at up to :data:`REGION_SIDE` px a side
+    (the gate checks them; every level's weights use the same ones)."""
+    return used_colours(
+        _pixels(mask, (min(mask.width, REGION_SIDE), min(mask.height, REGION_SIDE)))
+    )
 
 
 def used_colours(pixels: torch.Tensor) -> list[int]:

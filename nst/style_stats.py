@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import torch
 
 from .losses import (
+    evenly_spaced_rows,
     feature_matrix,
     gaussian_w2,
     gram_matrix,
@@ -46,7 +47,7 @@ def style_statistics(kind: str, features: dict[str, torch.Tensor]) -> Statistics
             out[name] = (mean, cov, sqrtm_eigh(cov))
         else:
             samples = feature_matrix(f)[0]
-            out[name] = (_subsample(samples, min(samples.shape[0], MAX_SAMPLES)),)
+            out[name] = (evenly_spaced_rows(samples, min(samples.shape[0], MAX_SAMPLES)),)
     return out
 
 
@@ -67,7 +68,9 @@ def blend(kind: str, stats: Sequence[Statistics], weights: Sequence[float]) -> S
             out[name] = (mean, cov, sqrtm_eigh(cov))
         else:
             total = max(s[0].shape[0] for s in layer)
-            parts = [_subsample(s[0], max(1, round(w * total))) for w, s in zip(shares, layer)]
+            parts = [
+                evenly_spaced_rows(s[0], max(1, round(w * total))) for w, s in zip(shares, layer)
+            ]
             out[name] = (torch.cat(parts),)
     return out
 
@@ -103,13 +106,3 @@ def _mix(values: list[torch.Tensor], shares: list[float]) -> torch.Tensor:
 
 def _outer(mean: torch.Tensor) -> torch.Tensor:
     return mean.unsqueeze(-1) @ mean.unsqueeze(-2)
-
-
-def _subsample(samples: torch.Tensor, count: int) -> torch.Tensor:
-    """``count`` rows of ``samples`` (N, C), evenly spaced (deterministic; rows repeat when
-    there are fewer)."""
-    n = samples.shape[0]
-    if n == count:
-        return samples
-    rows = torch.linspace(0, n - 1, count, device=samples.device).round().long()
-    return samples[rows]

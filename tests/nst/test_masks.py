@@ -61,3 +61,16 @@ def test_masks_of_the_contents_shape_at_another_resolution_pass():
     check_mask(halves(size=(60, 40)), (1200, 800), 2)
     check_mask(halves(size=(61, 40)), (1200, 800), 2)  # a pixel of rounding
     check_mask(Image.new("L", (30, 20), 255), (1200, 800), 1)  # greyscale white: style 1
+
+
+def test_every_size_has_the_regions_the_gate_checked():
+    from nst.masks import mask_regions
+
+    thin = Image.new("RGB", (400, 400), WHITE)
+    ImageDraw.Draw(thin).rectangle((0, 0, 2, 399), fill=RED)  # under 1 % of the mask
+    assert mask_regions(thin) == [1, 2]
+    for side in (8, 32, 400):
+        weights = region_weights(thin, (side, side))
+        assert sorted(weights) == [1, 2]
+        total = weights[1] + weights[2]
+        assert torch.allclose(total, torch.ones_like(total), atol=1e-5)
