@@ -154,6 +154,8 @@ def _json_body(max_styles: int) -> dict[str, Any]:
     b64 = {"type": "string", "contentEncoding": "base64"}
     return {
         "type": "object",
+        "description": "Images in base64: standard or URL-safe, line breaks and a missing "
+        "padding allowed, or a data: URL.",
         "required": ["content", "style"],
         "properties": {
             "content": {**b64, "description": _image_text("content")},

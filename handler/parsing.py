@@ -30,6 +30,8 @@ JSON_KEYS = {*IMAGE_FIELDS, "params", "stream"}
 TRUE_WORDS = ("true", "1", "yes", "on")  # form text of a flag (any case)
 FALSE_WORDS = ("false", "0", "no", "off")
 _STYLE_FIELD = re.compile(r"^style(?:_([1-9][0-9]?))?$")
+_DATA_URL = re.compile(r"^\s*data:[\w.+-]+/[\w.+-]+(?:;[\w.+-]+=[\w.+-]+)*;base64,", re.I)
+_URL_SAFE = str.maketrans("-_", "+/")
 
 
 @dataclass
@@ -98,10 +100,14 @@ def _json_fields(body: Any) -> dict[str, Any]:
 
 
 def _b64(value: Any, field: str) -> bytes:
+    """Decode a JSON image: standard or URL-safe base64, wrapped lines and a missing padding
+    allowed, optionally as a ``data:`` URL (what browsers' ``readAsDataURL`` gives)."""
     if not isinstance(value, str):
         raise ImageError(f"{field} must be a base64 string", field=field, code="invalid_base64")
+    text = _DATA_URL.sub("", value, count=1)
+    text = "".join(text.split()).translate(_URL_SAFE)
     try:
-        return base64.b64decode(value, validate=True)
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
     except (binascii.Error, ValueError):
         raise ImageError(
             f"{field} is not valid base64", field=field, code="invalid_base64"

@@ -61,6 +61,31 @@ def test_json_body_with_a_style_list():
     assert not parsed.want_json
 
 
+def _encodings_of(data: bytes) -> list[str]:
+    """The ways clients spell base64: wrapped lines, URL-safe, unpadded, a data URL."""
+    plain = base64.b64encode(data).decode()
+    wrapped = "\n".join(plain[i : i + 76] for i in range(0, len(plain), 76)) + "\n"
+    return [
+        wrapped,
+        base64.urlsafe_b64encode(data).decode().rstrip("="),
+        f"data:image/png;base64,{plain}",
+    ]
+
+
+def test_json_images_in_every_common_base64_spelling():
+    noise = Image.effect_noise((24, 24), 80).convert("RGB")  # bytes that need '+' and '/'
+    buffer = io.BytesIO()
+    noise.save(buffer, format="PNG")
+    data = buffer.getvalue()
+    data += b"\0" * (len(data) % 3 == 0)  # a length whose base64 needs padding
+    plain = base64.b64encode(data).decode()
+    assert "=" in plain and {"+", "/"} <= set(plain)
+    for content in _encodings_of(data):
+        body = {"content": content, "style": _encodings_of(png())[2]}
+        parsed = parse_request({"body": body}, {}, SETTINGS)
+        assert parsed.job.content.tobytes() == noise.tobytes()
+
+
 @pytest.mark.parametrize(
     "request_, field, code",
     [
