@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -309,7 +310,7 @@ def _coerce(f: dataclasses.Field, raw: Any) -> Any:
     if kind == "str":
         return raw.lower() if isinstance(raw, str) else raw
     if isinstance(raw, str):
-        raw = [part.strip() for part in raw.split(",") if part.strip()]
+        raw = _list_text(raw)
     if not isinstance(raw, list | tuple):
         return raw
     if kind == "floats":
@@ -320,6 +321,13 @@ def _coerce(f: dataclasses.Field, raw: Any) -> Any:
                 f"{f.name} must be a list of numbers, got {_short(raw)}", field=f.name
             ) from None
     return tuple(raw)
+
+
+def _list_text(text: str) -> list[str]:
+    """Form text of a list: ``1,2``, ``1 2`` or ``[1, 2]`` (JSON-style quotes allowed)."""
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    return [part.strip("'\"") for part in re.split(r"[,\s]+", text) if part.strip("'\"")]
 
 
 def parameter_ranges(

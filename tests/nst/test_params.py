@@ -33,6 +33,20 @@ def test_parses_form_strings_and_bytes():
 
 
 @pytest.mark.parametrize(
+    "weights, layers",
+    [
+        ("1,3", "relu1_1,relu2_1"),
+        ("1 3", "relu1_1 relu2_1"),
+        ("[1, 3]", '["relu1_1", "relu2_1"]'),
+        (" 1 ,\t3 ", "relu1_1, relu2_1,"),
+    ],
+)
+def test_form_lists_in_the_spellings_people_type(weights, layers):
+    p = StyleParams.from_mapping({"style_weights": weights, "style_layers": layers})
+    assert p.style_weights == (1.0, 3.0) and p.style_layers == ("relu1_1", "relu2_1")
+
+
+@pytest.mark.parametrize(
     "field, value",
     [
         ("size", "abc"),
