@@ -81,7 +81,7 @@ class StyleParams:
         0, "random seed: same inputs and seed give the same image", lo=0, hi=2**31 - 1
     )
     # Off by default: from the content image with L-BFGS it only tied a single-scale run of
-    # the same wall time on the dev CPU (docs/benchmarks.md).
+    # the same wall time on a 2-core CPU (docs/benchmarks.md).
     levels: int = _param(
         1,
         "coarse-to-fine: levels of 1/2, 1/4 ... size optimised before the "

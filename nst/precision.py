@@ -36,7 +36,7 @@ def resolve(precision: str, device: torch.device) -> torch.dtype:
 
 def use_channels_last(device: torch.device, dtype: torch.dtype) -> bool:
     """NHWC where it pays: cuDNN on GPUs, and oneDNN's bfloat16 kernels on CPUs. On a CPU in
-    float32 it does not (measured on the dev CPU: 220 vs 186 ms per 128 px pass)."""
+    float32 it does not (docs/benchmarks.md)."""
     return device.type == "cuda" or dtype == torch.bfloat16
 
 
