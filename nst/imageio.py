@@ -32,9 +32,10 @@ def decode_image(
     decoders, raises :class:`ImageError`. The declared size is checked against
     ``max_pixels`` *before* pixels are decoded (decompression-bomb guard). EXIF orientation
     is applied. Animated images give their
-    first frame. Modes are converted to RGB: 16-bit and 32-bit greyscale are scaled to
-    8 bits; CMYK goes through Pillow's conversion; transparency (RGBA, LA, PA, P with a
-    transparent colour) is composited on white, so transparent areas become white.
+    first frame. Modes are converted to RGB: 16-bit, 32-bit and float greyscale are scaled
+    to 8 bits (floats in 0..1 or 0..255, NaN as black); CMYK goes through Pillow's
+    conversion; transparency (RGBA, LA, PA, P with a transparent colour) is composited on
+    white, so transparent areas become white.
     """
     source = io.BytesIO(bytes(data)) if isinstance(data, bytes | bytearray) else data
     if isinstance(source, io.BytesIO) and not source.getbuffer().nbytes:
@@ -83,10 +84,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
     """Convert any Pillow mode to 8-bit RGB (see :func:`decode_image`)."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         # Pillow's convert("L") clips 16-bit values instead of scaling them.
-        array = np.asarray(image, dtype=np.float64)
-        peak = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
-        array = np.clip(array / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        image = Image.fromarray(array)
+        array = np.nan_to_num(np.asarray(image, dtype=np.float64), nan=0.0)
+        image = Image.fromarray(_to_8_bits(array, _grey_peak(image.mode, array)))
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
@@ -94,6 +93,20 @@ def to_rgb(image: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, rgba)
     return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def _grey_peak(mode: str, array: np.ndarray) -> float:
+    """White level of a 16-bit, 32-bit or float greyscale image: 65535 for 16-bit files;
+    for the others the usual range their values fit (floats in 0..1, else 0..255 or 0..65535).
+    """
+    top = float(array.max(initial=0.0))
+    if mode.startswith("I;16") or top > 255:
+        return 65535.0
+    return 1.0 if mode == "F" and top <= 1.0 else 255.0
+
+
+def _to_8_bits(array: np.ndarray, peak: float) -> np.ndarray:
+    return np.clip(array / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
 def longest_side_size(size: tuple[int, int], side: int) -> tuple[int, int]:

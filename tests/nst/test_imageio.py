@@ -47,6 +47,14 @@ def test_sixteen_bit_is_scaled_not_clipped():
     assert decode_image(png(image)).getpixel((0, 0)) == (128, 128, 128)
 
 
+@pytest.mark.parametrize("white", [1.0, 255.0])
+def test_float_tiffs_in_either_usual_range_keep_their_tones(white):
+    array = np.array([[0.0, 0.25], [0.5, np.nan]], dtype=np.float32) * white
+    out = decode_image(png(Image.fromarray(array), "TIFF"))
+    tones = [out.getpixel(xy)[0] for xy in ((0, 0), (1, 0), (0, 1), (1, 1))]
+    assert tones == [0, 64, 128, 0]  # NaN as black
+
+
 def test_exif_orientation_is_applied():
     image = Image.new("RGB", (4, 2), (0, 0, 0))
     image.putpixel((0, 0), (255, 255, 255))
