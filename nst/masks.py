@@ -1,10 +1,12 @@
 """Spatial control (Gatys et al. 2017): a mask image says which style each region takes.
 
 Each mask pixel's colour names a region: black keeps the content unstylised, and the colours
-of :data:`PALETTE` after it take style 1, 2, ... of the request in order. Drawn edges may be
-anti-aliased or compressed: only palette colours that cover a visible share of the mask are
-regions, and every pixel joins the nearest of those. The regions are then feathered into soft
-weights that sum to one at each pixel, so styles meet along a smooth border, not a seam.
+of :data:`PALETTE` after it take style 1, 2, ... of the request in order. A greyscale mask
+with grey levels between black and white is read by level instead: from dark to light, the
+levels take style 1, 2, ... (black, where present, stays unstylised). Drawn edges may be
+anti-aliased or compressed: only colours that cover a visible share of the mask are regions,
+and every pixel joins the nearest of those. The regions are then feathered into soft weights
+that sum to one at each pixel, so styles meet along a smooth border, not a seam.
 """
 
 from __future__ import annotations
@@ -36,12 +38,22 @@ MATCH_DISTANCE = 64.0  # RGB distance within which a pixel counts towards a colo
 FEATHER = 0.015  # blur of the region borders, as a share of the image's longest side
 ASPECT_TOLERANCE = 0.02  # relative difference allowed between mask and content shapes
 REGION_SIDE = 512  # the regions are read from the mask at most this size a side
+GREY_SPREAD = 32  # a pixel whose channels differ by at most this is grey
+GREY_MIN_SHARE = 0.01  # a grey level must cover this share of the mask's flat pixels
+GREY_TOLERANCE = 24  # grey values this close to a level belong to it
+FLAT_STEP = 8  # a pixel is flat (not an edge) when its neighbours differ by at most this
+
+Region = tuple[str, tuple[int, int, int]]  # a region's name in messages, its marking colour
 
 
 def palette_text() -> str:
     """The palette in words, for help texts: ``black: unstylised, white: style 1, ...``."""
-    return ", ".join(
-        f"{name}: {'unstylised' if k == 0 else f'style {k}'}" for k, (name, _) in enumerate(PALETTE)
+    return (
+        ", ".join(
+            f"{name}: {'unstylised' if k == 0 else f'style {k}'}"
+            for k, (name, _) in enumerate(PALETTE)
+        )
+        + "; or grey levels, dark to light: style 1, 2, ..."
     )
 
 
@@ -56,21 +68,22 @@ def check_mask(mask: Image.Image, content_size: tuple[int, int], styles: int) ->
             f"{content_size[0]}x{content_size[1]}: the mask needs the content's shape",
             field="mask",
         )
-    used = mask_regions(mask)
-    if not used:
+    key = mask_key(mask)
+    if not key:
         raise ParamError(
             "no region found in the mask: paint it in "
-            + ", ".join(name for name, _ in PALETTE[: styles + 1]),
+            + ", ".join(name for name, _ in PALETTE[: styles + 1])
+            + ", or in grey levels",
             field="mask",
         )
-    if max(used) > styles:
-        name = PALETTE[max(used)][0]
+    last = max(key)
+    if last > styles:
         raise ParamError(
-            f"the mask has a {name} region for style {max(used)}, but the request has "
+            f"the mask has a {key[last][0]} region for style {last}, but the request has "
             f"{styles} style image{'s' if styles > 1 else ''}",
             field="mask",
         )
-    if used == [0]:
+    if list(key) == [0]:
         raise ParamError("the mask is all black: no region takes a style", field="mask")
 
 
@@ -81,8 +94,9 @@ def region_weights(
     index; they sum to one at every pixel. The regions are :func:`mask_regions`' at every
     size, so a small level never loses or gains one."""
     pixels = _pixels(mask, size)
-    used = mask_regions(mask)
-    palette = torch.tensor([PALETTE[i][1] for i in used], dtype=torch.float32)
+    key = mask_key(mask)
+    used = sorted(key)
+    palette = torch.tensor([key[i][1] for i in used], dtype=torch.float32)
     nearest = torch.cdist(pixels.reshape(-1, 3), palette).argmin(1).reshape(size[1], size[0])
     hard = torch.stack([(nearest == k).float() for k in range(len(used))]).unsqueeze(1)
     sigma = max(0.5, FEATHER * max(size))
@@ -93,11 +107,57 @@ def region_weights(
 
 
 def mask_regions(mask: Image.Image) -> list[int]:
-    """Palette indices of the mask's regions, read at up to :data:`REGION_SIDE` px a side
-    (the gate checks them; every level's weights use the same ones)."""
-    return used_colours(
-        _pixels(mask, (min(mask.width, REGION_SIDE), min(mask.height, REGION_SIDE)))
-    )
+    """Region indices of the mask (0: unstylised, k: style k), in order."""
+    return sorted(mask_key(mask))
+
+
+def mask_key(mask: Image.Image) -> dict[int, Region]:
+    """Region index -> its name and marking colour, read at up to :data:`REGION_SIDE` px a
+    side (the gate checks them; every level's weights use the same ones). A greyscale mask
+    with levels between black and white is read by grey level, any other by palette."""
+    pixels = _pixels(mask, (min(mask.width, REGION_SIDE), min(mask.height, REGION_SIDE)))
+    levels = grey_levels(pixels)
+    if any(GREY_TOLERANCE < v < 255 - GREY_TOLERANCE for v in levels):
+        first = 0 if levels[0] <= GREY_TOLERANCE else 1  # black stays unstylised
+        return {first + k: (_grey_name(v), (v, v, v)) for k, v in enumerate(levels)}
+    return {i: PALETTE[i] for i in used_colours(pixels)}
+
+
+def grey_levels(pixels: torch.Tensor) -> list[int]:
+    """Grey levels (0..255, dark to light) that cover at least :data:`GREY_MIN_SHARE` of the
+    flat pixels of ``pixels`` (H, W, 3); none when the mask is not greyscale. Edge pixels
+    (anti-aliasing, blur) are left out, so a ramp between two levels is not a level."""
+    spread = pixels.amax(-1) - pixels.amin(-1)
+    if float((spread > GREY_SPREAD).float().mean()) > MIN_SHARE:
+        return []
+    grey = pixels.mean(-1)
+    values = grey[_flat(grey)].round().long()
+    histogram = torch.bincount(values, minlength=256).float()
+    needed = max(1.0, GREY_MIN_SHARE * grey.numel())
+    levels: list[int] = []
+    while True:
+        peak = int(histogram.argmax())
+        window = slice(max(0, peak - GREY_TOLERANCE), peak + GREY_TOLERANCE + 1)
+        if float(histogram[window].sum()) < needed:
+            return sorted(levels)
+        levels.append(peak)
+        histogram[window] = 0
+
+
+def _flat(grey: torch.Tensor) -> torch.Tensor:
+    """Pixels of ``grey`` (H, W) whose four neighbours differ from them by at most
+    :data:`FLAT_STEP`."""
+    padded = torch.nn.functional.pad(grey[None, None], (1, 1, 1, 1), mode="replicate")[0, 0]
+    centre = padded[1:-1, 1:-1]
+    neighbours = (padded[:-2, 1:-1], padded[2:, 1:-1], padded[1:-1, :-2], padded[1:-1, 2:])
+    step = torch.stack([(n - centre).abs() for n in neighbours]).amax(0)
+    return step <= FLAT_STEP
+
+
+def _grey_name(value: int) -> str:
+    if value <= GREY_TOLERANCE:
+        return "black"
+    return "white" if value >= 255 - GREY_TOLERANCE else f"grey {value}"
 
 
 def used_colours(pixels: torch.Tensor) -> list[int]:

@@ -74,3 +74,47 @@ def test_every_size_has_the_regions_the_gate_checked():
         assert sorted(weights) == [1, 2]
         total = weights[1] + weights[2]
         assert torch.allclose(total, torch.ones_like(total), atol=1e-5)
+
+
+def thirds(levels, size=(120, 80), mode="L") -> Image.Image:
+    image = Image.new(mode, size, levels[0])
+    draw = ImageDraw.Draw(image)
+    for k, level in enumerate(levels[1:], start=1):
+        draw.rectangle((k * size[0] // len(levels), 0, size[0], size[1]), fill=level)
+    return image
+
+
+def jpeg(image: Image.Image) -> Image.Image:
+    buffer = __import__("io").BytesIO()
+    image.save(buffer, format="JPEG", quality=70)
+    return Image.open(buffer).convert("RGB")
+
+
+@pytest.mark.parametrize(
+    ("mask", "regions"),
+    [
+        (thirds((0, 128, 255)), [0, 1, 2]),  # black stays unstylised, then dark to light
+        (thirds((60, 200)), [1, 2]),  # no black: every level takes a style
+        (jpeg(thirds((0, 110, 220))), [0, 1, 2]),  # compressed
+        (thirds((0, 128, 255)).filter(ImageFilter.GaussianBlur(3)), [0, 1, 2]),  # soft edges
+        (halves(left=BLACK, right=WHITE, blur=3.0), [0, 1]),  # a ramp is not a level
+    ],
+)
+def test_grey_levels_make_regions_dark_to_light(mask, regions):
+    from nst.masks import mask_regions
+
+    assert mask_regions(mask) == regions
+    weights = region_weights(mask, (60, 40))
+    assert sorted(weights) == regions
+    band = 60 // len(regions)  # each level is a vertical band of the mask
+    for k, region in enumerate(regions):
+        assert float(weights[region][0, 0, 20, k * band + band // 2]) > 0.9
+
+
+def test_grey_levels_beyond_the_styles_are_refused_by_name():
+    with pytest.raises(ParamError) as caught:
+        check_mask(thirds((0, 100, 180, 255)), (120, 80), 2)
+    assert "white region for style 3" in str(caught.value)
+    with pytest.raises(ParamError) as caught:
+        check_mask(thirds((0, 100, 180)), (120, 80), 1)
+    assert "grey 180 region for style 2" in str(caught.value)
