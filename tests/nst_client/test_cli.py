@@ -133,6 +133,22 @@ def test_a_folder_keeps_at_most_in_flight_requests_running(busy_server, tmp_path
     assert busy_server.most_running == 3 and len(busy_server.seen) == 7
 
 
+@pytest.mark.parametrize("busy_server", [(0, 0.0)], indirect=True)
+def test_a_folder_tree_is_mirrored_without_overwriting_or_reprocessing(busy_server, tmp_path):
+    source = tmp_path / "photos"
+    for name in ("a.jpg", "a.png", "b.png", "trip/c.png", "trip/day 2/d.webp", ".hidden.png"):
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_bytes(png())
+    out = source / "stylised"  # inside the input folder: never read back as input
+    args = [str(source), str(source / "b.png"), "-o", str(out), "--url", busy_server.url]
+    assert main([*args, "--in-flight", "2"]) == 0
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert written == ["a.jpg.png", "a.png.png", "b.png", "trip/c.png", "trip/day 2/d.png"]
+    assert len(busy_server.seen) == 5
+    assert main([*args, "--in-flight", "2"]) == 0  # all done: nothing sent again
+    assert len(busy_server.seen) == 5
+
+
 def test_errors_are_one_line_not_a_traceback(server, tmp_path, capsys):
     out = tmp_path / "x.png"
     code = main(
