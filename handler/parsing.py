@@ -133,7 +133,12 @@ def _image(value: Any, field: str, settings: ServerSettings):
         value = value.encode("latin-1", errors="replace")
     if not isinstance(value, bytes | bytearray):
         raise ImageError(f"{field} must be an image file", field=field, code="not_an_image")
-    return decode_image(bytes(value), field=field, max_pixels=settings.max_input_pixels)
+    return decode_image(
+        bytes(value),
+        field=field,
+        max_pixels=settings.max_input_pixels,
+        manage_colours=field != "mask",  # a mask's exact colours name its regions
+    )
 
 
 def _flag(value: Any, field: str, is_json: bool) -> bool:

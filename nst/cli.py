@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             init_image=decode_image(args.init_image, field="init_image")
             if args.init_image
             else None,
-            mask=decode_image(args.mask, field="mask") if args.mask else None,
+            mask=decode_image(args.mask, field="mask", manage_colours=False) if args.mask else None,
         )
         stylizer = Stylizer(
             args.weights, device=args.device, precision=args.precision, compile=args.compile

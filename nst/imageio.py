@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import warnings
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
 
@@ -24,18 +25,24 @@ FORMATS = {
 
 
 def decode_image(
-    data: bytes | os.PathLike | str, *, field: str = "image", max_pixels: int = DEFAULT_MAX_PIXELS
+    data: bytes | os.PathLike | str,
+    *,
+    field: str = "image",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    manage_colours: bool = True,
 ) -> Image.Image:
     """Decode bytes or a path to an RGB image.
 
     Only :data:`INPUT_FORMATS` are recognised; anything else, and any failure of their
     decoders, raises :class:`ImageError`. The declared size is checked against
     ``max_pixels`` *before* pixels are decoded (decompression-bomb guard). EXIF orientation
-    is applied. Animated images give their
-    first frame. Modes are converted to RGB: 16-bit, 32-bit and float greyscale are scaled
-    to 8 bits (floats in 0..1 or 0..255, NaN as black); CMYK goes through Pillow's
-    conversion; transparency (RGBA, LA, PA, P with a transparent colour) is composited on
-    white, so transparent areas become white.
+    is applied. Colours are converted to sRGB from an embedded ICC profile (Adobe RGB,
+    Display P3, CMYK...), as browsers show them, unless ``manage_colours`` is False (masks,
+    whose exact colours name regions). Animated images give their first frame. Modes are
+    converted to RGB: 16-bit, 32-bit and float greyscale are scaled to 8 bits (floats in 0..1
+    or 0..255, NaN as black); CMYK goes through Pillow's conversion; transparency (RGBA, LA,
+    PA, P with a transparent colour) is composited on white, so transparent areas become
+    white.
     """
     source = io.BytesIO(bytes(data)) if isinstance(data, bytes | bytearray) else data
     if isinstance(source, io.BytesIO) and not source.getbuffer().nbytes:
@@ -55,7 +62,8 @@ def decode_image(
                     code="image_too_large",
                 )
             image.load()
-            return to_rgb(ImageOps.exif_transpose(image))
+            managed = to_srgb(image, image.info.get("icc_profile")) if manage_colours else image
+            return to_rgb(ImageOps.exif_transpose(managed))
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -78,6 +86,37 @@ def decode_image(
             field=field,
             code="corrupt_image",
         ) from None
+
+
+def to_srgb(image: Image.Image, icc: bytes | None) -> Image.Image:
+    """``image`` with its colours converted from the ICC profile ``icc`` to sRGB. Without a
+    profile, with an sRGB one, or one that cannot be read or does not fit the image's mode,
+    the image is returned as it is (taken as sRGB: a profile is never a reason to refuse)."""
+    if not icc or image.mode not in _PROFILE_MODES:
+        return image
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        space = profile.profile.xcolor_space.strip()
+        if space != _PROFILE_MODES[image.mode]:
+            return image
+        if ImageCms.getProfileDescription(profile).strip().lower().startswith("srgb"):
+            return image
+        out_mode = "RGBA" if image.mode == "RGBA" else "RGB"
+        converted = ImageCms.profileToProfile(image, profile, _srgb(), outputMode=out_mode)
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return image
+    if converted is None:
+        return image
+    converted.info = {k: v for k, v in image.info.items() if k != "icc_profile"}
+    return converted
+
+
+_PROFILE_MODES = {"RGB": "RGB", "RGBA": "RGB", "CMYK": "CMYK", "L": "GRAY"}  # mode: ICC space
+
+
+@functools.cache
+def _srgb() -> ImageCms.ImageCmsProfile:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -16,6 +16,14 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 CONTENT = SHARED / "images/content"
 STYLE = SHARED / "images/style"
 
+
+def adobe_rgb_profile() -> bytes:
+    """The Adobe RGB (1998) ICC profile embedded in one of the shared photos."""
+    from PIL import Image
+
+    return Image.open(CONTENT / "rocket.jpg").info["icc_profile"]
+
+
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 # Handlers made in this process keep their histograms to themselves (no port); the real
 # servers the tests start get a free port of their own (tests/live_server.py).

@@ -11,6 +11,7 @@ from handler.metrics import METRICS
 from handler.parsing import parse_request
 from handler.settings import ServerSettings
 from nst.errors import NSTError
+from tests.conftest import adobe_rgb_profile
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 
@@ -110,6 +111,17 @@ def test_invalid_requests_name_the_field(request_, field, code):
     with pytest.raises(NSTError) as err:
         parse_request(request_, {}, SETTINGS)
     assert (err.value.field, err.value.code) == (field, code)
+
+
+def test_photos_are_colour_managed_and_masks_keep_their_exact_colours():
+    buffer = io.BytesIO()
+    photo = Image.new("RGB", (40, 30), (150, 60, 60))
+    photo.save(buffer, format="PNG", icc_profile=adobe_rgb_profile())
+    tagged = buffer.getvalue()
+    request = {"content": tagged, "style": tagged, "mask": tagged}
+    job = parse_request(request, {}, SETTINGS).job
+    assert job.mask.getpixel((0, 0)) == (150, 60, 60)
+    assert job.content.getpixel((0, 0)) != (150, 60, 60) != job.styles[0].getpixel((0, 0))
 
 
 def test_settings_from_model_config():

@@ -6,6 +6,7 @@ from PIL import Image
 
 from nst.errors import ImageError
 from nst.imageio import decode_image, encode_image, image_to_tensor, resize_longest, tensor_to_image
+from tests.conftest import adobe_rgb_profile
 
 
 def png(image: Image.Image, fmt: str = "PNG", **kw) -> bytes:
@@ -53,6 +54,36 @@ def test_float_tiffs_in_either_usual_range_keep_their_tones(white):
     out = decode_image(png(Image.fromarray(array), "TIFF"))
     tones = [out.getpixel(xy)[0] for xy in ((0, 0), (1, 0), (0, 1), (1, 1))]
     assert tones == [0, 64, 128, 0]  # NaN as black
+
+
+def test_colours_are_converted_to_srgb_from_an_embedded_profile():
+    tagged = png(Image.new("RGB", (4, 4), (150, 60, 60)), icc_profile=adobe_rgb_profile())
+    r, g, b = decode_image(tagged).getpixel((0, 0))
+    assert r > 165 and g < 60 and b < 60  # Adobe RGB's red is more saturated than sRGB's
+    assert decode_image(tagged, manage_colours=False).getpixel((0, 0)) == (150, 60, 60)
+    grey = png(Image.new("RGBA", (4, 4), (128, 128, 128, 255)), icc_profile=adobe_rgb_profile())
+    r, g, b = decode_image(grey).getpixel((0, 0))
+    assert r == g == b and abs(r - 128) <= 3  # neutrals stay neutral
+
+
+@pytest.mark.parametrize(
+    ("mode", "icc"),
+    [
+        ("RGB", b"not a profile" * 20),  # unreadable: taken as sRGB, never refused
+        ("L", "adobe"),  # an RGB profile on a greyscale image: ignored
+        ("RGB", "srgb"),
+    ],
+)
+def test_profiles_that_do_not_apply_leave_the_image_as_it_is(mode, icc):
+    from PIL import ImageCms
+
+    if icc == "adobe":
+        icc = adobe_rgb_profile()
+    elif icc == "srgb":
+        icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    colour = 100 if mode == "L" else (150, 60, 60)
+    out = decode_image(png(Image.new(mode, (4, 4), colour), icc_profile=icc))
+    assert out.getpixel((0, 0)) == ((100,) * 3 if mode == "L" else colour)
 
 
 def test_exif_orientation_is_applied():
