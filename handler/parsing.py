@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ FALSE_WORDS = ("false", "0", "no", "off")
 _STYLE_FIELD = re.compile(r"^style(?:_([1-9][0-9]?))?$")
 _DATA_URL = re.compile(r"^\s*data:[\w.+-]+/[\w.+-]+(?:;[\w.+-]+=[\w.+-]+)*;base64,", re.I)
 _URL_SAFE = str.maketrans("-_", "+/")
+MIN_DECODED_SIDE = 64  # styles are never decoded smaller than this a side
 
 
 @dataclass
@@ -49,13 +51,20 @@ def parse_request(
     """Validate one request; raises :class:`nst.errors.NSTError` naming the bad field."""
     is_json = "body" in request and len(request) == 1
     fields = _json_fields(request["body"]) if is_json else dict(request)
-    styles = _style_images(fields, settings)
-    content = _image(fields.pop("content", None), "content", settings)
+    style_files = {name: fields.pop(name) for name in _style_names(fields, settings)}
+    content_file = fields.pop("content", None)
     raw = {name: fields.pop(name, None) for name in OPTIONAL_IMAGES}
     stream = _flag(fields.pop("stream", False), "stream", is_json)
     params = StyleParams.from_mapping(fields, defaults=settings.defaults, limits=settings.limits)
+    # Images are decoded knowing the sizes they will be used at (large JPEGs decode faster).
+    style_side = max(MIN_DECODED_SIDE, math.ceil(params.size * params.style_scale))
+    sides = {"init_image": params.size, "mask": None}
+    styles = [_image(value, name, settings, style_side) for name, value in style_files.items()]
+    content = _image(content_file, "content", settings, params.size)
     extra = {
-        name: _image(value, name, settings) for name, value in raw.items() if value is not None
+        name: _image(value, name, settings, sides[name])
+        for name, value in raw.items()
+        if value is not None
     }
     job = Job(content=content, styles=styles, params=params, **extra)
     accept = headers.get("accept", "")
@@ -114,8 +123,8 @@ def _b64(value: Any, field: str) -> bytes:
         ) from None
 
 
-def _style_images(fields: dict[str, Any], settings: ServerSettings) -> list:
-    """Pop ``style``, ``style_2`` .. in order and decode them."""
+def _style_names(fields: Mapping[str, Any], settings: ServerSettings) -> list[str]:
+    """``style``, ``style_2`` .. present in ``fields``, in order (their count checked)."""
     names = sorted(
         (k for k in fields if _STYLE_FIELD.match(k)),
         key=lambda k: int(_STYLE_FIELD.match(k).group(1) or 1),
@@ -123,10 +132,10 @@ def _style_images(fields: dict[str, Any], settings: ServerSettings) -> list:
     if "style" not in names:  # style_2 ... add styles to it
         raise ImageError("missing 'style' image", field="style", code="missing_field")
     check_style_count(len(names), settings.max_styles)  # before decoding any of them
-    return [_image(fields.pop(name), name, settings) for name in names]
+    return names
 
 
-def _image(value: Any, field: str, settings: ServerSettings):
+def _image(value: Any, field: str, settings: ServerSettings, side: int | None):
     if value is None:
         raise ImageError(f"missing '{field}' image", field=field, code="missing_field")
     if isinstance(value, str):
@@ -138,6 +147,7 @@ def _image(value: Any, field: str, settings: ServerSettings):
         field=field,
         max_pixels=settings.max_input_pixels,
         manage_colours=field != "mask",  # a mask's exact colours name its regions
+        needed_side=side,
     )
 
 

@@ -100,3 +100,11 @@ def test_quality_runs_and_matrix_roots():
     roots = bench("bench/bench_sqrtm.py", "--channels", "8", "--repeats", "1")
     row = next(line.split(" | ") for line in roots.splitlines() if line.startswith("| 8 |"))
     assert float(row[3].strip(" |")) < 1e-3  # the two roots agree
+
+
+def test_decode_benchmark_decodes_large_jpegs_at_a_reduced_scale():
+    out = bench("bench/bench_decode.py", "--megapixels", "2", "--side", "128", "--repeats", "1")
+    row = next(line.split(" | ") for line in out.splitlines() if line.startswith("| 2 MP"))
+    width, height = map(int, row[4].split("x"))
+    assert min(width, height) >= 128 and width * height < 2e6 / 8  # reduced, still covering
+    assert float(row[5].strip(" |")) > 30  # the same picture at the size used

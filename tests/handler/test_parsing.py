@@ -124,6 +124,19 @@ def test_photos_are_colour_managed_and_masks_keep_their_exact_colours():
     assert job.content.getpixel((0, 0)) != (150, 60, 60) != job.styles[0].getpixel((0, 0))
 
 
+def test_images_are_decoded_at_the_sizes_the_request_uses():
+    buffer = io.BytesIO()
+    Image.effect_noise((1600, 1200), 40).convert("RGB").save(buffer, format="JPEG")
+    photo = buffer.getvalue()
+    job = parse_request(
+        {"content": photo, "style": photo, "style_3": photo, "size": b"100", "style_scale": b"2"},
+        {},
+        SETTINGS,
+    ).job
+    assert job.content.size == (200, 150)  # 1/8: both sides still >= 100
+    assert [s.size for s in job.styles] == [(400, 300)] * 2  # 1/4: >= 200 for style_scale 2
+
+
 def test_settings_from_model_config():
     config = yaml.safe_load((ROOT / "model-config.yaml").read_text())
     settings = ServerSettings.from_model_config(config)

@@ -86,6 +86,18 @@ def test_profiles_that_do_not_apply_leave_the_image_as_it_is(mode, icc):
     assert out.getpixel((0, 0)) == ((100,) * 3 if mode == "L" else colour)
 
 
+def test_large_jpegs_decode_at_a_reduced_scale_that_still_covers_the_needed_side():
+    photo = Image.effect_noise((800, 600), 40).convert("RGB")
+    data = png(photo, "JPEG")
+    assert decode_image(data, needed_side=128).size == (200, 150)  # 1/4: both sides >= 128
+    assert decode_image(data, needed_side=300).size == (400, 300)  # 1/2
+    assert decode_image(data, needed_side=700).size == (800, 600)  # no reduction left
+    assert decode_image(png(photo), needed_side=128).size == (800, 600)  # only JPEGs
+    with pytest.raises(ImageError):
+        decode_image(data, max_pixels=100_000)
+    assert decode_image(data, max_pixels=100_000, needed_side=128).size == (200, 150)
+
+
 def test_exif_orientation_is_applied():
     image = Image.new("RGB", (4, 2), (0, 0, 0))
     image.putpixel((0, 0), (255, 255, 255))
