@@ -125,7 +125,15 @@ def _param_schema(entry: dict[str, Any], form: bool) -> dict[str, Any]:
     default = entry["default"]
     if default != []:
         schema["default"] = ",".join(map(str, default)) if form and kind == "layers" else default
-    return schema
+    return schema if form else _nullable(schema)
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    """A JSON value that may also be null, meaning "not given" (the default applies)."""
+    out = {**schema, "type": [schema["type"], "null"]}
+    if "enum" in out:
+        out["enum"] = [*out["enum"], None]
+    return out
 
 
 def _multipart(params: dict[str, Any], max_styles: int) -> dict[str, Any]:
@@ -155,7 +163,7 @@ def _json_body(max_styles: int) -> dict[str, Any]:
     return {
         "type": "object",
         "description": "Images in base64: standard or URL-safe, line breaks and a missing "
-        "padding allowed, or a data: URL.",
+        "padding allowed, or a data: URL. An optional key set to null counts as not given.",
         "required": ["content", "style"],
         "properties": {
             "content": {**b64, "description": _image_text("content")},
@@ -166,10 +174,10 @@ def _json_body(max_styles: int) -> dict[str, Any]:
                     {"type": "array", "minItems": 1, "maxItems": max_styles, "items": b64},
                 ],
             },
-            "init_image": {**b64, "description": _image_text("init_image")},
-            "mask": {**b64, "description": _image_text("mask")},
-            "params": {"$ref": "#/components/schemas/Params"},
-            "stream": {"type": "boolean", "default": False, "description": _STREAM},
+            "init_image": _nullable({**b64, "description": _image_text("init_image")}),
+            "mask": _nullable({**b64, "description": _image_text("mask")}),
+            "params": {"oneOf": [{"$ref": "#/components/schemas/Params"}, {"type": "null"}]},
+            "stream": _nullable({"type": "boolean", "default": False, "description": _STREAM}),
         },
         "additionalProperties": False,
     }

@@ -92,9 +92,11 @@ def _json_fields(body: Any) -> dict[str, Any]:
     if unknown:
         name = sorted(unknown)[0]
         raise ParamError(f"unknown key {name!r}; parameters go inside 'params'", field=name)
+    body = {k: v for k, v in body.items() if v is not None}  # null: not given
     params = body.get("params", {})
     if not isinstance(params, dict):
         raise ParamError("'params' must be an object", field="params")
+    params = {k: v for k, v in params.items() if v is not None}
     fields = {k: v for k, v in body.items() if k != "params"}
     style = fields.pop("style", None)
     if isinstance(style, list):

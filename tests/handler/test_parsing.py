@@ -62,6 +62,24 @@ def test_json_body_with_a_style_list():
     assert not parsed.want_json
 
 
+def test_json_nulls_count_as_not_given():
+    body = {
+        "content": base64.b64encode(png()).decode(),
+        "style": base64.b64encode(png()).decode(),
+        "init_image": None,
+        "mask": None,
+        "stream": None,
+        "params": {"steps": None, "size": 48, "style_weights": None},
+    }
+    parsed = parse_request({"body": body}, {}, SETTINGS)
+    assert parsed.job.params.steps == 5 and parsed.job.params.size == 48  # server default
+    assert parsed.job.mask is None and parsed.job.init_image is None and not parsed.stream
+    assert parse_request({"body": {**body, "params": None}}, {}, SETTINGS).job.params.size == 64
+    with pytest.raises(NSTError) as err:
+        parse_request({"body": {**body, "content": None}}, {}, SETTINGS)
+    assert (err.value.field, err.value.code) == ("content", "missing_field")
+
+
 def _encodings_of(data: bytes) -> list[str]:
     """The ways clients spell base64: wrapped lines, URL-safe, unpadded, a data URL."""
     plain = base64.b64encode(data).decode()
