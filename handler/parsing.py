@@ -55,6 +55,8 @@ def parse_request(
     content_file = fields.pop("content", None)
     raw = {name: fields.pop(name, None) for name in OPTIONAL_IMAGES}
     stream = _flag(fields.pop("stream", False), "stream", is_json)
+    if raw["init_image"] is not None:
+        fields.setdefault("init", "image")  # an init image given is an init image used
     params = StyleParams.from_mapping(fields, defaults=settings.defaults, limits=settings.limits)
     # Images are decoded knowing the sizes they will be used at (large JPEGs decode faster).
     style_side = max(MIN_DECODED_SIDE, math.ceil(params.size * params.style_scale))

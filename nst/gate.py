@@ -47,6 +47,10 @@ def check_job(job: Job, net: VGGFeatures, max_styles: int = MAX_STYLES) -> None:
         check_mask(job.mask, job.content.size, len(job.styles))
     if p.init == "image" and job.init_image is None:
         raise ParamError("init='image' needs an init image", field="init_image")
+    if p.init != "image" and job.init_image is not None:
+        raise ParamError(
+            f"an init image is only used with init='image' (init is {p.init!r})", field="init"
+        )
     net.check_depth(p.content_layers, "content_layers")
     net.check_depth(p.style_layers, "style_layers")
     need = job.min_side()

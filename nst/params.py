@@ -74,7 +74,7 @@ class StyleParams:
         "matched",
         "starting image: 'matched' is the content recoloured to the "
         "styles' colour mean and covariance, 'content' the content as it is; "
-        "'image' needs an init image",
+        "'image' the init image (the default when one is sent)",
         choices=("matched", "content", "noise", "style", "image"),
     )
     seed: int = _param(

@@ -80,6 +80,13 @@ def test_json_nulls_count_as_not_given():
     assert (err.value.field, err.value.code) == ("content", "missing_field")
 
 
+def test_an_init_image_sent_is_the_start_unless_init_says_otherwise():
+    request = {"content": png(), "style": png(), "init_image": png((0, 0, 255))}
+    assert parse_request(request, {}, SETTINGS).job.params.init == "image"
+    explicit = parse_request({**request, "init": b"noise"}, {}, SETTINGS).job
+    assert explicit.params.init == "noise"  # the gate then refuses the unused image
+
+
 def _encodings_of(data: bytes) -> list[str]:
     """The ways clients spell base64: wrapped lines, URL-safe, unpadded, a data URL."""
     plain = base64.b64encode(data).decode()

@@ -15,6 +15,7 @@ PHOTO = Image.new("RGB", (60, 40), (90, 120, 150))
     "job, field",
     [
         (Job(PHOTO, [PHOTO], StyleParams(init="image")), "init_image"),
+        (Job(PHOTO, [PHOTO], StyleParams(), init_image=PHOTO), "init"),  # would be unused
         (Job(PHOTO, [PHOTO], StyleParams(style_weights=(1.0, 2.0))), "style_weights"),
         (Job(PHOTO, [], StyleParams()), "style"),
         (Job(PHOTO, [PHOTO] * 9, StyleParams()), "style"),
