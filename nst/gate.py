@@ -8,6 +8,7 @@ coarse-to-fine level, so that nothing can fail for bad input once the work has s
 from __future__ import annotations
 
 from .errors import ParamError
+from .imageio import source_size
 from .job import Job
 from .masks import check_mask
 from .prepare import style_side
@@ -44,7 +45,7 @@ def check_job(job: Job, net: VGGFeatures, max_styles: int = MAX_STYLES) -> None:
                 "style, so leave style_weights out",
                 field="style_weights",
             )
-        check_mask(job.mask, job.content.size, len(job.styles))
+        check_mask(job.mask, source_size(job.content), len(job.styles))
     if p.init == "image" and job.init_image is None:
         raise ParamError("init='image' needs an init image", field="init_image")
     if p.init != "image" and job.init_image is not None:

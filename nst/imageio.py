@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import io
+import math
 import os
 import warnings
 
@@ -17,6 +18,8 @@ DEFAULT_MAX_PIXELS = 50_000_000  # decoded pixels allowed for one input image
 # The input formats we document and decode; Pillow's other decoders (EPS runs Ghostscript,
 # several raise arbitrary exceptions on crafted headers) are never tried.
 INPUT_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
+SOURCE_SIZE = "nst_source_size"  # info key: (width, height) of the picture as stored
+EXIF_ORIENTATION = 0x0112
 FORMATS = {
     "png": ("PNG", "image/png"),
     "jpeg": ("JPEG", "image/jpeg"),
@@ -55,21 +58,12 @@ def decode_image(
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(source, formats=INPUT_FORMATS)
+            stored = image.size
             if needed_side and image.format == "JPEG":
                 image.draft(None, (needed_side, needed_side))
-            width, height = image.size
-            if width < 1 or height < 1:
-                raise ImageError(f"{field} has no pixels", field=field, code="invalid_image")
-            if width * height > max_pixels:
-                raise ImageError(
-                    f"{field} is {width}x{height} = {width * height} pixels; the limit is "
-                    f"{max_pixels}",
-                    field=field,
-                    code="image_too_large",
-                )
+            _check_pixels(image, stored, field, max_pixels)
             image.load()
-            managed = to_srgb(image, image.info.get("icc_profile")) if manage_colours else image
-            return to_rgb(ImageOps.exif_transpose(managed))
+            return _upright_rgb(image, stored, manage_colours)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -92,6 +86,32 @@ def decode_image(
             field=field,
             code="corrupt_image",
         ) from None
+
+
+def _check_pixels(image: Image.Image, stored: tuple[int, int], field: str, max_pixels: int) -> None:
+    """Refuse, from the header, an image with no pixels or more to decode than
+    ``max_pixels`` (``image.size`` is what will be decoded, ``stored`` its stored size)."""
+    width, height = stored
+    if width < 1 or height < 1:
+        raise ImageError(f"{field} has no pixels", field=field, code="invalid_image")
+    decoded = math.prod(image.size)
+    if decoded > max_pixels:
+        at = "" if image.size == stored else " (decoded at {}x{})".format(*image.size)
+        raise ImageError(
+            f"{field} is {width}x{height}{at} = {decoded} pixels; the limit is {max_pixels}",
+            field=field,
+            code="image_too_large",
+        )
+
+
+def _upright_rgb(image: Image.Image, stored: tuple[int, int], manage_colours: bool) -> Image.Image:
+    """The loaded ``image`` in sRGB, turned upright and as 8-bit RGB, with its stored size
+    (upright too) under :data:`SOURCE_SIZE`."""
+    managed = to_srgb(image, image.info.get("icc_profile")) if manage_colours else image
+    rgb = to_rgb(ImageOps.exif_transpose(managed))
+    turned = image.getexif().get(EXIF_ORIENTATION) in (5, 6, 7, 8)
+    rgb.info[SOURCE_SIZE] = (stored[1], stored[0]) if turned else stored
+    return rgb
 
 
 def to_srgb(image: Image.Image, icc: bytes | None) -> Image.Image:
@@ -152,6 +172,13 @@ def _grey_peak(mode: str, array: np.ndarray) -> float:
 
 def _to_8_bits(array: np.ndarray, peak: float) -> np.ndarray:
     return np.clip(array / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def source_size(image: Image.Image) -> tuple[int, int]:
+    """(width, height) of the picture ``image`` was decoded from, upright: a JPEG decoded at
+    a reduced scale keeps its stored shape here, so output sizes do not depend on the scale
+    it was decoded at."""
+    return image.info.get(SOURCE_SIZE, image.size)
 
 
 def longest_side_size(size: tuple[int, int], side: int) -> tuple[int, int]:

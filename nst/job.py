@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
-from .imageio import longest_side_size
+from .imageio import longest_side_size, source_size
 from .layers import min_input_side
 from .params import StyleParams
 from .pyramid import level_plan
@@ -27,7 +27,7 @@ class Job:
     def output_size(self, size: int | None = None) -> tuple[int, int]:
         """(width, height) of the content resized so its longest side is ``size``
         (``params.size``, the result's size, by default)."""
-        return longest_side_size(self.content.size, size or self.params.size)
+        return longest_side_size(source_size(self.content), size or self.params.size)
 
     def min_side(self) -> int:
         """The shortest image side the chosen layers can run on."""

@@ -86,10 +86,17 @@ def test_a_very_wide_photo_is_refused_when_too_thin(server):
 
 def test_a_10000_px_photo_over_the_pixel_limit_is_413(server):
     # 10000x2000 = 20 Mpx; the test server's max_input_pixels is 5 Mpx.
-    reply = post(server, encode(PHOTO.resize((10000, 2000)), "JPEG", quality=60))
+    reply = post(server, encode(PHOTO.resize((10000, 2000)), "PNG"))
     assert reply.status_code == 413
     assert reply.json()["error"] == "image_too_large" and reply.json()["field"] == "content"
     assert "10000x2000" in reply.json()["message"]
+
+
+def test_a_jpeg_over_the_pixel_limit_is_served_when_its_reduced_decode_fits(server):
+    # 6000x4000 = 24 Mpx stored; at size 64 it decodes at 1/8, 750x500, within 5 Mpx.
+    reply = post(server, encode(PHOTO.resize((6000, 4000)), "JPEG", quality=60))
+    assert reply.status_code == 200, reply.text
+    assert Image.open(io.BytesIO(reply.content)).size == (64, 43)
 
 
 def test_decompression_bomb_is_refused(server):

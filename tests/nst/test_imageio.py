@@ -98,6 +98,24 @@ def test_large_jpegs_decode_at_a_reduced_scale_that_still_covers_the_needed_side
     assert decode_image(data, max_pixels=100_000, needed_side=128).size == (200, 150)
 
 
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_a_reduced_decode_gives_the_same_output_shape_as_the_whole_file(orientation):
+    from nst import Job, StyleParams
+    from nst.imageio import source_size
+
+    photo = Image.effect_noise((600, 389), 40).convert("RGB")  # decodes at 150x98: 64x41, not 42
+    exif = photo.getexif()
+    exif[0x0112] = orientation
+    data = png(photo, "JPEG", exif=exif)
+    whole, reduced = decode_image(data), decode_image(data, needed_side=64)
+    assert reduced.size != whole.size and source_size(reduced) == whole.size
+    for size in (64, 50, 33):  # the output and coarse-to-fine levels
+        shapes = [
+            Job(image, [image], StyleParams(size=size)).output_size() for image in (whole, reduced)
+        ]
+        assert shapes[0] == shapes[1]
+
+
 def test_exif_orientation_is_applied():
     image = Image.new("RGB", (4, 2), (0, 0, 0))
     image.putpixel((0, 0), (255, 255, 255))
