@@ -18,7 +18,7 @@ DEFAULT_MAX_PIXELS = 50_000_000  # decoded pixels allowed for one input image
 # The input formats we document and decode; Pillow's other decoders (EPS runs Ghostscript,
 # several raise arbitrary exceptions on crafted headers) are never tried.
 INPUT_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
-SOURCE_SIZE = "nst_source_size"  # info key: (width, height) of the picture as stored
+SOURCE_SIZE = "nst_source_size"  # info key: (size decoded, size of the picture as stored)
 EXIF_ORIENTATION = 0x0112
 FORMATS = {
     "png": ("PNG", "image/png"),
@@ -105,12 +105,12 @@ def _check_pixels(image: Image.Image, stored: tuple[int, int], field: str, max_p
 
 
 def _upright_rgb(image: Image.Image, stored: tuple[int, int], manage_colours: bool) -> Image.Image:
-    """The loaded ``image`` in sRGB, turned upright and as 8-bit RGB, with its stored size
-    (upright too) under :data:`SOURCE_SIZE`."""
+    """The loaded ``image`` in sRGB, turned upright and as 8-bit RGB, with its size and its
+    stored size (upright too) under :data:`SOURCE_SIZE`."""
     managed = to_srgb(image, image.info.get("icc_profile")) if manage_colours else image
     rgb = to_rgb(ImageOps.exif_transpose(managed))
     turned = image.getexif().get(EXIF_ORIENTATION) in (5, 6, 7, 8)
-    rgb.info[SOURCE_SIZE] = (stored[1], stored[0]) if turned else stored
+    rgb.info[SOURCE_SIZE] = (rgb.size, (stored[1], stored[0]) if turned else stored)
     return rgb
 
 
@@ -177,8 +177,9 @@ def _to_8_bits(array: np.ndarray, peak: float) -> np.ndarray:
 def source_size(image: Image.Image) -> tuple[int, int]:
     """(width, height) of the picture ``image`` was decoded from, upright: a JPEG decoded at
     a reduced scale keeps its stored shape here, so output sizes do not depend on the scale
-    it was decoded at."""
-    return image.info.get(SOURCE_SIZE, image.size)
+    it was decoded at. An image resized or cropped since has its own size."""
+    decoded, stored = image.info.get(SOURCE_SIZE, (None, None))
+    return stored if decoded == image.size else image.size
 
 
 def longest_side_size(size: tuple[int, int], side: int) -> tuple[int, int]:

@@ -109,6 +109,7 @@ def test_a_reduced_decode_gives_the_same_output_shape_as_the_whole_file(orientat
     data = png(photo, "JPEG", exif=exif)
     whole, reduced = decode_image(data), decode_image(data, needed_side=64)
     assert reduced.size != whole.size and source_size(reduced) == whole.size
+    assert source_size(reduced.crop((0, 0, 40, 30))) == (40, 30)  # edited: its own shape
     for size in (64, 50, 33):  # the output and coarse-to-fine levels
         shapes = [
             Job(image, [image], StyleParams(size=size)).output_size() for image in (whole, reduced)
