@@ -170,13 +170,31 @@ class Client:
 def image_file(image: ImageInput, name: str) -> tuple[str, bytes]:
     """A multipart file entry for a path, encoded bytes or a PIL image (sent as PNG)."""
     if isinstance(image, Image.Image):
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG")
-        return f"{name}.png", buffer.getvalue()
+        suffix, data = _encoded(image)
+        return f"{name}{suffix}", data
     if isinstance(image, bytes | bytearray):
         return name, bytes(image)
     path = Path(image)
     return path.name, path.read_bytes()
+
+
+PNG_MODES = ("1", "L", "LA", "P", "RGB", "RGBA", "I;16")  # written as they are, as PNG
+TIFF_MODES = ("CMYK", "I", "F")  # as TIFF: PNG cannot hold them
+ALPHA_MODES = {"PA": "RGBA", "RGBa": "RGBA", "La": "LA"}  # the PNG modes they become
+
+
+def _encoded(image: Image.Image) -> tuple[str, bytes]:
+    """(suffix, bytes) of a PIL image, lossless: PNG, TIFF for CMYK and 32-bit or float
+    greyscale, other modes (YCbCr, LAB, HSV, premultiplied alpha) as RGB or RGBA PNG. The
+    ICC profile goes along, so the server converts the colours."""
+    buffer = io.BytesIO()
+    if image.mode in TIFF_MODES:
+        image.save(buffer, format="TIFF")
+        return ".tif", buffer.getvalue()
+    if image.mode not in PNG_MODES:
+        image = image.convert(ALPHA_MODES.get(image.mode, "RGB"))
+    image.save(buffer, format="PNG")
+    return ".png", buffer.getvalue()
 
 
 def form_value(value: Any) -> str:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from nst_client import (
     Client,
@@ -86,6 +87,33 @@ def test_stylize_takes_paths_bytes_and_pil_images(server):
         preserve_color="luminance",
     )
     assert by_image.size == (40, 27)
+
+
+def test_pil_images_of_every_common_mode_are_sent(server):
+    from nst_client.client import image_file
+
+    from nst.imageio import decode_image
+
+    photo = Image.open(CONTENT / "chelsea.png").convert("RGB")
+    grey = photo.convert("L")
+    modes = {
+        "CMYK": photo.convert("CMYK"),
+        "YCbCr": photo.convert("YCbCr"),
+        "F": Image.fromarray(np.asarray(grey, dtype="float32") / 255),
+        "PA": photo.convert("P").convert("PA"),
+    }
+    expected = {"CMYK": photo, "YCbCr": photo, "F": grey, "PA": modes["PA"].convert("RGB")}
+    for mode, image in modes.items():
+        decoded = decode_image(image_file(image, "content")[1])  # as the server reads it
+        assert decoded.size == photo.size, mode
+        seen, wanted = (
+            decoded.getpixel((200, 150)),
+            expected[mode].convert("RGB").getpixel((200, 150)),
+        )
+        assert sum(abs(a - b) for a, b in zip(seen, wanted)) < 12, (mode, seen, wanted)
+    client = Client(server.inference)
+    result = client.stylize(modes["CMYK"], modes["F"], size=40, steps=1)
+    assert result.size == (40, 27)
 
 
 def test_masks_and_the_new_parameters_go_through_the_client(server):
