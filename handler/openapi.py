@@ -14,6 +14,7 @@ import yaml
 
 from nst.layers import layer_indices
 from nst.masks import palette_text
+from nst.optimize import STOP_REASONS
 from nst.params import MAX_LIST
 
 from .parsing import FALSE_WORDS, TRUE_WORDS
@@ -27,7 +28,6 @@ HEADER = "# Generated from nst/params.py and model-config.yaml by `make docs`: d
 
 PATH = "/predictions/style_transfer"
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp")
-STOPPED = ("deadline", "cancelled", "non_finite")
 # A 16x16 gradient PNG, so that the contract's examples are requests that succeed.
 EXAMPLE_PNG = (
     "iVBORw0KGgoAAAANSUhEUgAAABAAAAAQCAIAAACQkWg2AAAAHUlEQVR42mNk"
@@ -211,7 +211,7 @@ def _responses() -> dict[str, Any]:
         "X-NST-Batch-Jobs": _header("integer", "jobs optimised together with this one"),
         "X-NST-Stopped": {
             "description": "why the job stopped before its steps (absent when it ran them all)",
-            "schema": {"type": "string", "enum": list(STOPPED)},
+            "schema": {"type": "string", "enum": list(STOP_REASONS)},
         },
         "x-request-id": _header("string", "TorchServe's id of the request (in the job's log line)"),
     }
@@ -268,7 +268,7 @@ def _schemas(params: dict[str, Any]) -> dict[str, Any]:
             "width": {"type": "integer", "minimum": 1},
             "height": {"type": "integer", "minimum": 1},
             "steps_run": {"type": "integer", "minimum": 0},
-            "stopped": {"type": ["string", "null"], "enum": [*STOPPED, None]},
+            "stopped": {"type": ["string", "null"], "enum": [*STOP_REASONS, None]},
             "seconds": {"type": "number", "minimum": 0},
             "losses": losses,
             "initial_losses": losses,

@@ -28,10 +28,15 @@ from .vgg import positions
 LBFGS_HISTORY = 20
 FINITE_CHECK_EVERY = 10  # steps between finiteness checks of the loss on a GPU
 STEP_TIMER_WINDOW = 10  # steps per timing window on a GPU (one synchronisation each)
+# Why a job stopped before its steps: the server's deadline, the job's own time_limit, its
+# callback, a loss that stopped being finite.
+STOP_REASONS = ("deadline", "time_limit", "cancelled", "non_finite")
 
 
 class BatchRun:
-    """Jobs of one size optimised together: ``steps[k]`` steps for job ``k``."""
+    """Jobs of one size optimised together: ``steps[k]`` steps for job ``k``; jobs with a
+    ``time_limit`` stop that many seconds after ``started`` (a ``time.monotonic()``
+    instant), after at least one step."""
 
     def __init__(
         self,
@@ -39,9 +44,12 @@ class BatchRun:
         prepared: Sequence[PreparedJob],
         steps: Sequence[int],
         callback: Callback | None = None,
+        started: float | None = None,
     ):
         self.network, self.prepared, self.callback = network, list(prepared), callback
         self.steps = list(steps)
+        limits = [p.job.params.time_limit for p in self.prepared]
+        self.time_limits = [started + t if started is not None and t else None for t in limits]
         self.targets = [p.targets() for p in self.prepared]
         params = self.prepared[0].job.params  # layers and pooling are shared by the batch
         self.layers = positions(params.content_layers + params.style_layers)
@@ -86,11 +94,27 @@ class BatchRun:
                 for k in indices:
                     self.stopped[k] = "deadline"
                 return
+            if self._stop_timed_out(indices, pixels, clock.pace):
+                continue  # fewer jobs: the next step is cheaper
             timer.start()
             losses = self._evaluate(indices, grad=True)
             for row, k in enumerate(indices):
                 self._step(k, losses.terms[row], losses.total[row])
             timer.stop(pixels)
+
+    def _stop_timed_out(self, indices: Sequence[int], pixels: int, pace: Pace) -> bool:
+        """Stop the jobs among ``indices`` whose ``time_limit`` leaves no time for a step
+        over ``pixels``; True when any stopped."""
+        late = [
+            k
+            for k in indices
+            if (limit := self.time_limits[k]) is not None
+            and self.steps_run[k] > 0
+            and not Deadline(limit, pace).allows_step(pixels)
+        ]
+        for k in late:
+            self.stopped[k] = "time_limit"
+        return bool(late)
 
     def losses(self, indices: Sequence[int], dtype: torch.dtype | None = None) -> list[LossTerms]:
         """Loss terms of jobs ``indices``' current pixels, read back to the host."""

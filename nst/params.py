@@ -63,6 +63,13 @@ class StyleParams:
     )
     size: int = _param(512, "longest side of the output in pixels", lo=16, hi=4096)
     steps: int = _param(300, "optimisation steps (one forward+backward each)", lo=1, hi=10000)
+    time_limit: float = _param(
+        0.0,
+        "stop after about this many seconds of work and return the image so far "
+        "(0: no limit; at least one step runs; the server's own deadline still applies)",
+        lo=0.0,
+        hi=3600.0,
+    )
     content_weight: float = _param(1.0, "weight of the content loss (alpha)", lo=0.0, hi=1e6)
     style_weight: float = _param(5.0, "weight of the style loss (beta)", lo=0.0, hi=1e9)
     tv_weight: float = _param(10.0, "weight of the total-variation smoothing loss", lo=0.0, hi=1e6)

@@ -121,7 +121,7 @@ class Stylizer:
         """
         if len({job.batch_key() for job in jobs}) > 1:
             raise ValueError("jobs of one batch need the same output size, layers and pooling")
-        start = time.perf_counter()
+        start, started = time.perf_counter(), time.monotonic()
         clock = Deadline(deadline, self.pace)
 
         def prepare_at(job: Job, size: int, pixels: torch.Tensor | None) -> PreparedJob:
@@ -134,7 +134,7 @@ class Stylizer:
                 clock.after_forward()
 
         def make_run(prepared, steps, relayed) -> BatchRun:
-            return BatchRun(self.network, prepared, steps, relayed)
+            return BatchRun(self.network, prepared, steps, relayed, started)
 
         # The server may call this under torch.inference_mode(); the loop needs autograd.
         with torch.inference_mode(False), torch.enable_grad():

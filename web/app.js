@@ -85,7 +85,7 @@ function buildForm() {
   if (slots.length > 1) {
     form.append("style_weights", slots.map((s) => s.querySelector(".style-weight").value || "1").join(","));
   }
-  for (const name of ["size", "steps", "style_weight", "preserve_color", "style_loss", "average"]) {
+  for (const name of ["size", "steps", "time_limit", "style_weight", "preserve_color", "style_loss", "average"]) {
     const value = $(name).value.trim();
     if (value !== "") form.append(name, value);
   }

@@ -337,3 +337,20 @@ def test_deadline_stops_before_a_step_that_would_overrun(stylizer, astronaut, st
     result = stylizer.stylize(job, deadline=started + budget)
     assert result.stopped == "deadline" and result.steps_run > 0
     assert time.monotonic() - started < budget + 0.5
+
+
+def test_a_time_limit_stops_its_own_job_and_not_the_others(stylizer, astronaut, starry):
+    """A job's time_limit stops it with the image so far; a job beside it in the same batch
+    runs all its steps."""
+    stylizer.stylize(Job(astronaut, [starry], StyleParams(size=96, steps=3)))  # measure pace
+    limited = Job(astronaut, [starry], StyleParams(size=96, steps=10000, time_limit=1.0))
+    full = Job(astronaut, [starry], StyleParams(size=96, steps=6))
+    started = time.monotonic()
+    first, second = stylizer.stylize_batch([limited, full])
+    assert first.stopped == "time_limit" and 0 < first.steps_run < 10000
+    assert second.stopped is None and second.steps_run == 6
+    assert time.monotonic() - started < 1.0 + 1.5  # never more than about a step late
+    tiny = stylizer.stylize(
+        Job(astronaut, [starry], StyleParams(size=96, steps=50, time_limit=1e-3))
+    )
+    assert tiny.stopped == "time_limit" and tiny.steps_run >= 1  # at least one step runs

@@ -134,6 +134,14 @@ def test_a_second_style_with_weights_and_a_parameter_error(browser, server):
     assert not shown(browser, "error"), browser.find_element(By.ID, "error").text
     assert "4 steps" in browser.find_element(By.ID, "figures").text
 
+    set_value(browser, "steps", "400")  # far more than a second's work
+    set_value(browser, "time_limit", "1")
+    browser.find_element(By.ID, "stylise").click()
+    WebDriverWait(browser, 90).until(
+        lambda b: "time_limit" in b.find_element(By.ID, "figures").text or shown(b, "error")
+    )
+    assert "400 steps" not in browser.find_element(By.ID, "figures").text
+
 
 def test_a_mask_and_the_style_statistics_reach_the_server(browser, server, tmp_path):
     from PIL import Image
