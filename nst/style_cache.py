@@ -3,8 +3,8 @@ VGG pass.
 
 A service sees the same few styles again and again; their targets depend only on the style
 image, the size it is resized to and the layers and pooling, never on the content, so they
-are cached per style image. Colour-preserving modes derive the style from the content and
-are not cached.
+are cached per style image. The colour modes that recolour the style from the content
+(``luminance``, ``histogram``) are not cached.
 """
 
 from __future__ import annotations
@@ -12,12 +12,10 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 
-import torch
 from PIL import Image
 
 from .params import StyleParams
-
-Grams = dict[str, tuple[torch.Tensor, ...]]  # statistics by layer
+from .style_stats import Statistics
 
 
 def style_key(image: Image.Image, side: int, params: StyleParams) -> str:
@@ -41,7 +39,7 @@ class StyleCache:
         self.hits = 0
         self.misses = 0
         self._reported = (0, 0)
-        self._entries: OrderedDict[str, Grams] = OrderedDict()
+        self._entries: OrderedDict[str, Statistics] = OrderedDict()
 
     def new_lookups(self) -> tuple[int, int]:
         """(hits, misses) since the last call, for counters exported elsewhere."""
@@ -52,21 +50,21 @@ class StyleCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, key: str) -> Grams | None:
+    def get(self, key: str) -> Statistics | None:
         """The cached targets (and mark them recently used), or None; counts the lookup."""
-        grams = self._entries.get(key)
-        if grams is None:
+        stats = self._entries.get(key)
+        if stats is None:
             self.misses += 1
             return None
         self.hits += 1
         self._entries.move_to_end(key)
-        return grams
+        return stats
 
-    def put(self, key: str, grams: Grams) -> None:
+    def put(self, key: str, stats: Statistics) -> None:
         """Store targets, evicting the least recently used beyond ``capacity``."""
         if self.capacity == 0:
             return
-        self._entries[key] = grams
+        self._entries[key] = stats
         self._entries.move_to_end(key)
         while len(self._entries) > self.capacity:
             self._entries.popitem(last=False)
