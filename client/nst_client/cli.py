@@ -48,7 +48,8 @@ def parser() -> argparse.ArgumentParser:
         "--mask",
         type=Path,
         metavar="FILE",
-        help="region mask of the content's shape (black: unstylised, white: style 1, red: 2...)",
+        help="region mask of the content's shape (black: unstylised, white: style 1, red: 2..., "
+        "or grey levels, dark to light: style 1, 2...)",
     )
     p.add_argument("--timeout", type=float, default=600, help="seconds without an answer")
     p.add_argument("--retries", type=int, default=5, help="retries after a 503 (busy)")
