@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nst import Job, StyleParams, decode_image
-from nst.errors import ImageError, InputError, ParamError
+from nst.errors import ImageError, InputError, ParamError, quote
 from nst.gate import check_style_count
 
 from .settings import ServerSettings
@@ -46,15 +46,26 @@ class ParsedRequest:
 
 
 def parse_request(
-    request: Mapping[str, Any], headers: Mapping[str, str], settings: ServerSettings
+    request: Mapping[str, Any],
+    headers: Mapping[str, str],
+    settings: ServerSettings,
+    *,
+    streams: bool = True,
 ) -> ParsedRequest:
-    """Validate one request; raises :class:`nst.errors.NSTError` naming the bad field."""
+    """Validate one request; raises :class:`nst.errors.NSTError` naming the bad field.
+    ``streams``: whether the request's transport can carry a stream (gRPC cannot)."""
     is_json = "body" in request and len(request) == 1
     fields = _json_fields(request["body"]) if is_json else dict(request)
     style_files = {name: fields.pop(name) for name in _style_names(fields, settings)}
     content_file = fields.pop("content", None)
     raw = {name: fields.pop(name, None) for name in OPTIONAL_IMAGES}
     stream = _flag(fields.pop("stream", False), "stream", is_json)
+    if stream and not streams:
+        raise ParamError(
+            "stream=true needs the HTTP API: TorchServe's gRPC calls carry one answer per "
+            "request here",
+            field="stream",
+        )
     if raw["init_image"] is not None:
         fields.setdefault("init", "image")  # an init image given is an init image used
     params = StyleParams.from_mapping(fields, defaults=settings.defaults, limits=settings.limits)
@@ -93,7 +104,7 @@ def _json_fields(body: Any) -> dict[str, Any]:
     unknown = set(body) - JSON_KEYS
     if unknown:
         name = sorted(unknown)[0]
-        raise ParamError(f"unknown key {name!r}; parameters go inside 'params'", field=name)
+        raise ParamError(f"unknown key {quote(name)}; parameters go inside 'params'", field=name)
     body = {k: v for k, v in body.items() if v is not None}  # null: not given
     params = body.get("params", {})
     if not isinstance(params, dict):
@@ -160,7 +171,7 @@ def _flag(value: Any, field: str, is_json: bool) -> bool:
     if isinstance(value, bool):
         return value
     if is_json:
-        raise ParamError(f"{field} must be true or false, got {value!r:.40}", field=field)
+        raise ParamError(f"{field} must be true or false, got {quote(value)}", field=field)
     text = (
         bytes(value).decode("utf-8", "replace")
         if isinstance(value, bytes | bytearray)
@@ -171,4 +182,4 @@ def _flag(value: Any, field: str, is_json: bool) -> bool:
         return True
     if text in FALSE_WORDS:
         return False
-    raise ParamError(f"{field} must be true or false, got {text!r}", field=field)
+    raise ParamError(f"{field} must be true or false, got {quote(text)}", field=field)

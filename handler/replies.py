@@ -13,7 +13,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -23,13 +23,17 @@ from .auth import Unauthorized
 from .responses import JSON, ClientError, error_body, error_status, strict_json
 
 log = logging.getLogger(__name__)
+STREAM_NEXT = "ts_stream_next"  # TorchServe's "more chunks follow" header
 
 
 class Replies:
     """Reply slots of one batch; :meth:`finish` never leaves one empty."""
 
-    def __init__(self, context: Any, headers: list[dict[str, str]], metrics: Any):
-        self.context, self.metrics = context, metrics
+    def __init__(
+        self, context: Any, headers: list[dict[str, str]], metrics: Any, grpc: Iterable[int] = ()
+    ):
+        self.context, self.metrics, self.headers = context, metrics, headers
+        self.grpc = set(grpc)  # requests that came through TorchServe's gRPC API
         self.bodies: list[bytes | None] = [None] * len(headers)
         # TorchServe's id of each request: its frontend sends it back as ``x-request-id``.
         ids = getattr(context, "request_ids", None)
@@ -126,6 +130,11 @@ class Replies:
         else:
             ctx.set_response_status(status, _phrase(status), idx=i)
             ctx.set_response_content_type(i, content_type)
+        if i in self.grpc:
+            # TorchServe's StreamPredictions ends the call only on this header (it fails the
+            # worker without it); Predictions ignores it. gRPC gets no per-request status, so
+            # an error travels as its JSON body.
+            ctx.set_response_header(i, STREAM_NEXT, "false")
         self.bodies[i] = body
         seconds = time.monotonic() - self.started
         self._log(i, status, seconds, fields)

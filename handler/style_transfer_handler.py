@@ -12,7 +12,7 @@ from collections import defaultdict
 import torch
 
 from handler.activity import busy
-from handler.auth import ApiKeys
+from handler.auth import ApiKeys, Unauthorized
 from handler.faults import (
     exit_worker_soon,
     free_device_memory,
@@ -27,6 +27,7 @@ from handler.replies import Replies
 from handler.responses import JSON, NDJSON, final_line, image_body, json_body
 from handler.settings import ServerSettings
 from handler.streaming import Streamer, torchserve_sender
+from handler.transport import arrived_over_grpc, is_describe_call
 from nst import Result, Stylizer
 from nst.errors import NSTError, ParamError
 from nst.pace import STEP_PER_FORWARD, DeadlineExceeded
@@ -77,26 +78,44 @@ class StyleTransferHandler:
         log.info("style_transfer ready on %s (%s)", device, self.settings)
 
     def handle(self, data: list, context) -> list:
-        """Answer every request of the batch; a bad one never fails the others."""
-        if _is_describe(context):
-            return [json.dumps(self.describe_handle())]
-        with busy():
-            return self._handle(data, context)
+        """Answer every request of the batch; a bad one never fails the others. Whatever
+        path a batch takes, it gets exactly one reply per request."""
+        headers = [_headers(context, i) for i in range(len(data))]
+        metrics = HandlerMetrics(getattr(context, "metrics", None), self.histograms)
+        grpc = [i for i, request in enumerate(data) if arrived_over_grpc(request, headers[i])]
+        replies = Replies(context, headers, metrics, grpc=grpc)
+        try:
+            if is_describe_call(data, headers):
+                return self._describe(headers[0], replies)
+            with busy():
+                self._handle(data, context, replies, metrics)
+        except Exception:
+            log.exception("a batch of %d failed outside any request", len(data))
+        return replies.finish()
 
     def describe_handle(self) -> dict:
         """The limits, defaults and parameter ranges (TorchServe's model description)."""
         return self.settings.describe()
 
-    def _handle(self, data: list, context) -> list:
+    def _describe(self, headers: dict[str, str], replies: Replies) -> list:
+        """The management API's ``?customized=true`` answer, behind the same key check."""
+        with replies.guard(0):
+            if self.api_keys is not None:
+                self.api_keys.check(headers)
+            return [json.dumps(self.describe_handle())]
+        return replies.finish()
+
+    def _handle(self, data: list, context, replies: Replies, metrics: HandlerMetrics) -> None:
         deadline = time.monotonic() + self.settings.deadline_budget_s()
-        metrics = HandlerMetrics(getattr(context, "metrics", None), self.histograms)
-        metrics.batch_call(len(data), self.batch_size)
-        headers = [_headers(context, i) for i in range(len(data))]
-        replies = Replies(context, headers, metrics)
+        headers = replies.headers
+        try:
+            metrics.batch_call(len(data), self.batch_size)
+        except Exception:
+            log.warning("could not record batch metrics", exc_info=True)
         groups: dict[tuple, Members] = defaultdict(list)
         for i, request in enumerate(data):
             with replies.guard(i):
-                parsed = self._parse(request, headers[i])
+                parsed = self._parse(request, headers[i], grpc=i in replies.grpc)
                 replies.sizes[i] = parsed.job.params.size
                 groups[parsed.job.batch_key()].append((i, parsed))
         # Cheapest first: a group that finishes early leaves its time to the next ones.
@@ -110,13 +129,17 @@ class StyleTransferHandler:
             metrics.style_cache(self.stylizer.style_cache)
         except Exception:
             log.warning("could not record style-cache metrics", exc_info=True)
-        return replies.finish()
 
-    def _parse(self, request, headers: dict[str, str]) -> ParsedRequest:
+    def _parse(self, request, headers: dict[str, str], grpc: bool) -> ParsedRequest:
         """Authenticate and validate one request completely, before any work."""
         if self.api_keys is not None:
+            if grpc:
+                raise Unauthorized(
+                    "this server checks API keys and a gRPC call cannot carry one (TorchServe "
+                    "passes no gRPC metadata to the model): use the HTTP API"
+                )
             self.api_keys.check(headers)
-        parsed = parse_request(request, headers, self.settings)
+        parsed = parse_request(request, headers, self.settings, streams=not grpc)
         self.stylizer.check(parsed.job)
         work, limit = work_pixels(parsed.job), self.settings.max_work_pixels
         if work > limit:
@@ -285,14 +308,6 @@ def _share(members: Members, later: list[Members], deadline: float) -> float:
 def _retry_after(deadline: float) -> int:
     """Seconds until this worker should be free again (the end of its current batch)."""
     return max(1, math.ceil(deadline - time.monotonic()))
-
-
-def _is_describe(context) -> bool:
-    """TorchServe asks for the model's own description (``?customized=true``) with this header."""
-    try:
-        return context.get_request_header(0, "describe") == "True"
-    except Exception:
-        return False
 
 
 def _headers(context, i: int) -> dict[str, str]:

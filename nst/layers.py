@@ -11,7 +11,7 @@ from functools import cache
 
 from torchvision.models.vgg import cfgs
 
-from .errors import ParamError
+from .errors import ParamError, quote
 
 VGG19_CONFIG = "E"
 
@@ -43,7 +43,7 @@ def layer_index(name: str, *, field: str = "layers") -> int:
         return layer_indices()[name]
     except KeyError:
         raise ParamError(
-            f"unknown VGG19 layer {name!r}; valid names are conv1_1..conv5_4, "
+            f"unknown VGG19 layer {quote(name)}; valid names are conv1_1..conv5_4, "
             "relu1_1..relu5_4 and pool1..pool5",
             field=field,
         ) from None

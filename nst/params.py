@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ParamError
+from .errors import ParamError, quote
 from .layers import layer_indices
 
 
@@ -175,7 +175,7 @@ class StyleParams:
         for name, raw in merged.items():
             if name not in known:
                 raise ParamError(
-                    f"unknown parameter {name!r}; known: {', '.join(known)}", field=name
+                    f"unknown parameter {quote(name)}; known: {', '.join(known)}", field=name
                 )
             parsed[name] = _coerce(known[name], raw)
         params = cls(**parsed)
@@ -216,7 +216,7 @@ def _range_error(f: dataclasses.Field, value: Any) -> ParamError:
     m = f.metadata
     what = {"int": "an integer", "float": "a number"}.get(m["kind"], m["kind"])
     return ParamError(
-        f"{f.name} must be {what} in [{_num(m['lo'])}, {_num(m['hi'])}], got {_short(value)}",
+        f"{f.name} must be {what} in [{_num(m['lo'])}, {_num(m['hi'])}], got {quote(value)}",
         field=f.name,
     )
 
@@ -239,12 +239,6 @@ def _finite_sum(values: tuple[float, ...]) -> float:
         return math.inf
 
 
-def _short(value: Any) -> str:
-    """``repr`` cut to a readable length (error messages echo client input)."""
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def _check(f: dataclasses.Field, value: Any) -> None:
     m = f.metadata
     kind = m["kind"]
@@ -257,7 +251,7 @@ def _check(f: dataclasses.Field, value: Any) -> None:
     elif kind == "str":
         if value not in m["choices"]:
             raise ParamError(
-                f"{f.name} must be one of {', '.join(m['choices'])}, got {_short(value)}",
+                f"{f.name} must be one of {', '.join(m['choices'])}, got {quote(value)}",
                 field=f.name,
             )
     elif kind == "floats":
@@ -269,7 +263,7 @@ def _check(f: dataclasses.Field, value: Any) -> None:
         ):
             raise ParamError(
                 f"{f.name} must be a list of at most {MAX_LIST} non-negative "
-                f"numbers with a positive, finite sum, got {_short(value)}",
+                f"numbers with a positive, finite sum, got {quote(value)}",
                 field=f.name,
             )
     elif kind == "layers":
@@ -278,11 +272,11 @@ def _check(f: dataclasses.Field, value: Any) -> None:
         for name in value:
             if not isinstance(name, str):
                 raise ParamError(
-                    f"{f.name} must list layer names (strings), got {_short(name)}", field=f.name
+                    f"{f.name} must list layer names (strings), got {quote(name)}", field=f.name
                 )
             if name not in layer_indices():
                 raise ParamError(
-                    f"{f.name}: unknown VGG19 layer {name!r} (valid: conv1_1.."
+                    f"{f.name}: unknown VGG19 layer {quote(name)} (valid: conv1_1.."
                     "conv5_4, relu1_1..relu5_4, pool1..pool5)",
                     field=f.name,
                 )
@@ -325,7 +319,7 @@ def _coerce(f: dataclasses.Field, raw: Any) -> Any:
             return tuple(float(v) if isinstance(v, str) else v for v in raw)
         except (ValueError, OverflowError):
             raise ParamError(
-                f"{f.name} must be a list of numbers, got {_short(raw)}", field=f.name
+                f"{f.name} must be a list of numbers, got {quote(raw)}", field=f.name
             ) from None
     return tuple(raw)
 

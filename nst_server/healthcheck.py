@@ -1,7 +1,7 @@
 """Probes for containers and pods: is the frontend up, is the model READY, is it idle?
 
-    python scripts/healthcheck.py live   # the management API answers (the JVM is up)
-    python scripts/healthcheck.py ready  # style_transfer has a READY worker
+    python scripts/healthcheck.py live   # the JVM answers and a listed worker process lives
+    python scripts/healthcheck.py ready  # style_transfer has a READY worker that lives
     python scripts/healthcheck.py drain  # wait until no request is queued or running
 
 Exit status 0 means yes. ``/ping`` is not used: it says Healthy before the model has loaded.
@@ -9,6 +9,9 @@ Standard library only, so a probe costs one Python start. The management address
 ``TS_MANAGEMENT_ADDRESS`` (default http://127.0.0.1:8081). With token authorisation on,
 TorchServe writes ``key_file.json`` into its working directory; the probe reads the management
 key from ``NST_KEY_FILE`` (default ``./key_file.json``, so run it from the same directory).
+The management API keeps listing a worker as READY after its process died or hangs stopped
+(seen after a frontend error closed a worker's connection), so both checks also look at the
+worker's process (``/proc``; the probe runs in the server's container, so it sees its pids).
 ``drain`` is the Kubernetes preStop hook: TorchServe has no graceful shutdown, so the hook keeps
 the pod alive until the queue is empty and no busy marker is left in ``NST_STATE_DIR``.
 """
@@ -51,24 +54,60 @@ def describe(management: str, key: str | None, timeout: float) -> dict:
     return get_json(f"{management}/models/{MODEL}", key, timeout)[0]
 
 
+def process_serves(pid: int) -> bool:
+    """True unless process ``pid`` is gone, a zombie or stopped (a worker that cannot answer).
+    A pid the management API does not know yet (0 or less: still starting) counts as alive."""
+    if pid <= 0:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc here: whether the pid exists is all that can be told
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    state = stat.rpartition(")")[2].split()[0]  # the field after the command name
+    return state not in ("Z", "X", "x", "T", "t")
+
+
+def worker_pid(worker: dict) -> int:
+    try:
+        return int(worker.get("pid", 0))
+    except (TypeError, ValueError):
+        return 0
+
+
 def is_live(management: str, key: str | None, timeout: float) -> bool:
-    """Any HTTP answer from the management API, even an error status, means the JVM is up."""
+    """The JVM answers (any HTTP status) and, once the model lists workers, one of their
+    processes lives: all of them dead or stopped means nothing will ever serve again."""
     try:
         get_json(f"{management}/models", key, timeout)
     except urllib.error.HTTPError:
         return True
     except (OSError, ValueError):
         return False
-    return True
+    try:
+        workers = describe(management, key, timeout).get("workers", [])
+    except (OSError, ValueError, KeyError, IndexError):
+        return True  # the model is not registered yet: the JVM's answer is what counts
+    return not workers or any(process_serves(worker_pid(w)) for w in workers)
 
 
 def is_ready(management: str, key: str | None, timeout: float) -> bool:
-    """True when the model has at least one READY worker."""
+    """True when the model has at least one READY worker whose process lives."""
     try:
         model = describe(management, key, timeout)
     except (OSError, ValueError, KeyError, IndexError):
         return False
-    return any(w.get("status") == "READY" for w in model.get("workers", []))
+    return any(
+        w.get("status") == "READY" and process_serves(worker_pid(w))
+        for w in model.get("workers", [])
+    )
 
 
 def is_idle(management: str, key: str | None, timeout: float, state_dir: str | None) -> bool:

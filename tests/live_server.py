@@ -52,6 +52,8 @@ class Server:
     web: str  # the try-it page (nst_server/web.py), allowed by TorchServe's CORS
     log_dir: Path
     state_dir: Path  # NST_STATE_DIR: the handler's busy markers
+    grpc_inference: str = ""  # host:port of TorchServe's gRPC inference API
+    grpc_management: str = ""
 
     @property
     def predict_url(self) -> str:
@@ -135,5 +137,7 @@ def server(tmp_path_factory, weights_path) -> Server:
         f"http://{web}/",
         log_dir,
         state_dir,
+        f"127.0.0.1:{ports['grpc_inference']}",
+        f"127.0.0.1:{ports['grpc_management']}",
     )
     control.stop(run_dir)

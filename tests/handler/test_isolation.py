@@ -21,6 +21,7 @@ from tests.conftest import CONTENT, STYLE
 
 PHOTO = (CONTENT / "chelsea.png").read_bytes()
 STARRY = (STYLE / "starry_night.jpg").read_bytes()
+HTTP_HEADERS = {"Host": "localhost", "Content-Length": "1"}  # what every HTTP request has
 CONFIG = {
     "batchSize": 8,
     "responseTimeout": 120,
@@ -53,7 +54,7 @@ def make_context(weights_path, count: int, metrics=None, headers=None) -> Contex
         model_yaml_config=CONFIG,
     )
     context.request_processor = [
-        RequestProcessor(dict((headers or {}).get(i, {}))) for i in range(count)
+        RequestProcessor({**HTTP_HEADERS, **(headers or {}).get(i, {})}) for i in range(count)
     ]
     context.request_ids = {i: f"req-{i}" for i in range(count)}
     return context

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -37,6 +38,27 @@ def test_probes_pass_on_a_ready_server_and_fail_on_a_closed_port(server):
     for check in ("ready", "live"):
         result = run_probe(check, closed, "--timeout", "2")
         assert result.returncode == 1 and result.stdout.strip() == f"{check}: no"
+
+
+def test_probes_fail_while_the_only_worker_cannot_serve_though_listed_ready(server):
+    """A worker that died or hangs stays READY in the management API: the probes look at
+    its process. Stopped (SIGSTOP), both fail; resumed, both pass again."""
+    (pid,) = server.worker_pids()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        statuses = [
+            w["status"]
+            for m in requests.get(f"{server.management}/models/style_transfer", timeout=10).json()
+            for w in m["workers"]
+        ]
+        assert statuses == ["READY"]  # what TorchServe says
+        assert run_probe("ready", server.management).returncode == 1
+        assert run_probe("live", server.management).returncode == 1
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert run_probe("ready", server.management).returncode == 0
+    assert run_probe("live", server.management).returncode == 0
+    assert server.worker_pids() == [pid]
 
 
 def test_ready_needs_the_model_not_just_a_running_frontend(server):
