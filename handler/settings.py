@@ -26,6 +26,7 @@ class ServerSettings:
     batch_invariant: bool | None = None  # None: auto (see nst.Stylizer)
     precision: str = "auto"  # VGG passes: auto, fp32, bf16 (nst.precision)
     style_cache_size: int = 32  # style images whose Gram targets are kept
+    style_cache_mb: int = 512  # and the most memory they may hold together (device memory)
     compile: bool = False  # torch.compile each step's objective (nst.Stylizer)
     stream_interval_s: float = 0.5  # at most one progress line per streamed job this often
     preview_interval_s: float = 2.0  # at most one preview per streamed job this often

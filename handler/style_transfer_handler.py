@@ -71,6 +71,7 @@ class StyleTransferHandler:
             batch_invariant=self.settings.batch_invariant,
             precision=self.settings.precision,
             style_cache_size=self.settings.style_cache_size,
+            style_cache_bytes=self.settings.style_cache_mb * 2**20,
             compile=self.settings.compile,
             max_styles=self.settings.max_styles,
         )

@@ -61,7 +61,7 @@ def decode_image(
             stored = image.size
             if needed_side and image.format == "JPEG":
                 image.draft(None, (needed_side, needed_side))
-            _check_pixels(image, stored, field, max_pixels)
+            _check_pixels(image, stored, field, max_pixels, _holds_whole_image(image, source))
             image.load()
             return _upright_rgb(image, stored, manage_colours)
     except ImageError:
@@ -88,12 +88,42 @@ def decode_image(
         ) from None
 
 
-def _check_pixels(image: Image.Image, stored: tuple[int, int], field: str, max_pixels: int) -> None:
+def _holds_whole_image(image: Image.Image, source: io.BytesIO | os.PathLike | str) -> bool:
+    """True for a JPEG whose decoder keeps a buffer of every stored pixel's coefficients
+    whatever the scale it decodes at: progressive (and arithmetic progressive) files, and
+    sequential files split into several scans. Pillow marks the first; the second are told
+    by their start-of-scan markers (0xFFDA never occurs inside entropy-coded data)."""
+    if image.format != "JPEG":
+        return False
+    if image.info.get("progressive") or image.info.get("progression"):
+        return True
+    if isinstance(source, io.BytesIO):
+        return source.getbuffer().tobytes().count(b"\xff\xda") > 1
+    with open(source, "rb") as file:
+        return file.read().count(b"\xff\xda") > 1
+
+
+def _check_pixels(
+    image: Image.Image,
+    stored: tuple[int, int],
+    field: str,
+    max_pixels: int,
+    holds_whole: bool = False,
+) -> None:
     """Refuse, from the header, an image with no pixels or more to decode than
-    ``max_pixels`` (``image.size`` is what will be decoded, ``stored`` its stored size)."""
+    ``max_pixels`` (``image.size`` is what will be decoded, ``stored`` its stored size; with
+    ``holds_whole`` the decoder holds every stored pixel whatever ``image.size`` says)."""
     width, height = stored
     if width < 1 or height < 1:
         raise ImageError(f"{field} has no pixels", field=field, code="invalid_image")
+    if holds_whole and math.prod(stored) > max_pixels:
+        raise ImageError(
+            f"{field} is a progressive or multi-scan JPEG of {width}x{height} = "
+            f"{math.prod(stored)} pixels, which its decoder holds in full at any output size; "
+            f"the limit is {max_pixels} (send a smaller or a baseline JPEG)",
+            field=field,
+            code="image_too_large",
+        )
     decoded = math.prod(image.size)
     if decoded > max_pixels:
         at = "" if image.size == stored else " (decoded at {}x{})".format(*image.size)

@@ -29,13 +29,27 @@ def style_key(image: Image.Image, side: int, params: StyleParams) -> str:
     return digest.hexdigest()
 
 
-class StyleCache:
-    """Style targets by :func:`style_key`, least recently used first out; counts hits/misses."""
+DEFAULT_MAX_BYTES = 512 * 2**20  # what the cache may hold, all entries together
 
-    def __init__(self, capacity: int):
-        if capacity < 0:
-            raise ValueError("capacity must be >= 0")
+
+def statistics_bytes(stats: Statistics) -> int:
+    """Memory held by one style's targets (every tensor of every layer)."""
+    return sum(t.numel() * t.element_size() for stat in stats.values() for t in stat)
+
+
+class StyleCache:
+    """Style targets by :func:`style_key`, least recently used first out; counts hits/misses.
+
+    Bounded twice: at most ``capacity`` entries and ``max_bytes`` of tensors in all (one
+    sliced-Wasserstein style over many deep layers holds ~200 MB, a Gram style a few MB); an
+    entry larger than ``max_bytes`` on its own is not kept."""
+
+    def __init__(self, capacity: int, max_bytes: int = DEFAULT_MAX_BYTES):
+        if capacity < 0 or max_bytes < 0:
+            raise ValueError("capacity and max_bytes must be >= 0")
         self.capacity = capacity
+        self.max_bytes = max_bytes
+        self.bytes = 0  # held now
         self.hits = 0
         self.misses = 0
         self._reported = (0, 0)
@@ -61,10 +75,18 @@ class StyleCache:
         return stats
 
     def put(self, key: str, stats: Statistics) -> None:
-        """Store targets, evicting the least recently used beyond ``capacity``."""
-        if self.capacity == 0:
+        """Store targets, evicting the least recently used beyond ``capacity`` entries or
+        ``max_bytes``."""
+        size = statistics_bytes(stats)
+        if self.capacity == 0 or size > self.max_bytes:
             return
+        self._drop(key)
         self._entries[key] = stats
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.capacity:
-            self._entries.popitem(last=False)
+        self.bytes += size
+        while len(self._entries) > self.capacity or self.bytes > self.max_bytes:
+            self._drop(next(iter(self._entries)))
+
+    def _drop(self, key: str) -> None:
+        stats = self._entries.pop(key, None)
+        if stats is not None:
+            self.bytes -= statistics_bytes(stats)

@@ -17,7 +17,7 @@ from .pace import Deadline, Pace
 from .prepare import PreparedJob, prepare, work_pixels
 from .progress import Callback, Result
 from .pyramid import run_levels
-from .style_cache import StyleCache
+from .style_cache import DEFAULT_MAX_BYTES, StyleCache
 from .vgg import VGGFeatures
 from .weights import VGGWeights, load_weights
 
@@ -33,6 +33,7 @@ class Stylizer:
         batch_invariant: bool | None = None,
         precision: str = "auto",
         style_cache_size: int = 32,
+        style_cache_bytes: int = DEFAULT_MAX_BYTES,
         compile: bool = False,
         max_styles: int = MAX_STYLES,
     ):
@@ -47,7 +48,8 @@ class Stylizer:
         where the hardware runs it natively, else float32; ``fp32`` or ``bf16`` force it.
 
         ``style_cache_size``: style images whose Gram targets are kept (:mod:`nst.style_cache`;
-        0 turns the cache off).
+        0 turns the cache off); ``style_cache_bytes``: the most memory they may hold in all
+        (on the device the job runs on).
 
         ``compile``: run each step's objective (:func:`nst.objective.batch_losses`) through
         ``torch.compile``, which fuses its element-wise work and reductions into fewer
@@ -61,7 +63,7 @@ class Stylizer:
         dtype = precision_mod.resolve(precision, self.device)
         channels_last = precision_mod.use_channels_last(self.device, dtype)
         precision_mod.configure_gpu(self.device)
-        self.style_cache = StyleCache(style_cache_size)
+        self.style_cache = StyleCache(style_cache_size, style_cache_bytes)
         self.pace = Pace()  # this device's measured speed, for deadlines (nst.pace)
         loaded = weights if isinstance(weights, VGGWeights) else load_weights(weights)
         net = VGGFeatures(loaded).to(self.device)

@@ -38,6 +38,7 @@ TEST_MODEL_CONFIG = {
         "stream_interval_s": 0.3,
         "preview_interval_s": 1.0,
         "preview_max_side": 48,
+        "style_cache_mb": 64,
         "defaults": {"size": 64, "steps": 5},
     },
 }

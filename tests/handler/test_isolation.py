@@ -277,6 +277,61 @@ def test_a_request_without_a_valid_key_gets_401_and_the_others_are_served(
     assert ok_image(bodies[1])
 
 
+@pytest.fixture
+def keyed_worker(weights_path, tmp_path, monkeypatch):
+    keys = tmp_path / "api-keys"
+    keys.write_text("good-key\n")
+    monkeypatch.setenv("NST_API_KEYS_FILE", str(keys))
+    handler = StyleTransferHandler()
+    handler.initialize(make_context(weights_path, 0))
+    return handler
+
+
+def as_grpc(context: Context, *indices: int) -> Context:
+    """Requests ``indices`` as TorchServe's gRPC API hands them over: no HTTP header."""
+    for i in indices:
+        context.request_processor[i] = RequestProcessor({})
+    return context
+
+
+def test_grpc_requests_are_refused_where_keys_are_checked(keyed_worker, weights_path):
+    good = {0: {"authorization": "Bearer good-key"}}
+    context = as_grpc(make_context(weights_path, 2, headers=good), 1)
+    bodies = keyed_worker.handle([multipart(), multipart()], context)
+    statuses = [p.get_response_status_code() for p in context.request_processor]
+    assert statuses == [200, 401]
+    assert "gRPC" in json.loads(bodies[1])["message"]
+    assert context.request_processor[1].get_response_headers()["ts_stream_next"] == "false"
+    assert "ts_stream_next" not in context.request_processor[0].get_response_headers()
+
+
+def test_the_describe_call_is_one_reply_behind_the_key_check(keyed_worker, weights_path):
+    describe = {0: {"describe": "True"}}
+    context = make_context(weights_path, 1, headers=describe)
+    (body,) = keyed_worker.handle([{}], context)
+    assert context.request_processor[0].get_response_status_code() == 401
+    assert json.loads(body)["error"] == "unauthorized"
+    keyed = {0: {"describe": "True", "authorization": "Bearer good-key"}}
+    (body,) = keyed_worker.handle([{}], make_context(weights_path, 1, headers=keyed))
+    assert json.loads(body)["limits"]["max_size"] == 128
+    # The same header on inference requests: each is answered as inference.
+    headers = {i: {**keyed[0]} for i in range(2)}
+    context = make_context(weights_path, 2, headers=headers)
+    bodies = keyed_worker.handle([multipart(), multipart(steps="x")], context)
+    statuses = [p.get_response_status_code() for p in context.request_processor]
+    assert statuses == [200, 400] and ok_image(bodies[0])
+
+
+def test_a_batch_failing_outside_any_request_still_answers_each(worker, weights_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("state folder unwritable")
+
+    monkeypatch.setattr(module, "busy", broken)
+    statuses, bodies, _ = run(worker, weights_path, [multipart(), multipart(), multipart()])
+    assert statuses == [500, 500, 500]
+    assert all("error_id" in json.loads(b) for b in bodies)
+
+
 def mask_png(size=(32, 21), left=(255, 255, 255), right=(255, 0, 0)) -> bytes:
     image = Image.new("RGB", size, left)
     image.paste(right, (size[0] // 2, 0, size[0], size[1]))

@@ -67,3 +67,23 @@ def test_new_lookups_reports_each_lookup_once():
     assert cache.new_lookups() == (1, 1)
     cache.get("a")
     assert cache.new_lookups() == (1, 0) and cache.new_lookups() == (0, 0)
+
+
+def test_the_cache_is_bounded_in_bytes_too():
+    import torch
+
+    from nst.style_cache import StyleCache, statistics_bytes
+
+    def stats(mb: int) -> dict:
+        return {"conv1_1": (torch.zeros(mb * 2**18),)}  # float32: mb MiB
+
+    assert statistics_bytes(stats(3)) == 3 * 2**20
+    cache = StyleCache(capacity=32, max_bytes=10 * 2**20)
+    for i in range(5):
+        cache.put(f"s{i}", stats(3))
+    assert cache.bytes == 9 * 2**20 and len(cache) == 3  # the two oldest went
+    assert cache.get("s0") is None and cache.get("s4") is not None
+    cache.put("huge", stats(11))  # larger than the whole cache: not kept, nothing evicted
+    assert cache.get("huge") is None and len(cache) == 3
+    cache.put("s4", stats(1))  # replacing an entry counts its new size only
+    assert cache.bytes == 7 * 2**20
