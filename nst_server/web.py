@@ -15,6 +15,7 @@ import sys
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import unquote
 
 from . import project_root
 from .healthcheck import MODEL
@@ -27,7 +28,10 @@ DEFAULT_ADDRESS = "127.0.0.1:8084"
 
 
 class PageHandler(SimpleHTTPRequestHandler):
-    """Static files of ``web/``; ``/examples/NAME`` from ``examples/``; ``/config.json``."""
+    """Static files of ``web/``; ``/examples/NAME`` from ``examples/``; ``/config.json``.
+    No folder is ever listed, and every answer carries headers that keep the page from being
+    framed, sniffed or made to load scripts or call addresses other than its own and the API's.
+    """
 
     inference = ""
 
@@ -43,15 +47,43 @@ class PageHandler(SimpleHTTPRequestHandler):
             return
         super().do_GET()
 
+    def end_headers(self) -> None:
+        for name, value in security_headers(self.inference).items():
+            self.send_header(name, value)
+        super().end_headers()
+
+    def list_directory(self, path):
+        self.send_error(404, "Not found")
+        return None
+
     def translate_path(self, path: str) -> str:
-        clean = path.split("?")[0].split("#")[0]
+        clean = unquote(path.split("?")[0].split("#")[0])
         if clean.startswith("/examples/"):
-            name = Path(clean).name  # no folders: only the sample images themselves
-            return str(EXAMPLES_DIR / name)
+            # Only the sample images themselves: a name of a file directly in examples/.
+            sample = EXAMPLES_DIR / Path(clean).name
+            inside = sample.resolve().parent == EXAMPLES_DIR.resolve()
+            return str(sample) if inside and sample.is_file() else str(EXAMPLES_DIR / "missing")
         return super().translate_path(path)
 
     def log_message(self, format: str, *args: object) -> None:
         sys.stderr.write(f"web {self.address_string()} {format % args}\n")
+
+
+def security_headers(inference: str) -> dict[str, str]:
+    """Headers of every answer: a content security policy allowing this page's own files,
+    previews as data/blob images and calls to the inference API only; no framing, no
+    content-type sniffing, no referrer."""
+    policy = (
+        "default-src 'none'; script-src 'self'; style-src 'self'; "
+        f"img-src 'self' data: blob:; connect-src 'self' {inference}; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
+    return {
+        "Content-Security-Policy": policy,
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "no-referrer",
+    }
 
 
 def origin(address: str) -> str:

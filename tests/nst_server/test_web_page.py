@@ -58,8 +58,24 @@ def test_the_page_and_its_samples_are_served(server):
     assert requests.get(server.web + "examples/astronaut.jpg", timeout=10).status_code == 200
     config = requests.get(server.web + "config.json", timeout=10).json()
     assert config["inference"] == server.inference
-    # only the sample images, never other files of the checkout
-    assert requests.get(server.web + "examples/../pyproject.toml", timeout=10).status_code == 404
+    # only the sample images, never other files of the checkout nor a folder's listing
+    for path in (
+        "examples/../pyproject.toml",
+        "examples/../",
+        "examples/%2e%2e/",
+        "examples/",
+        "examples/..%2fpyproject.toml",
+        "",  # web/ has an index.html: the page, not a listing
+    ):
+        reply = requests.get(server.web + path, timeout=10)
+        assert reply.status_code == 404 or "<title>Style transfer</title>" in reply.text, path
+        assert "pyproject" not in reply.text and "Directory listing" not in reply.text, path
+    for reply in (page, requests.get(server.web + "examples/nothing.jpg", timeout=10)):
+        policy = reply.headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in policy and f"connect-src 'self' {server.inference}" in (
+            policy
+        )
+        assert reply.headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_upload_stylise_watch_progress_and_download(browser, server):
