@@ -3,7 +3,8 @@
 TorchServe 0.12's own token authorisation generates random keys per process that expire
 (``token_expiration_min``), so replicas behind one Service cannot share them. Deployments that
 need shared, operator-chosen keys (deploy/k8s) turn TorchServe's check off and point
-``NST_API_KEYS_FILE`` at a mounted Secret: one key per line, re-read when the file changes.
+``NST_API_KEYS_FILE`` at a mounted Secret: one key per line (blank lines and lines starting
+with ``#`` are not keys), re-read when the file changes.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ class ApiKeys:
         mtime = self.path.stat().st_mtime
         if mtime != self._mtime:
             lines = self.path.read_text().splitlines()
-            self._keys = [line.strip().encode() for line in lines if line.strip()]
+            keys = (line.strip() for line in lines)
+            self._keys = [key.encode() for key in keys if key and not key.startswith("#")]
             self._mtime = mtime
         return self._keys
 

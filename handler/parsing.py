@@ -25,12 +25,13 @@ from nst.gate import check_style_count
 
 from .settings import ServerSettings
 
+ROUTING_INPUTS = ("model_name",)  # inputs TorchServe's routes add; not the client's fields
 OPTIONAL_IMAGES = ("init_image", "mask")
 IMAGE_FIELDS = ("content", "style", *OPTIONAL_IMAGES)
 JSON_KEYS = {*IMAGE_FIELDS, "params", "stream"}
 TRUE_WORDS = ("true", "1", "yes", "on")  # form text of a flag (any case)
 FALSE_WORDS = ("false", "0", "no", "off")
-_STYLE_FIELD = re.compile(r"^style(?:_([1-9][0-9]?))?$")
+_STYLE_FIELD = re.compile(r"^style(?:_([0-9]+))?$")
 _DATA_URL = re.compile(r"^\s*data:[\w.+-]+/[\w.+-]+(?:;[\w.+-]+=[\w.+-]+)*;base64,", re.I)
 _URL_SAFE = str.maketrans("-_", "+/")
 MIN_DECODED_SIDE = 64  # styles are never decoded smaller than this a side
@@ -54,6 +55,9 @@ def parse_request(
 ) -> ParsedRequest:
     """Validate one request; raises :class:`nst.errors.NSTError` naming the bad field.
     ``streams``: whether the request's transport can carry a stream (gRPC cannot)."""
+    # TorchServe's SageMaker route (/invocations?model_name=...) passes its routing query on
+    # as an input; it has already chosen this model.
+    request = {k: v for k, v in request.items() if k not in ROUTING_INPUTS}
     is_json = "body" in request and len(request) == 1
     fields = _json_fields(request["body"]) if is_json else dict(request)
     style_files = {name: fields.pop(name) for name in _style_names(fields, settings)}
@@ -110,6 +114,12 @@ def _json_fields(body: Any) -> dict[str, Any]:
     if not isinstance(params, dict):
         raise ParamError("'params' must be an object", field="params")
     params = {k: v for k, v in params.items() if v is not None}
+    misplaced = [k for k in params if k in JSON_KEYS or _STYLE_FIELD.match(k)]
+    if misplaced:
+        name = misplaced[0]
+        raise ParamError(
+            f"{quote(name)} goes at the top level of the body, not inside 'params'", field=name
+        )
     fields = {k: v for k, v in body.items() if k != "params"}
     style = fields.pop("style", None)
     if isinstance(style, list):
@@ -139,15 +149,22 @@ def _b64(value: Any, field: str) -> bytes:
 
 
 def _style_names(fields: Mapping[str, Any], settings: ServerSettings) -> list[str]:
-    """``style``, ``style_2`` .. present in ``fields``, in order (their count checked)."""
-    names = sorted(
-        (k for k in fields if _STYLE_FIELD.match(k)),
-        key=lambda k: int(_STYLE_FIELD.match(k).group(1) or 1),
-    )
+    """``style``, ``style_2`` .. ``style_N`` present in ``fields``, in order: numbered without
+    a gap (a gap or a second first style is refused, never silently renumbered), their count
+    checked before any is decoded."""
+    names = [k for k in fields if _STYLE_FIELD.match(k)]
     if "style" not in names:  # style_2 ... add styles to it
         raise ImageError("missing 'style' image", field="style", code="missing_field")
-    check_style_count(len(names), settings.max_styles)  # before decoding any of them
-    return names
+    check_style_count(len(names), settings.max_styles)
+    expected = ["style", *(f"style_{n}" for n in range(2, len(names) + 1))]
+    misnumbered = sorted(set(names) - set(expected))
+    if misnumbered:
+        raise ParamError(
+            f"style images are 'style', then 'style_2', 'style_3' ... without gaps; "
+            f"{quote(misnumbered[0])} does not fit with {len(names)} style images",
+            field=misnumbered[0],
+        )
+    return expected
 
 
 def _image(value: Any, field: str, settings: ServerSettings, side: int | None):

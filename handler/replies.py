@@ -178,6 +178,7 @@ def _outcome(exc: ClientError) -> str:
     return {
         "unauthorized": "unauthorized",
         "deadline_exceeded": "rejected",
+        "worker_restarting": "rejected",
         "out_of_memory": "rejected",
     }.get(exc.code, "invalid")
 

@@ -31,13 +31,14 @@ def error_body(error: ClientError) -> dict[str, str | None]:
 
 def error_status(error: ClientError) -> int:
     """HTTP status of an engine error: 401 for a bad API key, 413 for oversized images or a
-    job too large for the device's memory, 503 for a job the deadline left no time for,
-    else 400."""
+    job too large for the device's memory, 503 for a job the deadline left no time for or
+    that reached a worker on its way out, else 400."""
     return {
         "unauthorized": 401,
         "image_too_large": 413,
         "out_of_memory": 413,
         "deadline_exceeded": 503,
+        "worker_restarting": 503,
     }.get(error.code, 400)
 
 

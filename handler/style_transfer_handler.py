@@ -34,6 +34,7 @@ from nst.pace import STEP_PER_FORWARD, DeadlineExceeded
 from nst.prepare import work_pixels
 
 log = logging.getLogger(__name__)
+RESTART_RETRY_AFTER_S = 5  # a new worker loads in a few seconds
 Members = list[tuple[int, ParsedRequest]]  # (request index in the batch, its parsed request)
 
 
@@ -52,6 +53,7 @@ class StyleTransferHandler:
         self.api_keys: ApiKeys | None = None
         self.histograms: JobHistograms | None = None
         self.batch_size = 1
+        self.poisoned = False  # a fatal device error happened: this worker is about to exit
 
     def initialize(self, context) -> None:
         """Read settings from model-config.yaml, pick the device, load the weights."""
@@ -88,10 +90,23 @@ class StyleTransferHandler:
         try:
             if is_describe_call(data, headers):
                 return self._describe(headers[0], replies)
+            if self.poisoned:
+                return self._restarting(replies)
             with busy():
                 self._handle(data, context, replies, metrics)
         except Exception:
             log.exception("a batch of %d failed outside any request", len(data))
+        return replies.finish()
+
+    def _restarting(self, replies: Replies) -> list:
+        """A batch that reached this worker after its device failed: 503 + Retry-After for
+        each request (a new worker takes them), instead of being lost when the process ends."""
+        error = NSTError(
+            "this worker is restarting after a device failure; retry in a few seconds",
+            code="worker_restarting",
+        )
+        for i in range(len(replies.bodies)):
+            replies.error(i, error, RESTART_RETRY_AFTER_S)
         return replies.finish()
 
     def describe_handle(self) -> dict:
@@ -189,6 +204,7 @@ class StyleTransferHandler:
         if is_fatal_device_error(exc):
             for i, _ in members:
                 replies.internal(i, exc, code="device_error")
+            self.poisoned = True
             exit_worker_soon()
             return
         if is_out_of_memory(exc):

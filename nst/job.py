@@ -42,5 +42,6 @@ class Job:
             p.content_layers,
             p.style_layers,
             p.pooling,
-            len(level_plan(self)),  # jobs move between sizes together
+            # jobs move between sizes together: every level's size must match too
+            tuple(self.output_size(level.size) for level in level_plan(self)),
         )

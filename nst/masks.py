@@ -85,6 +85,14 @@ def check_mask(mask: Image.Image, content_size: tuple[int, int], styles: int) ->
         )
     if list(key) == [0]:
         raise ParamError("the mask is all black: no region takes a style", field="mask")
+    unused = [k for k in range(1, styles + 1) if k not in key]
+    if unused:
+        raise ParamError(
+            f"the mask has no region for style {unused[0]} (paint it in "
+            f"{PALETTE[unused[0]][0]}, or send fewer style images): every style sent needs a "
+            "region",
+            field="mask",
+        )
 
 
 def region_weights(

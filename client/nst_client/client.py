@@ -27,6 +27,7 @@ ImageInput = str | os.PathLike[str] | bytes | Image.Image
 MODEL = "style_transfer"
 TOKEN_ENV = "NST_API_KEY"  # the client command's default for --token
 IMAGE_PARAMS = ("init_image", "mask")  # parameters sent as image files
+MAX_RETRY_AFTER_S = 60.0  # the longest Retry-After the client waits for before a retry
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,15 @@ class Result:
     seconds: float
     losses: dict[str, float | None]
     initial_losses: dict[str, float | None]
+
+
+class CappedRetry(Retry):
+    """urllib3's retry, but a server's ``Retry-After`` is obeyed up to
+    :data:`MAX_RETRY_AFTER_S` only (a huge or hostile value never stalls the client)."""
+
+    def get_retry_after(self, response):
+        seconds = super().get_retry_after(response)
+        return None if seconds is None else min(seconds, MAX_RETRY_AFTER_S)
 
 
 class Client:
@@ -76,7 +86,7 @@ class Client:
         self.session = requests.Session()
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
-        retry = Retry(
+        retry = CappedRetry(
             total=retries,
             connect=0,  # a refused connection is not a busy server: fail at once
             read=0,

@@ -51,3 +51,13 @@ def test_from_env_is_off_without_the_variable_and_refuses_an_empty_file(monkeypa
     monkeypatch.setenv(KEYS_FILE_ENV, str(empty))
     with pytest.raises(ValueError, match="holds no keys"):
         ApiKeys.from_env()
+
+
+def test_comment_lines_in_the_keys_file_are_not_keys(tmp_path):
+    path = tmp_path / "api-keys"
+    path.write_text("# rotated 2026-12-01\nreal-key\n  # old-key\n")
+    keys = ApiKeys(path)
+    keys.check({"authorization": "Bearer real-key"})
+    for comment in ("# rotated 2026-12-01", "#", "# old-key"):
+        with pytest.raises(Unauthorized):
+            keys.check({"authorization": f"Bearer {comment}"})

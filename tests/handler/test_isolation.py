@@ -191,9 +191,15 @@ def test_a_poisoned_device_answers_the_batch_then_ends_the_worker(
 
     monkeypatch.setattr(worker.stylizer, "stylize_batch", poisoned)
     monkeypatch.setattr(module, "exit_worker_soon", lambda: exits.append(True))
+    monkeypatch.setattr(worker, "poisoned", False)  # restored for the module's other tests
     statuses, bodies, _ = run(worker, weights_path, [multipart(seed=1), multipart(seed=2)])
     assert statuses == [500, 500] and exits == [True]
     assert {json.loads(b)["error"] for b in bodies} == {"device_error"}
+    # A batch that reaches the worker before it exits is told to retry, not lost with it.
+    statuses, bodies, context = run(worker, weights_path, [multipart(), multipart(steps="x")])
+    assert statuses == [503, 503] and exits == [True]
+    assert {json.loads(b)["error"] for b in bodies} == {"worker_restarting"}
+    assert context.request_processor[0].get_response_headers()["Retry-After"] == "5"
     assert handler.faults.is_fatal_device_error(
         RuntimeError("CUDA error: device-side assert triggered")
     )

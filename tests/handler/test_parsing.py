@@ -154,7 +154,7 @@ def test_images_are_decoded_at_the_sizes_the_request_uses():
     Image.effect_noise((1600, 1200), 40).convert("RGB").save(buffer, format="JPEG")
     photo = buffer.getvalue()
     job = parse_request(
-        {"content": photo, "style": photo, "style_3": photo, "size": b"100", "style_scale": b"2"},
+        {"content": photo, "style": photo, "style_2": photo, "size": b"100", "style_scale": b"2"},
         {},
         SETTINGS,
     ).job
@@ -184,3 +184,51 @@ def test_every_handler_metric_is_declared_in_metrics_yaml():
         assert entry is not None, name
         assert entry["unit"] == unit
         assert entry["dimensions"] == ([label] if label else []) + ["ModelName", "Level"]
+
+
+@pytest.mark.parametrize(
+    "names, field",
+    [(["style", "style_1"], "style_1"), (["style", "style_3"], "style_3")],
+)
+def test_style_numbering_has_one_first_style_and_no_gaps(names, field):
+    request = {"content": png(), **{name: png() for name in names}}
+    with pytest.raises(NSTError) as error:
+        parse_request(request, {}, SETTINGS)
+    assert error.value.field == field and "without gaps" in error.value.message
+
+
+def test_the_sagemaker_routing_input_is_not_a_parameter():
+    request = {"content": png(), "style": png(), "model_name": b"style_transfer"}
+    assert parse_request(request, {}, SETTINGS).job.params.size == 64
+    body = {
+        "body": {
+            "content": base64.b64encode(png()).decode(),
+            "style": base64.b64encode(png()).decode(),
+        }
+    }
+    assert parse_request({**body, "model_name": b"style_transfer"}, {}, SETTINGS).job
+
+
+@pytest.mark.parametrize("name", ["content", "style", "style_2", "mask", "stream"])
+def test_images_and_flags_inside_params_are_refused(name):
+    image = base64.b64encode(png()).decode()
+    body = {"content": image, "style": image, "params": {name: image}}
+    with pytest.raises(NSTError) as error:
+        parse_request({"body": body}, {}, SETTINGS)
+    assert error.value.field == name and "top level" in error.value.message
+
+
+@pytest.mark.parametrize("where", ["form", "json key", "json param"])
+def test_a_long_name_is_echoed_only_as_a_short_prefix(where):
+    name = "x" * 100_000
+    image = base64.b64encode(png()).decode()
+    if where == "form":
+        request = {"content": png(), "style": png(), name: b"1"}
+    elif where == "json key":
+        request = {"body": {"content": image, "style": image, name: 1}}
+    else:
+        request = {"body": {"content": image, "style": image, "params": {name: 1}}}
+    with pytest.raises(NSTError) as error:
+        parse_request(request, {}, SETTINGS)
+    assert len(error.value.field) <= 40 and error.value.field.startswith("xxx")
+    assert error.value.message.count("x") < 100 and len(error.value.message) <= 1000

@@ -33,6 +33,7 @@ class BusyServer(ThreadingHTTPServer):
         self.busy, self.delay, self.lock = busy, delay, threading.Lock()
         self.seen: list[dict[str, str]] = []
         self.running = self.most_running = 0
+        self.retry_after = "0"
 
     @property
     def url(self) -> str:
@@ -53,7 +54,7 @@ class BusyHandler(BaseHTTPRequestHandler):
         time.sleep(s.delay)
         if busy:
             body = {"code": 503, "type": "ServiceUnavailableException", "message": "queue full"}
-            self.reply(503, body, {"Retry-After": "0"})
+            self.reply(503, body, {"Retry-After": s.retry_after})
         else:
             image = base64.b64encode(png()).decode()
             self.reply(200, {"image": image, "steps_run": 1, "seconds": 0.1, "stopped": None})
@@ -92,6 +93,18 @@ def test_a_server_still_busy_after_the_retries_is_a_typed_error(busy_server):
     with pytest.raises(ServerBusy) as error:
         Client(busy_server.url, retries=2, backoff=0.01).stylize(png(), png())
     assert error.value.status == 503 and len(busy_server.seen) == 3
+
+
+@pytest.mark.parametrize("busy_server", [(1, 0.0)], indirect=True)
+def test_a_huge_retry_after_is_obeyed_only_up_to_a_cap(busy_server, monkeypatch):
+    import nst_client.client
+
+    monkeypatch.setattr(nst_client.client, "MAX_RETRY_AFTER_S", 0.3)
+    busy_server.retry_after = "86400"  # a day
+    started = time.monotonic()
+    image = Client(busy_server.url, backoff=0.01).stylize(png(), png())
+    assert image.size == (8, 8) and len(busy_server.seen) == 2
+    assert time.monotonic() - started < 10
 
 
 def test_the_command_reads_the_key_from_the_environment(busy_server, tmp_path, monkeypatch):
