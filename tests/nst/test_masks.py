@@ -49,6 +49,7 @@ def test_layer_masks_are_area_averages():
         (halves(right=PALETTE[4][1]), 2, "blue region for style 4"),
         (Image.new("RGB", (120, 80), BLACK), 1, "all black"),
         (Image.new("RGB", (120, 80), (120, 70, 200)), 2, "no region"),
+        (halves(), 3, "no region for style 3"),  # white and red: styles 1 and 2 only
     ],
 )
 def test_bad_masks_are_refused_naming_the_mask(mask, styles, words):

@@ -48,6 +48,14 @@ def test_levels_are_part_of_the_batch_key():
     assert one.batch_key() != two.batch_key()
 
 
+def test_jobs_share_a_group_only_when_every_level_has_the_same_size():
+    one = Job(PHOTO, [PHOTO], StyleParams(size=256, levels=3, steps=2, coarse_share=0.5))
+    two = Job(PHOTO, [PHOTO], StyleParams(size=256, levels=2, steps=2, coarse_share=0.5))
+    sizes = [[level.size for level in level_plan(job)] for job in (one, two)]
+    assert sizes == [[64, 256], [128, 256]]  # as many levels, not the same sizes
+    assert one.batch_key() != two.batch_key()
+
+
 def test_resize_pixels_keeps_range_and_copies():
     pixels = torch.rand(1, 3, 8, 12)
     up = resize_pixels(pixels, (16, 24))
