@@ -50,6 +50,8 @@ ENV VIRTUAL_ENV=/opt/venv \
     NST_STATE_DIR=/home/model-server/run \
     NST_API_KEYS_FILE=/home/model-server/run/api-keys \
     NST_METRICS_ADDRESS=0.0.0.0:8083 \
+    NST_KEY_PROXY_ADDRESS=0.0.0.0:8080 \
+    NST_TORCHSERVE_ADDRESS=http://127.0.0.1:8079 \
     TS_CONFIG_FILE=/opt/nst/deploy/config.properties \
     LOG_LOCATION=/home/model-server/logs \
     METRICS_LOCATION=/home/model-server/logs
@@ -96,7 +98,8 @@ RUN useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin mod
 USER 10001:10001
 WORKDIR /home/model-server
 
-# Inference, TorchServe's metrics, the workers' histograms; management stays on 127.0.0.1.
+# Inference (the key proxy in front of TorchServe's 127.0.0.1:8079), TorchServe's metrics, the
+# workers' histograms; management stays on 127.0.0.1.
 EXPOSE 8080 8082 8083
 
 # "Ready" means the model's worker is READY, not that the JVM answers /ping.

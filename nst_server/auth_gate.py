@@ -7,6 +7,10 @@ one of the keys in the file (``NST_API_KEYS_FILE``, re-read when it changes, as 
 does), else 401. ingress-nginx calls it before forwarding a request (``auth-url``,
 deploy/k8s/ingress.yaml): the body is neither read here nor passed on when the key is wrong.
 Runs as a sidecar of the server's pod; standard library plus handler/auth.py.
+
+With ``--upstream URL`` it is the front door itself instead (:mod:`nst_server.key_proxy`): it
+listens on the public port and forwards only requests with a current key to TorchServe, for
+deployments with no Ingress in front (the container's entrypoint runs it so).
 """
 
 from __future__ import annotations
@@ -55,12 +59,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="0.0.0.0")
     parser.add_argument("--port", type=int, default=8090)
     parser.add_argument("--keys", type=Path, default=os.environ.get(KEYS_FILE_ENV))
+    parser.add_argument(
+        "--upstream",
+        help="forward requests with a valid key to this address (TorchServe's inference API) "
+        "instead of answering /check",
+    )
     args = parser.parse_args(argv)
     if not args.keys:
         parser.error(f"give --keys or set {KEYS_FILE_ENV}")
     keys = ApiKeys(args.keys)
     if not keys.current():
         parser.error(f"{args.keys} holds no keys")
+    if args.upstream:
+        from .key_proxy import serve
+
+        print(f"key proxy on {args.host}:{args.port} -> {args.upstream}", flush=True)
+        serve(args.host, args.port, args.upstream, keys)
+        return 0
     server = make_server(args.host, args.port, keys)
     # PID 1 in its container ignores SIGTERM unless it handles it: stop at once (stateless).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

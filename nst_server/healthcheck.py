@@ -28,6 +28,9 @@ import urllib.request
 from pathlib import Path
 
 from handler.activity import STATE_DIR_ENV, busy_pids
+from handler.auth import KEYS_FILE_ENV
+
+KEY_PROXY_ENV = "NST_KEY_PROXY_ADDRESS"  # where the entrypoint runs the key proxy
 
 MODEL = "style_transfer"
 
@@ -98,6 +101,22 @@ def is_live(management: str, key: str | None, timeout: float) -> bool:
     return not workers or any(process_serves(worker_pid(w)) for w in workers)
 
 
+def answers(address: str | None, timeout: float) -> bool:
+    """The key proxy at ``address`` (``host:port``; none: nothing to check) answers ``/ping``
+    with any HTTP status: the public door of the container is open."""
+    if not address:
+        return True
+    host, _, port = address.rpartition(":")
+    host = "127.0.0.1" if host in ("", "0.0.0.0") else host
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/ping", timeout=timeout):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
+
+
 def is_ready(management: str, key: str | None, timeout: float) -> bool:
     """True when the model has at least one READY worker whose process lives."""
     try:
@@ -146,6 +165,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--state-dir", default=os.environ.get(STATE_DIR_ENV))
     parser.add_argument(
+        "--key-proxy",
+        default=os.environ.get(KEY_PROXY_ENV) if os.environ.get(KEYS_FILE_ENV) else None,
+        help="host:port of the container's key proxy, which must answer too (default: "
+        f"${KEY_PROXY_ENV} where ${KEYS_FILE_ENV} is set, as the entrypoint runs it)",
+    )
+    parser.add_argument(
         "--timeout",
         type=float,
         default=5.0,
@@ -154,9 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     key = management_key(args.key_file)
     if args.check == "live":
-        ok = is_live(args.management, key, args.timeout)
+        ok = is_live(args.management, key, args.timeout) and answers(args.key_proxy, args.timeout)
     elif args.check == "ready":
-        ok = is_ready(args.management, key, args.timeout)
+        ok = is_ready(args.management, key, args.timeout) and answers(args.key_proxy, args.timeout)
     else:
         ok = drain(args.management, key, args.timeout, args.state_dir)
     print(f"{args.check}: {'yes' if ok else 'no'}")

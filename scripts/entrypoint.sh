@@ -17,13 +17,17 @@
 #                      key source of both Docker and Kubernetes, so keys never expire under the
 #                      operator. If the file is missing and lies in NST_STATE_DIR, one random key
 #                      is generated into it (read it with: docker exec <id> cat <file>).
+#   NST_KEY_PROXY_ADDRESS host:port of the key-checking front door (nst-auth-gate --upstream):
+#                      with NST_API_KEYS_FILE set, it takes the public inference port and
+#                      TorchServe's inference API moves to NST_TORCHSERVE_ADDRESS (default
+#                      http://127.0.0.1:8079), so a request without a key never reaches its queue
 #   NST_DRAIN_TIMEOUT_S longest wait for queued and running jobs after SIGTERM (default 310)
 #   NST_METRICS_ADDRESS where the workers serve their histograms (handler/histograms.py); their
 #                      shared files live in NST_STATE_DIR/prometheus, emptied at each start
 #
 # This shell stays PID 1: TorchServe's launcher ignores SIGTERM, so on SIGTERM (or SIGINT) the
 # shell drains (scripts/healthcheck.py drain: nothing queued, no worker inside a batch), stops
-# TorchServe, waits for it and exits 0.
+# TorchServe, waits for it, stops the key proxy (which carried the last answers) and exits 0.
 set -eu
 
 : "${NST_APP:?}" "${NST_MODEL_STORE:?}" "${NST_WEIGHTS:?}" "${NST_STATE_DIR:?}" "${TS_CONFIG_FILE:?}"
@@ -56,10 +60,25 @@ if [ -n "${NST_MODEL_OVERRIDE:-}" ]; then
 fi
 
 cd "$NST_STATE_DIR"
+proxy=""
+if [ -n "${NST_KEY_PROXY_ADDRESS:-}" ] && [ -n "${NST_API_KEYS_FILE:-}" ]; then
+    export TS_INFERENCE_ADDRESS="${NST_TORCHSERVE_ADDRESS:-http://127.0.0.1:8079}"
+    python "$NST_APP/scripts/auth_gate.py" --upstream "$TS_INFERENCE_ADDRESS" \
+        --host "${NST_KEY_PROXY_ADDRESS%:*}" --port "${NST_KEY_PROXY_ADDRESS##*:}" \
+        --keys "$NST_API_KEYS_FILE" &
+    proxy=$!
+fi
 torchserve --start --foreground --ncs --ts-config "$TS_CONFIG_FILE" \
     --log-config "$NST_APP/deploy/log4j2.xml" \
     --model-store "$store" --models style_transfer=style_transfer.mar &
 server=$!
+
+stop_proxy() {
+    if [ -n "$proxy" ]; then
+        kill "$proxy" 2>/dev/null || true
+        wait "$proxy" || true
+    fi
+}
 
 shutdown() {
     trap '' TERM INT
@@ -68,6 +87,7 @@ shutdown() {
         || echo "entrypoint: drain timed out; stopping anyway"
     torchserve --stop --foreground >/dev/null || true
     wait "$server" || true
+    stop_proxy
     echo "entrypoint: stopped"
     exit 0
 }
@@ -77,4 +97,5 @@ trap shutdown TERM INT
 status=0
 wait "$server" || status=$?
 echo "entrypoint: TorchServe exited with status $status"
+stop_proxy
 exit "$status"

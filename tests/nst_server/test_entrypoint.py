@@ -6,7 +6,9 @@ port onto free loopback ports. tests/image/ runs the same script inside the buil
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -71,11 +73,14 @@ def image_environment(tmp: Path, weights: Path, store: Path) -> dict[str, str]:
     # deploy/config.properties names in-container paths and ports: move them (TS_* variables,
     # as enable_envvars_config=true allows) onto this machine's free loopback ports.
     names = ("inference", "management", "metrics")
-    ports = free_ports(6)
+    ports = free_ports(8)
     for name, port in zip(names, ports):
         env[f"TS_{name.upper()}_ADDRESS"] = f"http://127.0.0.1:{port}"
     env["TS_GRPC_INFERENCE_PORT"], env["TS_GRPC_MANAGEMENT_PORT"] = map(str, ports[3:5])
     env["TS_INITIAL_WORKER_PORT"] = str(ports[5])
+    # The key proxy takes the public port; TorchServe's inference API sits behind it.
+    env["NST_KEY_PROXY_ADDRESS"] = f"127.0.0.1:{ports[6]}"
+    env["NST_TORCHSERVE_ADDRESS"] = f"http://127.0.0.1:{ports[7]}"
     env["TS_METRICS_CONFIG"] = str(ROOT / "metrics.yaml")
     return {**os.environ, **env}
 
@@ -90,7 +95,8 @@ def start(env: dict[str, str], log: Path) -> Container:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    container = Container(process, env, env["TS_INFERENCE_ADDRESS"], env["TS_MANAGEMENT_ADDRESS"])
+    public = f"http://{env['NST_KEY_PROXY_ADDRESS']}"
+    container = Container(process, env, public, env["TS_MANAGEMENT_ADDRESS"])
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -124,6 +130,25 @@ def stylize(
             headers=headers,
             timeout=120,
         )
+
+
+def grpc_answer(tmp_path: Path, env: dict[str, str]) -> dict:
+    """A gRPC Predictions call with a real client (no key can travel with it)."""
+    import grpc
+
+    from tests.grpc_stubs import generate
+
+    stubs = generate(tmp_path / "grpc")
+    inputs = {
+        "content": (CONTENT / "astronaut.png").read_bytes(),
+        "style": (STYLE / "starry_night.jpg").read_bytes(),
+        "size": b"48",
+        "steps": b"2",
+    }
+    request = stubs.inference.PredictionsRequest(model_name="style_transfer", input=inputs)
+    with grpc.insecure_channel(f"127.0.0.1:{env['TS_GRPC_INFERENCE_PORT']}") as channel:
+        stub = stubs.inference_grpc.InferenceAPIsServiceStub(channel)
+        return json.loads(stub.Predictions(request, timeout=120).prediction)
 
 
 @pytest.fixture(scope="module")
@@ -219,6 +244,20 @@ def test_kubernetes_environment_applies_the_configmap_and_the_secret_keys(
         assert wrong.status_code == 401 and "not valid" in wrong.json()["message"]
         good = stylize(container, {"Authorization": "Bearer secret-test-key"})
         assert good.status_code == 200 and good.content.startswith(b"\x89PNG")
+        # The key proxy answered the keyless ones: TorchServe's queue saw only the keyed one.
+        accepted = re.findall(
+            r"^ts_inference_requests_total\{.*\} ([0-9.e+]+)$",
+            requests.get(f"{env['TS_METRICS_ADDRESS']}/metrics", timeout=10).text,
+            re.M,
+        )
+        assert sum(float(v) for v in accepted) == 1
+        # The describe call asks for the key too; gRPC cannot carry one and is refused.
+        url = f"{container.management}/models/style_transfer?customized=true"
+        described = requests.get(url, headers={"Authorization": "Bearer secret-test-key"})
+        assert described.json()[0]["customizedMetadata"]["limits"]["max_styles"] >= 1
+        keyless = requests.get(url, timeout=30).json()[0]["customizedMetadata"]
+        assert keyless["error"] == "unauthorized"
+        assert grpc_answer(tmp_path, env)["error"] == "unauthorized"
         # deploy/log4j2.xml is in effect: INFO, not TorchServe's DEBUG, in the log folder.
         logs = Path(env["LOG_LOCATION"])
         ts_log = (logs / "ts_log.log").read_text()

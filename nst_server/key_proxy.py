@@ -1,0 +1,132 @@
+"""A front door that checks the bearer key before TorchServe reads a byte of the body.
+
+    nst-auth-gate --upstream http://127.0.0.1:8079 --host 0.0.0.0 --port 8080 --keys FILE
+
+TorchServe checks nothing before it queues a body: where no Ingress asks the auth gate first
+(``docker run``, the KServe predictor), a keyless client could fill ``job_queue_size``. This
+proxy sits on the public port instead: a request without a current key (``NST_API_KEYS_FILE``,
+re-read when it changes) gets 401 at once, its body unread and the connection closed; a
+request with one is streamed to TorchServe and its answer streamed back as it comes
+(NDJSON progress included). ``/ping`` and CORS preflights pass without a key. The handler
+checks the key again.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import ClientError, ClientSession, ClientTimeout, web
+
+from handler.auth import ApiKeys, Unauthorized
+
+log = logging.getLogger(__name__)
+
+KEYLESS_PATHS = ("/ping",)  # TorchServe's health answer: no body, no model work
+# Headers about one connection, not the request: never forwarded either way.
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "expect",
+    "host",
+}
+CHUNK = 256 * 1024
+UPSTREAM_KEY: web.AppKey[ClientSession] = web.AppKey("upstream", ClientSession)
+
+
+def needs_key(request: web.BaseRequest) -> bool:
+    return request.method != "OPTIONS" and request.path not in KEYLESS_PATHS
+
+
+def refusal(keys: ApiKeys, request: web.BaseRequest) -> web.Response | None:
+    """The 401 for a request without a current key (None when it may pass)."""
+    if not needs_key(request):
+        return None
+    try:
+        keys.check({k.lower(): v for k, v in request.headers.items()})
+    except Unauthorized as error:
+        body = {"error": error.code, "message": error.message, "field": error.field}
+        response = web.json_response(body, status=401, headers={"WWW-Authenticate": "Bearer"})
+        response.force_close()  # the body is never read: this connection cannot carry another
+        return response
+    return None
+
+
+def forwarded_headers(request: web.BaseRequest) -> dict[str, str]:
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+    peer = request.remote or ""
+    earlier = request.headers.get("X-Forwarded-For")
+    headers["X-Forwarded-For"] = f"{earlier}, {peer}" if earlier else peer
+    return headers
+
+
+def make_app(upstream: str, keys: ApiKeys, read_timeout_s: float = 600.0) -> web.Application:
+    """The proxy: every path and method, checked, then streamed to ``upstream``."""
+    upstream = upstream.rstrip("/")
+
+    async def expect_continue(request: web.Request) -> None:
+        # curl asks before sending a large body: only a request with a key is told to go on.
+        if refusal(keys, request) is None and request.version >= (1, 1):
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    async def forward(request: web.Request) -> web.StreamResponse:
+        refused = refusal(keys, request)
+        if refused is not None:
+            return refused
+        session = request.app[UPSTREAM_KEY]
+        body = request.content.iter_chunked(CHUNK) if request.body_exists else None
+        try:
+            async with session.request(
+                request.method,
+                upstream + request.rel_url.raw_path_qs,
+                headers=forwarded_headers(request),
+                data=body,
+                allow_redirects=False,
+                auto_decompress=False,
+            ) as answer:
+                response = web.StreamResponse(status=answer.status, reason=answer.reason)
+                for name, value in answer.headers.items():
+                    if name.lower() not in HOP_BY_HOP:
+                        response.headers.add(name, value)
+                await response.prepare(request)
+                async for chunk in answer.content.iter_any():
+                    await response.write(chunk)
+                await response.write_eof()
+                return response
+        except ClientError as error:
+            log.warning("upstream %s failed: %s", upstream, type(error).__name__)
+            failure = {
+                "error": "upstream_unavailable",
+                "message": "the model server did not answer; retry later",
+                "field": None,
+            }
+            return web.json_response(failure, status=502)
+
+    async def open_session(app: web.Application):
+        timeout = ClientTimeout(total=None, sock_connect=10, sock_read=read_timeout_s)
+        async with ClientSession(timeout=timeout, auto_decompress=False) as session:
+            app[UPSTREAM_KEY] = session
+            yield
+
+    app = web.Application(client_max_size=0)
+    app.cleanup_ctx.append(open_session)
+    app.router.add_route("*", "/{tail:.*}", forward, expect_handler=expect_continue)
+    return app
+
+
+def serve(host: str, port: int, upstream: str, keys: ApiKeys) -> None:
+    """Run until SIGTERM or SIGINT (aiohttp stops cleanly on both)."""
+    web.run_app(
+        make_app(upstream, keys),
+        host=host,
+        port=port,
+        access_log=None,
+        print=None,
+        lingering_time=0,  # a refused body is not read: close at once
+        auto_decompress=False,  # bodies pass as sent, with their Content-Encoding
+    )

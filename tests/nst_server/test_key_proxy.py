@@ -1,0 +1,126 @@
+"""The key-checking front door (nst-auth-gate --upstream) before the session's real
+TorchServe: keyless requests never reach its queue, keyed ones pass, streams included."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import CONTENT, STYLE
+from tests.live_server import free_ports
+
+PHOTO = (CONTENT / "chelsea.png").read_bytes()
+STARRY = (STYLE / "starry_night.jpg").read_bytes()
+KEY = "proxy-test-key"
+
+
+@pytest.fixture(scope="module")
+def proxy(server, tmp_path_factory):
+    keys = tmp_path_factory.mktemp("proxy") / "api-keys"
+    keys.write_text(f"# the test's key\n{KEY}\n")
+    (port,) = free_ports(1)
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "nst-auth-gate"),
+            "--upstream",
+            server.inference,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--keys",
+            str(keys),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            requests.get(f"{url}/ping", timeout=2)
+            break
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    yield url
+    process.terminate()
+    assert process.wait(timeout=10) == 0
+
+
+def queued_requests(server) -> float:
+    """TorchServe's own count of inference requests it accepted."""
+    found = re.findall(
+        r"^ts_inference_requests_total\{.*\} ([0-9.e+]+)$", server.metrics_text(), re.M
+    )
+    return sum(float(v) for v in found)
+
+
+def post(url: str, headers=None, **fields) -> requests.Response:
+    return requests.post(
+        f"{url}/predictions/style_transfer",
+        files={"content": ("c.png", PHOTO), "style": ("s.jpg", STARRY)},
+        data={"size": "48", "steps": "2", **fields},
+        headers=headers,
+        timeout=120,
+    )
+
+
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+def test_keyless_uploads_never_reach_torchserve_and_keyed_ones_are_served(server, proxy):
+    before = queued_requests(server)
+    with ThreadPoolExecutor(13) as pool:
+        keyless = [pool.submit(post, proxy) for _ in range(12)]
+        keyed = pool.submit(post, proxy, AUTH)
+        statuses = [f.result().status_code for f in keyless]
+        answer = keyed.result()
+    assert statuses == [401] * 12
+    assert answer.status_code == 200 and answer.content.startswith(b"\x89PNG")
+    assert answer.headers["X-NST-Steps"] == "2"
+    assert queued_requests(server) - before == 1  # only the keyed request got in
+    wrong = post(proxy, {"Authorization": "Bearer # the test's key"})
+    assert wrong.status_code == 401 and wrong.json()["field"] == "authorization"
+    assert wrong.headers["WWW-Authenticate"] == "Bearer"
+    assert requests.get(f"{proxy}/ping", timeout=10).status_code == 200  # no key needed
+
+
+def test_a_keyless_large_body_is_refused_before_it_is_sent(proxy):
+    """curl's ``Expect: 100-continue`` for a 30 MB upload: 401 at once, no 100 Continue, and
+    the connection is closed without waiting for the body."""
+    host, port = proxy.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            b"POST /predictions/style_transfer HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: multipart/form-data; boundary=b\r\n"
+            b"Content-Length: 30000000\r\nExpect: 100-continue\r\n\r\n"
+        )
+        started = time.monotonic()
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 401") and b"100 Continue" not in reply
+    assert time.monotonic() - started < 5
+
+
+def test_a_stream_passes_line_by_line(proxy):
+    with requests.post(
+        f"{proxy}/predictions/style_transfer",
+        files={"content": ("c.png", PHOTO), "style": ("s.jpg", STARRY)},
+        data={"size": "48", "steps": "6", "stream": "true", "preview_every": "1"},
+        headers=AUTH,
+        stream=True,
+        timeout=120,
+    ) as reply:
+        assert reply.status_code == 200
+        assert reply.headers["Content-Type"].startswith("application/x-ndjson")
+        lines = [json.loads(line) for line in reply.iter_lines() if line]
+    assert lines[0]["type"] == "progress" and lines[-1]["type"] == "result"
