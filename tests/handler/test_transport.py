@@ -107,3 +107,28 @@ def test_grpc_describe_model_gets_the_limits(server, stubs):
         )
     custom = metadata(json.loads(reply.msg)[0])
     assert custom["limits"]["max_styles"] == 3
+
+
+def test_a_long_field_name_is_echoed_only_as_a_short_prefix(server):
+    """A 100 KB parameter name (form and JSON) beside a good request: the error names a short
+    prefix of it, and no log line carries more than that."""
+    name = "z" * 100_000
+    marker = "long-name-test"
+
+    def form() -> requests.Response:
+        return post(server, {"X-Request-Id": marker}, **{name: "1"})
+
+    def as_json() -> requests.Response:
+        body = {"content": "aGk=", "style": "aGk=", "params": {name: 1}}
+        return requests.post(server.predict_url, json=body, timeout=120)
+
+    pid = server.worker_pids()
+    with ThreadPoolExecutor(3) as pool:
+        replies = [pool.submit(form), pool.submit(post, server), pool.submit(as_json)]
+        replies = [r.result() for r in replies]
+    assert [r.status_code for r in replies] == [400, 200, 400]
+    for reply in (replies[0], replies[2]):
+        assert len(reply.content) < 2000 and reply.json()["field"].startswith("zzz")
+    assert server.worker_pids() == pid
+    logs = "".join(p.read_text(errors="replace") for p in server.log_dir.glob("*.log"))
+    assert marker in logs and "z" * 200 not in logs
