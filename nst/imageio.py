@@ -92,15 +92,51 @@ def _holds_whole_image(image: Image.Image, source: io.BytesIO | os.PathLike | st
     """True for a JPEG whose decoder keeps a buffer of every stored pixel's coefficients
     whatever the scale it decodes at: progressive (and arithmetic progressive) files, and
     sequential files split into several scans. Pillow marks the first; the second are told
-    by their start-of-scan markers (0xFFDA never occurs inside entropy-coded data)."""
+    by counting the file's scans (an EXIF thumbnail's own scan does not count)."""
     if image.format != "JPEG":
         return False
     if image.info.get("progressive") or image.info.get("progression"):
         return True
     if isinstance(source, io.BytesIO):
-        return source.getbuffer().tobytes().count(b"\xff\xda") > 1
+        return jpeg_scans(source.getbuffer().tobytes()) > 1
     with open(source, "rb") as file:
-        return file.read().count(b"\xff\xda") > 1
+        return jpeg_scans(file.read()) > 1
+
+
+def jpeg_scans(data: bytes, stop_at: int = 2) -> int:
+    """Start-of-scan markers of a JPEG's own stream, counted up to ``stop_at``: segments are
+    skipped by their length (so APPn payloads such as EXIF thumbnails are never looked into)
+    and entropy-coded data up to the next marker (0xFF00 is a stuffed byte, 0xFFD0-D7 a
+    restart marker)."""
+    scans, i, end = 0, 2, len(data)
+    while i + 4 <= end and scans < stop_at:
+        if data[i] != 0xFF or data[i + 1] == 0xFF:  # not a marker yet, or a fill byte
+            i += 1
+            continue
+        marker = data[i + 1]
+        if marker == 0xD9:  # end of image
+            break
+        if 0xD0 <= marker <= 0xD7 or marker in (0x00, 0x01):
+            i += 2
+            continue
+        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+        if marker == 0xDA:
+            scans += 1
+            i = _after_entropy_data(data, i)
+    return scans
+
+
+def _after_entropy_data(data: bytes, i: int) -> int:
+    """Index of the first marker at or after ``i`` that ends a scan's entropy-coded data."""
+    while True:
+        i = data.find(b"\xff", i)
+        if i < 0 or i + 1 >= len(data):
+            return len(data)
+        follower = data[i + 1]
+        if follower == 0x00 or 0xD0 <= follower <= 0xD7 or follower == 0xFF:
+            i += 1 if follower == 0xFF else 2
+            continue
+        return i
 
 
 def _check_pixels(

@@ -187,3 +187,32 @@ def test_pixel_limit_is_checked_from_the_header():
     data = png(Image.new("L", (3000, 2000)))
     with pytest.raises(ImageError, match="3000x2000 = 6000000 pixels; the limit is 5000000"):
         decode_image(data, max_pixels=5_000_000)
+
+
+def _jpeg(image, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", **options)
+    return buffer.getvalue()
+
+
+def test_a_progressive_jpeg_counts_its_stored_pixels_and_a_thumbnail_does_not():
+    """Decoded at 1/8 a 12 Mpx JPEG makes 0.19 Mpx, but a progressive one holds all 12 Mpx
+    of coefficients: refused under a 5 Mpx limit. A baseline one with an EXIF thumbnail (a
+    second scan inside APP1) is still one scan, decoded small."""
+    from nst.imageio import jpeg_scans
+
+    noise = np.random.default_rng(0).integers(90, 140, (300, 400, 3)).astype(np.uint8)
+    big = Image.fromarray(noise).resize((4000, 3000))
+    baseline, progressive = _jpeg(big, quality=30), _jpeg(big, quality=30, progressive=True)
+    exif = b"Exif\x00\x00" + _jpeg(Image.fromarray(noise[:40, :60]))
+    with_thumbnail = (
+        baseline[:2] + b"\xff\xe1" + (len(exif) + 2).to_bytes(2, "big") + exif + baseline[2:]
+    )
+    assert jpeg_scans(baseline) == 1 and jpeg_scans(with_thumbnail) == 1
+    assert jpeg_scans(progressive) == 2  # counted up to two: enough to know
+    for data in (baseline, with_thumbnail):
+        assert decode_image(data, max_pixels=5_000_000, needed_side=256).size == (500, 375)
+    with pytest.raises(ImageError) as error:
+        decode_image(progressive, max_pixels=5_000_000, needed_side=256)
+    assert error.value.code == "image_too_large" and "progressive" in error.value.message
+    assert decode_image(progressive, max_pixels=20_000_000, needed_side=256).size == (500, 375)
