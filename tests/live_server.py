@@ -6,6 +6,7 @@ The ``server`` fixture is registered in tests/conftest.py, so every test folder 
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,12 +99,17 @@ def write_loopback_config(path: Path, settings: list[str]) -> dict[str, int]:
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory, weights_path) -> Server:
+def server(tmp_path_factory, weights_path) -> Iterator[Server]:
+    """The session's server, shared by every test that does not break it."""
+    yield from running_server(tmp_path_factory.mktemp("torchserve"), weights_path)
+
+
+def running_server(base: Path, weights_path: Path) -> Iterator[Server]:
+    """Start a TorchServe with :data:`TEST_MODEL_CONFIG` in ``base``; stop it afterwards."""
     from tests.conftest import CONTENT, STYLE
 
     if not CONTENT.is_dir() or not STYLE.is_dir():
         pytest.skip("shared images missing")
-    base = tmp_path_factory.mktemp("torchserve")
     model_config = base / "model-config.yaml"
     model_config.write_text(yaml.safe_dump(TEST_MODEL_CONFIG))
     store = base / "model_store"
@@ -130,15 +136,17 @@ def server(tmp_path_factory, weights_path) -> Server:
     histograms, web = (f"127.0.0.1:{port}" for port in free_ports(2))
     env = {"NST_STATE_DIR": str(state_dir), ADDRESS_ENV: histograms, web_page.ADDRESS_ENV: web}
     control.start(config, run_dir, log_dir, store, timeout=240, extra_env=env)
-    yield Server(
-        f"http://127.0.0.1:{inference}",
-        f"http://127.0.0.1:{management}",
-        f"http://127.0.0.1:{metrics}",
-        f"http://{histograms}",
-        f"http://{web}/",
-        log_dir,
-        state_dir,
-        f"127.0.0.1:{ports['grpc_inference']}",
-        f"127.0.0.1:{ports['grpc_management']}",
-    )
-    control.stop(run_dir)
+    try:
+        yield Server(
+            f"http://127.0.0.1:{inference}",
+            f"http://127.0.0.1:{management}",
+            f"http://127.0.0.1:{metrics}",
+            f"http://{histograms}",
+            f"http://{web}/",
+            log_dir,
+            state_dir,
+            f"127.0.0.1:{ports['grpc_inference']}",
+            f"127.0.0.1:{ports['grpc_management']}",
+        )
+    finally:
+        control.stop(run_dir)

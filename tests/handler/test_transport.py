@@ -4,9 +4,15 @@ called with a real gRPC client built from TorchServe's own protos."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
+import subprocess
+import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import grpc
 import pytest
@@ -15,6 +21,7 @@ from PIL import Image
 
 from tests.conftest import CONTENT, STYLE
 from tests.grpc_stubs import generate
+from tests.live_server import running_server
 
 PHOTO = (CONTENT / "chelsea.png").read_bytes()
 STARRY = (STYLE / "starry_night.jpg").read_bytes()
@@ -132,3 +139,39 @@ def test_a_long_field_name_is_echoed_only_as_a_short_prefix(server):
     assert server.worker_pids() == pid
     logs = "".join(p.read_text(errors="replace") for p in server.log_dir.glob("*.log"))
     assert marker in logs and "z" * 200 not in logs
+
+
+@pytest.fixture
+def throwaway_server(tmp_path_factory, weights_path):
+    """A server of its own, for a test that leaves its worker dead."""
+    yield from running_server(tmp_path_factory.mktemp("throwaway"), weights_path)
+
+
+@pytest.mark.slow
+def test_a_worker_the_frontend_loses_is_seen_by_the_probes(throwaway_server, stubs):
+    """TorchServe 0.12 loses the worker for good when a ``StreamPredictions2`` client closes
+    its side before the answer (the frontend's thread fails on the closed call; the worker
+    process exits and is never restarted) while the management API keeps listing it READY.
+    The probes look at the process: both fail, so the liveness probe restarts the container."""
+    server = throwaway_server
+    assert probe("ready", server) == 0 and probe("live", server) == 0
+    request = grpc_request(stubs)
+    request.sequence_id = "one-shot"
+    with grpc.insecure_channel(server.grpc_inference) as channel:
+        stub = stubs.inference_grpc.InferenceAPIsServiceStub(channel)
+        with contextlib.suppress(grpc.RpcError):
+            list(stub.StreamPredictions2(iter([request]), timeout=60))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and probe("ready", server) == 0:
+        time.sleep(1)
+    workers = requests.get(f"{server.management}/models/style_transfer", timeout=10).json()
+    print("listed after the loss:", [(w["pid"], w["status"]) for w in workers[0]["workers"]])
+    assert probe("ready", server) == 1 and probe("live", server) == 1
+
+
+def probe(check: str, server) -> int:
+    env = {**os.environ, "TS_MANAGEMENT_ADDRESS": server.management}
+    script = Path(__file__).resolve().parents[2] / "scripts/healthcheck.py"
+    return subprocess.run(
+        [sys.executable, str(script), check], env=env, capture_output=True, timeout=60
+    ).returncode
