@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -89,7 +91,12 @@ def parse_request(
 
 
 def _json_fields(body: Any) -> dict[str, Any]:
-    """Flatten a JSON body into the multipart field layout."""
+    """Flatten a JSON body into the multipart field layout. A JSON object that arrives as
+    bytes (gRPC's ``body`` input, or HTTP without ``Content-Type: application/json``) counts
+    as JSON too."""
+    if isinstance(body, bytes | bytearray) and body.lstrip()[:1] == b"{":
+        with contextlib.suppress(ValueError):  # not JSON after all: refused below
+            body = json.loads(body)
     if isinstance(body, bytes | bytearray):
         if not body:
             raise ImageError(

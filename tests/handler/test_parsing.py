@@ -232,3 +232,13 @@ def test_a_long_name_is_echoed_only_as_a_short_prefix(where):
         parse_request(request, {}, SETTINGS)
     assert len(error.value.field) <= 40 and error.value.field.startswith("xxx")
     assert error.value.message.count("x") < 100 and len(error.value.message) <= 1000
+
+
+def test_a_json_object_sent_as_bytes_is_json():
+    """gRPC's ``body`` input, or HTTP JSON without its content type."""
+    image = base64.b64encode(png()).decode()
+    raw = f'  {{"content": "{image}", "style": "{image}", "params": {{"steps": 3}}}}'.encode()
+    assert parse_request({"body": bytearray(raw)}, {}, SETTINGS).job.params.steps == 3
+    with pytest.raises(NSTError) as error:
+        parse_request({"body": bytearray(b"{not json")}, {}, SETTINGS)
+    assert error.value.code == "malformed_body"
