@@ -94,9 +94,12 @@ def make_app(upstream: str, keys: ApiKeys, read_timeout_s: float = 600.0) -> web
                     if name.lower() not in HOP_BY_HOP:
                         response.headers.add(name, value)
                 await response.prepare(request)
-                async for chunk in answer.content.iter_any():
-                    await response.write(chunk)
-                await response.write_eof()
+                try:
+                    async for chunk in answer.content.iter_any():
+                        await response.write(chunk)
+                    await response.write_eof()
+                except ConnectionResetError:  # the client left mid-answer: nothing to tell it
+                    log.info("client left before the end of the answer")
                 return response
         except ClientError as error:
             log.warning("upstream %s failed: %s", upstream, type(error).__name__)
