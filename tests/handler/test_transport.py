@@ -175,3 +175,14 @@ def probe(check: str, server) -> int:
     return subprocess.run(
         [sys.executable, str(script), check], env=env, capture_output=True, timeout=60
     ).returncode
+
+
+def test_sagemaker_invocations_route_is_served(server):
+    """TorchServe's ``/invocations?model_name=...`` passes its routing query on as an input."""
+    reply = requests.post(
+        f"{server.inference}/invocations?model_name=style_transfer",
+        files={"content": ("c.png", PHOTO), "style": ("s.jpg", STARRY)},
+        data={"size": "48", "steps": "2"},
+        timeout=120,
+    )
+    assert reply.status_code == 200 and reply.content.startswith(b"\x89PNG")
