@@ -36,12 +36,13 @@ def busy_pids(state_dir: str | Path) -> list[int]:
     pids = []
     for marker in Path(state_dir).glob(f"{PREFIX}*"):
         pid = marker.name[len(PREFIX) :]
-        if pid.isdigit() and _alive(int(pid)):
+        if pid.isdigit() and pid_alive(int(pid)):
             pids.append(int(pid))
     return pids
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (one of another user counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -27,7 +27,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from handler.activity import STATE_DIR_ENV, busy_pids
+from handler.activity import STATE_DIR_ENV, busy_pids, pid_alive
 from handler.auth import KEYS_FILE_ENV
 
 KEY_PROXY_ENV = "NST_KEY_PROXY_ADDRESS"  # where the entrypoint runs the key proxy
@@ -67,13 +67,7 @@ def process_serves(pid: int) -> bool:
     except FileNotFoundError:
         return False
     except OSError:  # no /proc here: whether the pid exists is all that can be told
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return pid_alive(pid)
     state = stat.rpartition(")")[2].split()[0]  # the field after the command name
     return state not in ("Z", "X", "x", "T", "t")
 
