@@ -5,7 +5,12 @@ The ``server`` fixture is registered in tests/conftest.py, so every test folder 
 
 from __future__ import annotations
 
+import os
+import re
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +75,48 @@ class Server:
 
     def histograms_text(self) -> str:
         return requests.get(f"{self.histograms}/metrics", timeout=10).text
+
+
+def run_probe(check: str, management: str, *extra: str) -> subprocess.CompletedProcess:
+    """scripts/healthcheck.py ``check`` against the management API at ``management``."""
+    env = {**os.environ, "TS_MANAGEMENT_ADDRESS": management}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts/healthcheck.py"), check, *extra],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def accepted_requests(metrics_text: str) -> float:
+    """TorchServe's own count of the inference requests it accepted (its metrics page)."""
+    found = re.findall(r"^ts_inference_requests_total\{.*\} ([0-9.e+]+)$", metrics_text, re.M)
+    return sum(float(v) for v in found)
+
+
+def start_gate(keys: Path, *extra: str) -> tuple[subprocess.Popen, str]:
+    """scripts/auth_gate.py on a free loopback port with ``keys`` (``extra``: more options,
+    such as ``--upstream``), once it answers; the process and its base URL."""
+    (port,) = free_ports(1)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "scripts/auth_gate.py"),
+            *("--host", "127.0.0.1", "--port", str(port), "--keys", str(keys)),
+            *extra,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            requests.get(f"{url}/ping", timeout=2)
+            break
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    return process, url
 
 
 def free_ports(count: int) -> list[int]:

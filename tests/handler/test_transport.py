@@ -7,12 +7,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import grpc
 import pytest
@@ -21,7 +17,7 @@ from PIL import Image
 
 from tests.conftest import CONTENT, STYLE
 from tests.grpc_stubs import generate
-from tests.live_server import running_server
+from tests.live_server import run_probe, running_server
 
 PHOTO = (CONTENT / "chelsea.png").read_bytes()
 STARRY = (STYLE / "starry_night.jpg").read_bytes()
@@ -154,7 +150,11 @@ def test_a_worker_the_frontend_loses_is_seen_by_the_probes(throwaway_server, stu
     process exits and is never restarted) while the management API keeps listing it READY.
     The probes look at the process: both fail, so the liveness probe restarts the container."""
     server = throwaway_server
-    assert probe("ready", server) == 0 and probe("live", server) == 0
+
+    def probe(check: str) -> int:
+        return run_probe(check, server.management).returncode
+
+    assert probe("ready") == 0 and probe("live") == 0
     request = grpc_request(stubs)
     request.sequence_id = "one-shot"
     with grpc.insecure_channel(server.grpc_inference) as channel:
@@ -162,19 +162,11 @@ def test_a_worker_the_frontend_loses_is_seen_by_the_probes(throwaway_server, stu
         with contextlib.suppress(grpc.RpcError):
             list(stub.StreamPredictions2(iter([request]), timeout=60))
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and probe("ready", server) == 0:
+    while time.monotonic() < deadline and probe("ready") == 0:
         time.sleep(1)
     workers = requests.get(f"{server.management}/models/style_transfer", timeout=10).json()
     print("listed after the loss:", [(w["pid"], w["status"]) for w in workers[0]["workers"]])
-    assert probe("ready", server) == 1 and probe("live", server) == 1
-
-
-def probe(check: str, server) -> int:
-    env = {**os.environ, "TS_MANAGEMENT_ADDRESS": server.management}
-    script = Path(__file__).resolve().parents[2] / "scripts/healthcheck.py"
-    return subprocess.run(
-        [sys.executable, str(script), check], env=env, capture_output=True, timeout=60
-    ).returncode
+    assert probe("ready") == 1 and probe("live") == 1
 
 
 def test_sagemaker_invocations_route_is_served(server):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -25,7 +24,7 @@ import yaml
 import nst_server.mar as build_mar
 from tests.conftest import CONTENT, STYLE
 from tests.deploy import dockerfile
-from tests.live_server import free_ports
+from tests.live_server import accepted_requests, free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -245,12 +244,8 @@ def test_kubernetes_environment_applies_the_configmap_and_the_secret_keys(
         good = stylize(container, {"Authorization": "Bearer secret-test-key"})
         assert good.status_code == 200 and good.content.startswith(b"\x89PNG")
         # The key proxy answered the keyless ones: TorchServe's queue saw only the keyed one.
-        accepted = re.findall(
-            r"^ts_inference_requests_total\{.*\} ([0-9.e+]+)$",
-            requests.get(f"{env['TS_METRICS_ADDRESS']}/metrics", timeout=10).text,
-            re.M,
-        )
-        assert sum(float(v) for v in accepted) == 1
+        metrics = requests.get(f"{env['TS_METRICS_ADDRESS']}/metrics", timeout=10).text
+        assert accepted_requests(metrics) == 1
         # The describe call asks for the key too; gRPC cannot carry one and is refused.
         url = f"{container.management}/models/style_transfer?customized=true"
         described = requests.get(url, headers={"Authorization": "Bearer secret-test-key"})

@@ -5,30 +5,15 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import requests
 
 import nst_server.healthcheck as healthcheck
 from handler.activity import busy, busy_pids
 from tests.conftest import CONTENT, STYLE
-from tests.live_server import free_ports
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_probe(check: str, management: str, *extra: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "TS_MANAGEMENT_ADDRESS": management}
-    return subprocess.run(
-        [sys.executable, str(ROOT / "scripts/healthcheck.py"), check, *extra],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+from tests.live_server import free_ports, run_probe
 
 
 def test_probes_pass_on_a_ready_server_and_fail_on_a_closed_port(server):

@@ -4,19 +4,15 @@ TorchServe: keyless requests never reach its queue, keyed ones pass, streams inc
 from __future__ import annotations
 
 import json
-import re
 import socket
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
 
 from tests.conftest import CONTENT, STYLE
-from tests.live_server import free_ports
+from tests.live_server import accepted_requests, start_gate
 
 PHOTO = (CONTENT / "chelsea.png").read_bytes()
 STARRY = (STYLE / "starry_night.jpg").read_bytes()
@@ -27,40 +23,10 @@ KEY = "proxy-test-key"
 def proxy(server, tmp_path_factory):
     keys = tmp_path_factory.mktemp("proxy") / "api-keys"
     keys.write_text(f"# the test's key\n{KEY}\n")
-    (port,) = free_ports(1)
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "nst-auth-gate"),
-            "--upstream",
-            server.inference,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--keys",
-            str(keys),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            requests.get(f"{url}/ping", timeout=2)
-            break
-        except requests.ConnectionError:
-            time.sleep(0.1)
+    process, url = start_gate(keys, "--upstream", server.inference)
     yield url
     process.terminate()
     assert process.wait(timeout=10) == 0
-
-
-def queued_requests(server) -> float:
-    """TorchServe's own count of inference requests it accepted."""
-    found = re.findall(
-        r"^ts_inference_requests_total\{.*\} ([0-9.e+]+)$", server.metrics_text(), re.M
-    )
-    return sum(float(v) for v in found)
 
 
 def post(url: str, headers=None, **fields) -> requests.Response:
@@ -77,7 +43,7 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
 def test_keyless_uploads_never_reach_torchserve_and_keyed_ones_are_served(server, proxy):
-    before = queued_requests(server)
+    before = accepted_requests(server.metrics_text())
     with ThreadPoolExecutor(13) as pool:
         keyless = [pool.submit(post, proxy) for _ in range(12)]
         keyed = pool.submit(post, proxy, AUTH)
@@ -86,7 +52,7 @@ def test_keyless_uploads_never_reach_torchserve_and_keyed_ones_are_served(server
     assert statuses == [401] * 12
     assert answer.status_code == 200 and answer.content.startswith(b"\x89PNG")
     assert answer.headers["X-NST-Steps"] == "2"
-    assert queued_requests(server) - before == 1  # only the keyed request got in
+    assert accepted_requests(server.metrics_text()) - before == 1  # only the keyed request got in
     wrong = post(proxy, {"Authorization": "Bearer # the test's key"})
     assert wrong.status_code == 401 and wrong.json()["field"] == "authorization"
     assert wrong.headers["WWW-Authenticate"] == "Bearer"
