@@ -28,6 +28,7 @@ METRICS = {
     "nst_gpu_memory_peak_ratio": ("gauge", "None", None),
     "nst_style_cache_hits_total": ("counter", "Count", None),
     "nst_style_cache_misses_total": ("counter", "Count", None),
+    "nst_style_cache_bytes": ("gauge", "Bytes", None),
 }
 
 
@@ -108,7 +109,8 @@ class HandlerMetrics:
         torch.cuda.reset_peak_memory_stats(device)
 
     def style_cache(self, cache: StyleCache) -> None:
-        """Style-target cache lookups since the last report."""
+        """Style-target cache lookups since the last report, and the bytes it holds now."""
+        self._emit("nst_style_cache_bytes", cache.bytes)
         hits, misses = cache.new_lookups()
         if hits:
             self._emit("nst_style_cache_hits_total", hits)

@@ -77,6 +77,13 @@ class Server:
         return requests.get(f"{self.histograms}/metrics", timeout=10).text
 
 
+def metric_value(text: str, name: str) -> float:
+    """The sum of a series' samples over its labels in Prometheus text (0 when absent)."""
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{")
+    )
+
+
 def run_probe(check: str, management: str, *extra: str) -> subprocess.CompletedProcess:
     """scripts/healthcheck.py ``check`` against the management API at ``management``."""
     env = {**os.environ, "TS_MANAGEMENT_ADDRESS": management}

@@ -13,7 +13,7 @@ import requests
 from PIL import Image
 
 from tests.conftest import CONTENT, STYLE
-from tests.live_server import TEST_MODEL_CONFIG
+from tests.live_server import TEST_MODEL_CONFIG, metric_value
 
 ASTRONAUT = (CONTENT / "astronaut.png").read_bytes()
 CHELSEA = (CONTENT / "chelsea.png").read_bytes()
@@ -260,12 +260,6 @@ def test_metrics_expose_the_handlers_figures(server):
         "ts_inference_requests_total{",
     ):
         assert name in text, name
-
-
-def metric_value(text: str, name: str) -> float:
-    return sum(
-        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{")
-    )
 
 
 def test_repeated_style_hits_the_workers_cache(server):
