@@ -66,10 +66,9 @@ RUN python3 -m venv /opt/venv \
     && pip install --no-cache-dir -c constraints.txt -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
 # The project itself (its console scripts: nst-fetch-weights, nst-build-mar, ...).
-COPY README.md ./
+COPY README.md LICENSE ./
 COPY nst/ nst/
 COPY handler/ handler/
-COPY client/nst_client/ client/nst_client/
 COPY nst_server/ nst_server/
 RUN pip install --no-cache-dir --no-deps -c constraints.txt .
 
@@ -85,7 +84,7 @@ RUN --mount=type=bind,source=image-weights,target=/tmp/image-weights \
         ${WEIGHTS_SHA256:+--sha256 "$WEIGHTS_SHA256"}
 
 COPY scripts/ scripts/
-COPY model-config.yaml metrics.yaml ./
+COPY nst_server/resources/metrics.yaml ./
 COPY deploy/config.properties deploy/log4j2.xml deploy/
 RUN nst-build-mar --weights "$NST_WEIGHTS" --out "$NST_MODEL_STORE"
 

@@ -3,18 +3,27 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-IMAGE ?= nst-server:0.1.0
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE ?= nst-server:$(VERSION)
+# The development copy of the weights, beside this checkout: what `make serve`, `make test` and
+# the demos use unless NST_WEIGHTS names other weights. The package itself never looks there.
+DEV_WEIGHTS := $(abspath ../shared/weights/vgg19-caffe-imagenet-conv5_1.safetensors)
+ifeq ($(NST_WEIGHTS),)
+export NST_WEIGHTS := $(wildcard $(DEV_WEIGHTS))
+endif
 REGISTRY ?= registry.example.com
 
-.PHONY: venv tools image-tools lint test test-fast test-image bench bench-gpu bench-client gallery load demo docs clean \
+.PHONY: venv tools image-tools lint test test-fast test-install test-image bench bench-gpu bench-client gallery load demo docs clean \
 	serve stop mar weights image image-cpu image-push
 
 venv: $(VENV)/.installed
 
-# The project in editable mode with its dev tools, every version fixed by constraints.txt.
-$(VENV)/.installed: pyproject.toml constraints.txt
+# The server and the client (two distributions) in editable mode with the dev tools, every
+# version fixed by constraints.txt.
+$(VENV)/.installed: pyproject.toml client/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt \
+		-e ./client -e ".[dev]"
 	touch $@
 
 # Prometheus and promtool for the monitoring tests, Chromium and its driver for the web page's
@@ -27,7 +36,7 @@ tools:
 		apt-get install -y --no-install-recommends $(SYSTEM_TOOLS) >/dev/null || { \
 		apt-get update >/dev/null && apt-get install -y --no-install-recommends $(SYSTEM_TOOLS) >/dev/null; }; }
 
-weights: venv  ## official VGG19 weights into weights/ (hash-checked; needs the internet)
+weights: venv  ## official VGG19 weights into the torch hub cache (hash-checked; needs the internet)
 	$(VENV)/bin/nst-fetch-weights --if-missing
 
 mar: venv  ## model_store/style_transfer.mar (fetches the weights when none are found)
@@ -56,6 +65,9 @@ test: lint tools  ## lint, then every test
 test-fast: lint tools  ## skip the slow end-to-end optimisations
 	$(PY) -m pytest -m "not slow and not image"
 
+test-install: venv  ## pip install into a fresh venv, then nst-server start/stop from an empty folder
+	$(PY) -m pytest -m install tests/install
+
 test-image: venv image-tools  ## build the CPU image with podman, run it as the Deployment does
 	$(PY) -m pytest -m image tests/image
 
@@ -79,8 +91,9 @@ bench-client: venv  ## a folder and a clip through `make serve` with nst-client 
 load: venv  ## the long load run against `make serve` (see docs/reliability.md)
 	$(PY) bench/load.py --clients 24 --requests 4 --size 64 --steps 5
 
+EXAMPLES := nst_server/resources/examples
 demo: venv  ## the CLI on the shared images, writes out/demo.png
-	mkdir -p out && $(VENV)/bin/nst examples/astronaut.jpg examples/starry_night.jpg \
+	mkdir -p out && $(VENV)/bin/nst $(EXAMPLES)/astronaut.jpg $(EXAMPLES)/starry_night.jpg \
 		-o out/demo.png --size 256 --steps 150
 
 image:  ## the GPU image (Docker; BUILD_ARGS="--build-arg ..." for CPU or air-gapped builds)

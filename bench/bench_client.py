@@ -24,12 +24,12 @@ from nst_client.video import chained_frames, stylize_video
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-STYLE = ROOT / "examples" / "starry_night.jpg"
+STYLE = ROOT / "nst_server/resources/examples" / "starry_night.jpg"
 
 
 def make_folder(folder: Path, count: int) -> None:
     photos = sorted((ROOT.parent / "shared/images/content").glob("*")) or [
-        ROOT / "examples/astronaut.jpg"
+        ROOT / "nst_server/resources/examples/astronaut.jpg"
     ]
     folder.mkdir()
     for i, photo in zip(range(count), itertools.cycle(photos)):
@@ -37,7 +37,7 @@ def make_folder(folder: Path, count: int) -> None:
 
 
 def make_clip(path: Path, frames: int, side: int) -> None:
-    photo = Image.open(ROOT / "examples/astronaut.jpg").convert("RGB")
+    photo = Image.open(ROOT / "nst_server/resources/examples/astronaut.jpg").convert("RGB")
     photo = photo.resize((side * 2, side * 2))
     width, height = side, side * 3 // 4 // 2 * 2
     writer = imageio_ffmpeg.write_frames(str(path), (width, height), fps=12, macro_block_size=2)

@@ -22,7 +22,7 @@ from .responses import JSON, NDJSON
 from .settings import ServerSettings
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL_CONFIG = ROOT / "model-config.yaml"
+MODEL_CONFIG = ROOT / "nst_server/resources/model-config.yaml"
 CONTRACT = ROOT / "docs" / "openapi.yaml"
 HEADER = "# Generated from nst/params.py and model-config.yaml by `make docs`: do not edit.\n"
 

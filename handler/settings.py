@@ -1,52 +1,136 @@
-"""Server limits and defaults, read from the ``handler:`` block of model-config.yaml."""
+"""Server limits and defaults, read from the ``handler:`` block of model-config.yaml.
+
+Each setting is declared once with its type, range and meaning, like the request parameters
+(``nst.params``); a block that breaks a declaration is refused as a whole with one line naming
+the key, when the archive is built (``nst-build-mar``) and again when a worker loads it.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from nst.errors import ParamError
+from nst.errors import ParamError, quote
+from nst.gate import MAX_STYLES
 from nst.params import StyleParams, parameter_ranges
+from nst.precision import PRECISIONS
+
+DEVICE_DEFAULTS = {"cpu": "cpu_defaults", "cuda": "gpu_defaults"}  # device type -> key
+
+
+class SettingsError(ValueError):
+    """A ``handler:`` block (or ``responseTimeout``) that cannot be served; names the key."""
+
+
+def _setting(
+    default: Any,
+    help: str,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    choices: tuple[str, ...] | None = None,
+    kind: str | None = None,
+) -> Any:
+    meta = {"help": help, "lo": lo, "hi": hi, "choices": choices}
+    meta["kind"] = kind or type(default).__name__
+    if isinstance(default, dict):
+        return field(default_factory=dict, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _param_hi(name: str) -> float:
+    """The declared maximum of a request parameter (a server limit cannot exceed it)."""
+    return next(f.metadata["hi"] for f in fields(StyleParams) if f.name == name)
 
 
 @dataclass(frozen=True)
 class ServerSettings:
-    """Operator-set limits (one place: model-config.yaml ``handler:``)."""
+    """Operator-set limits and defaults (one place: model-config.yaml ``handler:``)."""
 
-    max_size: int = 1024  # longest output side, pixels
-    max_steps: int = 1000
-    max_input_pixels: int = 40_000_000  # decoded pixels per uploaded image
-    max_styles: int = 4
+    max_size: int = _setting(
+        1024, "largest `size` a request may ask for", lo=16, hi=_param_hi("size")
+    )
+    max_steps: int = _setting(1000, "largest `steps`", lo=1, hi=_param_hi("steps"))
+    max_input_pixels: int = _setting(
+        40_000_000, "decoded pixels per uploaded image", lo=1, hi=1_000_000_000
+    )
+    max_styles: int = _setting(4, "style images per request", lo=1, hi=MAX_STYLES)
     # output pixels + every resized style image's pixels (nst.prepare.work_pixels): bounds the
     # VGG work of one evaluation, whatever mix of size, style_scale and styles is asked
-    max_work_pixels: int = 6_291_456
-    deadline_margin_s: float = 15.0  # stop this long before responseTimeout
-    response_timeout_s: float = 120.0  # from model-config.yaml ``responseTimeout``
-    batch_invariant: bool | None = None  # None: auto (see nst.Stylizer)
-    precision: str = "auto"  # VGG passes: auto, fp32, bf16 (nst.precision)
-    style_cache_size: int = 32  # style images whose Gram targets are kept
-    style_cache_mb: int = 512  # and the most memory they may hold together (device memory)
-    compile: bool = False  # torch.compile each step's objective (nst.Stylizer)
-    stream_interval_s: float = 0.5  # at most one progress line per streamed job this often
-    preview_interval_s: float = 2.0  # at most one preview per streamed job this often
-    preview_max_side: int = 256  # previews are downscaled to this longest side
-    defaults: Mapping[str, Any] = field(default_factory=dict)  # StyleParams overrides
+    max_work_pixels: int = _setting(
+        6_291_456, "output pixels plus every resized style's pixels", lo=256, hi=1_000_000_000
+    )
+    deadline_margin_s: float = _setting(
+        15.0, "answer this long before responseTimeout", lo=0.0, hi=3600.0
+    )
+    # from model-config.yaml ``responseTimeout``, not from the handler block
+    response_timeout_s: float = _setting(120.0, "TorchServe's responseTimeout", lo=1.0, hi=86400.0)
+    batch_invariant: bool | None = _setting(
+        None, "one VGG pass per job (true) or per group (false); null: by device", kind="bool?"
+    )
+    precision: str = _setting("auto", "dtype of the VGG passes", choices=PRECISIONS)
+    style_cache_size: int = _setting(32, "style images whose targets stay cached", lo=0, hi=10_000)
+    style_cache_mb: int = _setting(512, "memory those targets may hold, MB", lo=0, hi=1_000_000)
+    compile: bool = _setting(False, "torch.compile each step's objective")
+    stream_interval_s: float = _setting(
+        0.5, "streams: one progress line this often", lo=0.0, hi=60.0
+    )
+    preview_interval_s: float = _setting(2.0, "streams: one preview this often", lo=0.0, hi=3600.0)
+    preview_max_side: int = _setting(256, "streams: previews' longest side", lo=16, hi=4096)
+    defaults: Mapping[str, Any] = _setting({}, "request defaults on every device")
+    cpu_defaults: Mapping[str, Any] = _setting({}, "request defaults over `defaults` on CPUs")
+    gpu_defaults: Mapping[str, Any] = _setting({}, "request defaults over `defaults` on GPUs")
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            _check(f, getattr(self, f.name))
+        if self.deadline_margin_s >= self.response_timeout_s:
+            raise SettingsError(
+                f"handler.deadline_margin_s ({self.deadline_margin_s:g}) must be below "
+                f"responseTimeout ({self.response_timeout_s:g}): no time would be left to work"
+            )
+        self.base_params()  # the defaults fit the limits, on every device
+        for device, key in DEVICE_DEFAULTS.items():
+            try:
+                StyleParams.from_mapping(self.device_defaults(device), limits=self.limits)
+            except ParamError as exc:
+                raise SettingsError(f"model-config handler.{key}: {exc}") from exc
 
     @classmethod
     def from_model_config(cls, config: Mapping[str, Any] | None) -> ServerSettings:
-        """Build from the parsed model-config.yaml; unknown keys are an error."""
+        """Build from the parsed model-config.yaml; unknown keys and values that break a
+        declaration raise :class:`SettingsError`."""
         config = config or {}
-        block = dict(config.get("handler") or {})
+        block = config.get("handler") or {}
+        if not isinstance(block, Mapping):
+            raise SettingsError(f"handler must be a mapping of settings, got {quote(block)}")
+        block = dict(block)
         known = {f.name for f in fields(cls)} - {"response_timeout_s"}
         unknown = set(block) - known
         if unknown:
-            raise ValueError(f"unknown keys in model-config handler block: {sorted(unknown)}")
+            raise SettingsError(
+                f"unknown keys in model-config handler block: {sorted(map(str, unknown))}"
+            )
         if "responseTimeout" in config:
-            block["response_timeout_s"] = float(config["responseTimeout"])
-        settings = cls(**block)
-        settings.base_params()  # validate the defaults at load time, not per request
-        return settings
+            timeout = config["responseTimeout"]
+            if not _is_number(timeout) or timeout <= 0:
+                raise SettingsError(
+                    f"responseTimeout must be a positive number of seconds, got {quote(timeout)}"
+                )
+            block["response_timeout_s"] = float(timeout)
+        return cls(**block)
+
+    def device_defaults(self, device_type: str) -> dict[str, Any]:
+        """The request defaults on a device: ``cpu_defaults`` (a CPU) or ``gpu_defaults``
+        (a CUDA GPU) merged over ``defaults``."""
+        return {**self.defaults, **getattr(self, DEVICE_DEFAULTS.get(device_type, "cpu_defaults"))}
+
+    def for_device(self, device_type: str) -> ServerSettings:
+        """These settings with :meth:`device_defaults` as the defaults of every request."""
+        return dataclasses.replace(self, defaults=self.device_defaults(device_type))
 
     @property
     def limits(self) -> dict[str, float]:
@@ -58,7 +142,7 @@ class ServerSettings:
         try:
             return StyleParams.from_mapping(self.defaults, limits=self.limits)
         except ParamError as exc:
-            raise ValueError(f"model-config handler.defaults: {exc}") from exc
+            raise SettingsError(f"model-config handler.defaults: {exc}") from exc
 
     def describe(self) -> dict[str, Any]:
         """What clients may ask of this server: its limits and every parameter's default and
@@ -79,3 +163,33 @@ class ServerSettings:
     def deadline_budget_s(self) -> float:
         """Seconds a batch may optimise before it must answer."""
         return max(1.0, self.response_timeout_s - self.deadline_margin_s)
+
+
+def _is_number(value: Any) -> bool:
+    """An int or float that is finite, not a bool (YAML's ``yes``) nor a quoted number."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check(f: dataclasses.Field, value: Any) -> None:
+    """Raise :class:`SettingsError` unless ``value`` has the field's type and range."""
+    m = f.metadata
+    kind = m["kind"]
+    key = "responseTimeout" if f.name == "response_timeout_s" else f"handler.{f.name}"
+    if kind in ("int", "float"):
+        typed = isinstance(value, int) if kind == "int" else True
+        if not (_is_number(value) and typed and m["lo"] <= value <= m["hi"]):
+            what = "an integer" if kind == "int" else "a number"
+            raise SettingsError(
+                f"{key} must be {what} in [{m['lo']:g}, {m['hi']:g}], got {quote(value)}"
+            )
+    elif kind == "str":
+        if value not in m["choices"]:
+            raise SettingsError(
+                f"{key} must be one of {', '.join(m['choices'])}, got {quote(value)}"
+            )
+    elif kind in ("bool", "bool?"):
+        if not (isinstance(value, bool) or (kind == "bool?" and value is None)):
+            allowed = "true, false or null" if kind == "bool?" else "true or false"
+            raise SettingsError(f"{key} must be {allowed}, got {quote(value)}")
+    elif not isinstance(value, Mapping):
+        raise SettingsError(f"{key} must be a mapping of request parameters, got {quote(value)}")

@@ -58,13 +58,14 @@ class StyleTransferHandler:
     def initialize(self, context) -> None:
         """Read settings from model-config.yaml, pick the device, load the weights."""
         props = context.system_properties
-        self.settings = ServerSettings.from_model_config(context.model_yaml_config)
+        gpu_id = props.get("gpu_id")
+        device = f"cuda:{gpu_id}" if torch.cuda.is_available() and gpu_id is not None else "cpu"
+        settings = ServerSettings.from_model_config(context.model_yaml_config)
+        self.settings = settings.for_device(torch.device(device).type)
         self.api_keys = ApiKeys.from_env()
         self.batch_size = int(props.get("batch_size") or 1)
         self.histograms = JobHistograms()
         serve_histograms(self.histograms)
-        gpu_id = props.get("gpu_id")
-        device = f"cuda:{gpu_id}" if torch.cuda.is_available() and gpu_id is not None else "cpu"
         # The weights travel as the archive's serialized file (nst-build-mar).
         weights = os.path.join(props.get("model_dir"), context.manifest["model"]["serializedFile"])
         self.stylizer = Stylizer(

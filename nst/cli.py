@@ -13,6 +13,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .errors import NSTError, WeightsError
+from .fetch_weights import FetchError, advice, ensure_weights
 from .imageio import decode_image, encode_image
 from .job import Job
 from .masks import palette_text
@@ -20,20 +21,23 @@ from .params import StyleParams, describe
 from .precision import PRECISIONS
 from .progress import Progress
 from .stylizer import Stylizer
+from .version import add_version
 from .weights import WEIGHTS_ENV
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Argument parser with one option per :class:`StyleParams` field."""
     parser = argparse.ArgumentParser(
-        prog="python -m nst", description="Neural style transfer (Gatys et al.) on VGG19."
+        prog="nst", description="Neural style transfer (Gatys et al.) on VGG19."
     )
+    add_version(parser)
     parser.add_argument("content", type=Path, help="content image")
     parser.add_argument("styles", type=Path, nargs="+", help="one or more style images")
     parser.add_argument("-o", "--output", type=Path, required=True, help="output image path")
     parser.add_argument(
         "--weights",
-        help=f"weights file (default: ${WEIGHTS_ENV}, weights/, ../shared; docs/engine.md)",
+        help=f"weights file (default: ${WEIGHTS_ENV}, else the torch hub cache, where the "
+        "official weights are fetched on first use; docs/engine.md)",
     )
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
     parser.add_argument("--init-image", type=Path, help="start image (implies --init image)")
@@ -89,12 +93,16 @@ def main(argv: list[str] | None = None) -> int:
             else None,
             mask=decode_image(args.mask, field="mask", manage_colours=False) if args.mask else None,
         )
+        weights = ensure_weights(args.weights)
         stylizer = Stylizer(
-            args.weights, device=args.device, precision=args.precision, compile=args.compile
+            str(weights), device=args.device, precision=args.precision, compile=args.compile
         )
         stylizer.check(job)
     except (NSTError, WeightsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except FetchError as exc:
+        print(f"error: {advice(exc)}", file=sys.stderr)
         return 2
     with tqdm(total=params.steps, disable=args.quiet, unit="step") as bar:
 

@@ -2,13 +2,14 @@
 
     nst-fetch-weights [-o FILE] [--if-missing] [--url URL | --from FILE] [--sha256 HEX]
 
-The default output is the project's ``weights/`` folder, the second place the engine looks
-(after ``$NST_WEIGHTS``). Downloading needs access to download.pytorch.org (image builds,
-first runs); ``--from`` takes a file already on disk instead (air-gapped builds). The
-checkpoint is read with ``torch.load(weights_only=True)``; its sha256 must equal ``--sha256``
-if given, else start with the hash prefix torchvision puts in the official file name
-(``vgg19-dcbb9e9d.pth``). A ``.safetensors`` file (already converted, or other VGG19 weights
-with their input convention in the metadata) is accepted only with ``--sha256``.
+The default output is torchvision's checkpoint cache (``torch.hub.get_dir()/checkpoints``,
+which honours ``$TORCH_HOME``), where the engine looks when ``$NST_WEIGHTS`` is not set.
+Downloading needs access to download.pytorch.org (image builds, first runs); ``--from``
+takes a file already on disk instead (air-gapped builds). The checkpoint is read with
+``torch.load(weights_only=True)``; its sha256 must equal ``--sha256`` if given, else start
+with the hash prefix torchvision puts in the official file name (``vgg19-dcbb9e9d.pth``). A
+``.safetensors`` file (already converted, or other VGG19 weights with their input convention
+in the metadata) is accepted only with ``--sha256``.
 """
 
 from __future__ import annotations
@@ -26,11 +27,14 @@ from torch.hub import download_url_to_file
 from torchvision.models import VGG19_Weights
 
 from .errors import WeightsError
+from .version import add_version
 from .weights import (
-    LOCAL_WEIGHTS,
     TORCHVISION_CONVENTION,
     WEIGHTS_ENV,
     VGGWeights,
+    cached_weights,
+    default_weights_path,
+    find_weights,
     load_weights,
     save_weights,
 )
@@ -102,9 +106,10 @@ def checked_weights(path: Path) -> VGGWeights:
         raise FetchError(str(exc)) from exc
 
 
-def fetch(output: Path = LOCAL_WEIGHTS, url: str | None = None, sha256: str | None = None) -> int:
-    """Download (:func:`official_url` by default), verify and convert into ``output``;
-    returns the tensor count."""
+def fetch(output: Path | None = None, url: str | None = None, sha256: str | None = None) -> int:
+    """Download (:func:`official_url` by default), verify and convert into ``output``
+    (default: :func:`~nst.weights.cached_weights`); returns the tensor count."""
+    output = output or cached_weights()
     url = url or official_url()
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -129,28 +134,45 @@ def from_file(source: Path, output: Path, sha256: str | None = None) -> int:
     return count
 
 
+def ensure_weights(explicit: str | os.PathLike | None = None) -> Path:
+    """The weights to use: ``explicit``, else the first found (``$NST_WEIGHTS`` or the
+    cache), else the official ones fetched into the cache once, as torchvision does (not when
+    ``$NST_WEIGHTS`` names a file: loading it then says it is missing). Raises
+    :class:`FetchError` when the download fails."""
+    if explicit is not None:
+        return Path(explicit)
+    found = find_weights()
+    if found is not None or os.environ.get(WEIGHTS_ENV):
+        return found or default_weights_path()
+    print(f"no VGG19 weights yet: fetching the official ones into {cached_weights()}")
+    fetch()
+    return cached_weights()
+
+
 def advice(error: FetchError) -> str:
     """One line: what failed and what to do instead."""
     return (
-        f"{error}. Set {WEIGHTS_ENV} to a VGG19 weights file (.safetensors or .pth), or "
-        f"run `make weights` where download.pytorch.org can be reached."
+        f"{error}. Set {WEIGHTS_ENV} to a VGG19 weights file (.safetensors or .pth), run "
+        "`nst-fetch-weights` where download.pytorch.org can be reached, or "
+        "`nst-fetch-weights --from FILE` with the official checkpoint on disk."
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    add_version(parser)
     parser.add_argument(
-        "-o",
-        "--output",
-        type=Path,
-        default=LOCAL_WEIGHTS,
-        help=f"safetensors file to write (default: {LOCAL_WEIGHTS})",
+        "-o", "--output", type=Path, default=cached_weights(), help="safetensors file to write"
     )
     parser.add_argument(
         "--if-missing", action="store_true", help="do nothing when the output file already exists"
     )
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--url", help=f"checkpoint to fetch (default: ${URL_ENV} or torchvision's)")
+    source.add_argument(
+        "--url", default=official_url(), help=f"checkpoint to fetch (${URL_ENV} sets the default)"
+    )
     source.add_argument(
         "--from",
         dest="source",
@@ -158,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         help="a checkpoint (.pth) or weights (.safetensors) on disk instead of a download",
     )
     parser.add_argument(
-        "--sha256", help="full sha256 to require (default: the official name's prefix)"
+        "--sha256", help="full sha256 to require (else: the official file name's hash prefix)"
     )
     args = parser.parse_args(argv)
     if args.if_missing and args.output.is_file():

@@ -23,14 +23,19 @@ from .errors import WeightsError
 from .layers import conv_shapes, layer_names
 
 WEIGHTS_ENV = "NST_WEIGHTS"
-DEV_WEIGHTS_ENV = "NST_DEV_WEIGHTS"  # where the development copy is (tests move it away)
-# Where ``make weights`` (nst-fetch-weights) writes the official torchvision weights.
-LOCAL_WEIGHTS = (
-    Path(__file__).resolve().parents[1] / "weights/vgg19-torchvision-features.safetensors"
-)
-DEV_WEIGHTS = (
-    Path(__file__).resolve().parents[2] / "shared/weights/vgg19-caffe-imagenet-conv5_1.safetensors"
-)
+CACHED_NAME = "vgg19-torchvision-features.safetensors"  # what nst-fetch-weights writes
+TORCHVISION_NAME = "vgg19-dcbb9e9d.pth"  # torchvision's own download of the same weights
+
+
+def cache_dir() -> Path:
+    """torchvision's checkpoint cache: ``torch.hub.get_dir()/checkpoints`` (``$TORCH_HOME``,
+    else ``$XDG_CACHE_HOME/torch``, else ``~/.cache/torch``)."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def cached_weights() -> Path:
+    """Where ``nst-fetch-weights`` writes the official weights by default."""
+    return cache_dir() / CACHED_NAME
 
 
 @dataclass(frozen=True)
@@ -125,11 +130,11 @@ def _triple(values: list) -> tuple[float, float, float]:
 
 
 def weights_candidates() -> list[Path]:
-    """Where weights are looked for, in order: ``$NST_WEIGHTS`` (alone, when set), the
-    project's ``weights/`` folder (``make weights``), the development copy in ``../shared``."""
+    """Where weights are looked for, in order: ``$NST_WEIGHTS`` (alone, when set), else the
+    cache: what ``nst-fetch-weights`` wrote, then torchvision's own VGG19 checkpoint."""
     if os.environ.get(WEIGHTS_ENV):
         return [Path(os.environ[WEIGHTS_ENV])]
-    return [LOCAL_WEIGHTS, Path(os.environ.get(DEV_WEIGHTS_ENV) or DEV_WEIGHTS)]
+    return [cached_weights(), cache_dir() / TORCHVISION_NAME]
 
 
 def find_weights() -> Path | None:
@@ -140,6 +145,15 @@ def find_weights() -> Path | None:
 def default_weights_path() -> Path:
     """:func:`find_weights`, or the first candidate when none exists (for its error message)."""
     return find_weights() or weights_candidates()[0]
+
+
+def missing_advice(path: Path) -> str:
+    """One line: the weights at ``path`` are missing, and the commands that provide them."""
+    return (
+        f"VGG19 weights not found at {path}: run `nst-fetch-weights` (downloads the official "
+        f"ones into {cache_dir()}), or set {WEIGHTS_ENV} to a VGG19 weights file "
+        "(.safetensors or .pth; `nst-fetch-weights --from FILE` converts a checkpoint)"
+    )
 
 
 def features_state_dict(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], int]:
@@ -188,9 +202,7 @@ def load_weights(path: str | os.PathLike | None = None) -> VGGWeights:
     """Load and validate a ``.safetensors`` (with convention metadata) or torchvision ``.pth``."""
     path = Path(path) if path is not None else default_weights_path()
     if not path.is_file():
-        raise WeightsError(
-            f"weights file {path} not found; set {WEIGHTS_ENV} or run `make weights`"
-        )
+        raise WeightsError(missing_advice(path))
     if path.suffix == ".safetensors":
         try:
             with safe_open(str(path), framework="pt") as f:

@@ -26,6 +26,8 @@ from pathlib import Path
 
 from handler.auth import KEYS_FILE_ENV, ApiKeys, Unauthorized
 
+from . import add_version
+
 
 def make_server(host: str, port: int, keys: ApiKeys) -> ThreadingHTTPServer:
     """An HTTP server answering 204 for a valid bearer key and 401 otherwise."""
@@ -55,10 +57,18 @@ def make_server(host: str, port: int, keys: ApiKeys) -> ThreadingHTTPServer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="0.0.0.0")
-    parser.add_argument("--port", type=int, default=8090)
-    parser.add_argument("--keys", type=Path, default=os.environ.get(KEYS_FILE_ENV))
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    add_version(parser)
+    parser.add_argument("--host", default="0.0.0.0", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8090, help="port to listen on")
+    parser.add_argument(
+        "--keys",
+        type=Path,
+        default=os.environ.get(KEYS_FILE_ENV),
+        help=f"the API keys file, one key per line (${KEYS_FILE_ENV})",
+    )
     parser.add_argument(
         "--upstream",
         help="forward requests with a valid key to this address (TorchServe's inference API) "

@@ -1,8 +1,12 @@
 """Start, wait for and stop a TorchServe serving ``style_transfer``.
 
-    python scripts/server.py start [--config config.properties] [--run-dir .run]
-    python scripts/server.py stop  [--run-dir .run]
+    nst-server start [--config config.properties] [--run-dir DIR] [--model-store DIR]
+    nst-server stop  [--run-dir DIR]
 
+(``python scripts/server.py`` takes the same options.) By default everything it makes (the
+model archive, the run folder, the logs) goes to :func:`nst_server.server_home`: the checkout
+when run from one, else ``$NST_HOME`` or ``~/.local/state/nst-server``. ``start`` builds the
+model archive there first when it is missing or was built from other code, settings or weights.
 Each server gets its own run directory: TorchServe's pid file, worker sockets and unpacked
 models live in ``$TMPDIR``, which is set to ``RUN_DIR/tmp`` for both start and stop, so
 this never touches another server on the machine. ``start`` returns once the model's worker
@@ -23,12 +27,15 @@ import time
 from pathlib import Path
 
 from handler.histograms import ADDRESS_ENV, DEFAULT_ADDRESS, MULTIPROC_ENV
+from handler.settings import SettingsError
+from nst.errors import WeightsError
+from nst.fetch_weights import FetchError, advice, ensure_weights
 
-from . import project_root
+from . import RESOURCES, add_version, server_home
+from . import mar as archive
 from . import web as page
 from .healthcheck import MODEL, is_ready
 
-ROOT = project_root()
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -200,7 +207,7 @@ def stop(run_dir: Path, timeout: float = 30.0) -> bool:
 
 def example(props: dict[str, str]) -> str:
     """A request that works against the started server."""
-    images = ROOT / "examples"
+    images = RESOURCES / "examples"
     return (
         f"curl -s {props['inference_address']}/predictions/{MODEL} "
         f"-F content=@{images}/astronaut.jpg "
@@ -208,28 +215,76 @@ def example(props: dict[str, str]) -> str:
     )
 
 
+def parser() -> argparse.ArgumentParser:
+    home = server_home()
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    add_version(parser)
+    parser.add_argument("action", choices=("start", "stop"), help="start or stop the server")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=RESOURCES / "config.properties",
+        help="TorchServe's settings (addresses, sizes, metrics)",
+    )
+    parser.add_argument(
+        "--run-dir", type=Path, default=home / ".run", help="pid file, sockets, unpacked models"
+    )
+    parser.add_argument("--log-dir", type=Path, default=home / "logs", help="TorchServe's logs")
+    parser.add_argument(
+        "--model-store",
+        type=Path,
+        default=home / "model_store",
+        help="where the model archive is (built there when missing or out of date)",
+    )
+    parser.add_argument(
+        "--model-config",
+        type=Path,
+        default=archive.DEFAULT_CONFIG,
+        help="the model's settings, packed into the archive it builds",
+    )
+    parser.add_argument(
+        "--weights",
+        type=Path,
+        help="VGG19 weights for the archive (default: $NST_WEIGHTS, else the torch hub cache, "
+        "fetched there on first use)",
+    )
+    return parser
+
+
+def prepare_archive(store: Path, model_config: Path, weights: Path | None) -> None:
+    """Build the archive into ``store`` unless it is already built from this code, config
+    and weights; SystemExit with one line when that cannot be done."""
+    try:
+        found = ensure_weights(weights)
+        if archive.up_to_date(store, model_config, found):
+            return
+        print(f"building the model archive in {store}")
+        archive.build(found, model_config, store)
+    except FetchError as exc:
+        raise SystemExit(advice(exc)) from None
+    except (SettingsError, WeightsError) as exc:
+        raise SystemExit(f"nst-server: {exc}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=("start", "stop"))
-    parser.add_argument("--config", type=Path, default=ROOT / "config.properties")
-    parser.add_argument("--run-dir", type=Path, default=ROOT / ".run")
-    parser.add_argument("--log-dir", type=Path, default=ROOT / "logs")
-    parser.add_argument("--model-store", type=Path, default=ROOT / "model_store")
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
     run_dir = args.run_dir.resolve()
     if args.action == "stop":
         print("stopped" if stop(run_dir) else "no server running from", run_dir)
         return 0
     stop(run_dir)
-    props = start(
-        args.config.resolve(), run_dir, args.log_dir.resolve(), args.model_store.resolve()
-    )
+    store = args.model_store.resolve()
+    prepare_archive(store, args.model_config, args.weights)
+    props = start(args.config.resolve(), run_dir, args.log_dir.resolve(), store)
     histograms = os.environ.get(ADDRESS_ENV, DEFAULT_ADDRESS)
     print(
         f"{MODEL} is READY: inference {props['inference_address']}, management "
         f"{props['management_address']}, metrics {props['metrics_address']}/metrics"
         + (f" and http://{histograms}/metrics (histograms)" if histograms else "")
     )
+    print(f"logs in {args.log_dir.resolve()}; stop with: nst-server stop --run-dir {run_dir}")
     print("try:\n  " + example(props))
     if props.get("web_address"):
         print(f"or open {props['web_address']} in a browser (the try-it page)")

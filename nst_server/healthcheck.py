@@ -30,6 +30,8 @@ from pathlib import Path
 from handler.activity import STATE_DIR_ENV, busy_pids, pid_alive
 from handler.auth import KEYS_FILE_ENV
 
+from . import add_version
+
 KEY_PROXY_ENV = "NST_KEY_PROXY_ADDRESS"  # where the entrypoint runs the key proxy
 
 MODEL = "style_transfer"
@@ -149,15 +151,29 @@ def drain(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("check", choices=("live", "ready", "drain"))
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    add_version(parser)
     parser.add_argument(
-        "--management", default=os.environ.get("TS_MANAGEMENT_ADDRESS", "http://127.0.0.1:8081")
+        "check", choices=("live", "ready", "drain"), help="which probe (see the module's notes)"
     )
     parser.add_argument(
-        "--key-file", type=Path, default=Path(os.environ.get("NST_KEY_FILE", "key_file.json"))
+        "--management",
+        default=os.environ.get("TS_MANAGEMENT_ADDRESS", "http://127.0.0.1:8081"),
+        help="TorchServe's management API ($TS_MANAGEMENT_ADDRESS sets the default)",
     )
-    parser.add_argument("--state-dir", default=os.environ.get(STATE_DIR_ENV))
+    parser.add_argument(
+        "--key-file",
+        type=Path,
+        default=Path(os.environ.get("NST_KEY_FILE", "key_file.json")),
+        help="TorchServe's key file, for its management key ($NST_KEY_FILE)",
+    )
+    parser.add_argument(
+        "--state-dir",
+        default=os.environ.get(STATE_DIR_ENV),
+        help=f"the handlers' busy markers, for drain (${STATE_DIR_ENV})",
+    )
     parser.add_argument(
         "--key-proxy",
         default=os.environ.get(KEY_PROXY_ENV) if os.environ.get(KEYS_FILE_ENV) else None,

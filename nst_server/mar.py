@@ -1,19 +1,22 @@
-"""Build ``model_store/style_transfer.mar`` with torch-model-archiver.
+"""Build the model archive ``style_transfer.mar`` with torch-model-archiver.
 
-    nst-build-mar [--weights FILE] [--config model-config.yaml] [--out model_store]
+    nst-build-mar [--weights FILE] [--config model-config.yaml] [--out DIR]
     nst-build-mar --override FILE [...]     # model-config.yaml with FILE merged over it
     nst-build-mar [--override FILE] --packed-in DIR   # exit 0 if DIR's .mar packs that
 
 (``python scripts/build_mar.py`` takes the same options.)
 The archive holds the handler entry point, the ``handler`` and ``nst`` packages (as extra
-files), the weights as the serialized file, and model-config.yaml.
+files), the weights as the serialized file, model-config.yaml, and ``build-info.json`` (what
+it was built from, so ``nst-server start`` knows when to rebuild it). The ``handler:`` block
+is checked first: a block the workers would refuse is refused here, in one line.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib
-import os
+import json
 import shutil
 import subprocess
 import sys
@@ -23,16 +26,22 @@ from pathlib import Path
 
 import yaml
 
+from handler.settings import ServerSettings, SettingsError
 from nst.errors import WeightsError
-from nst.fetch_weights import FetchError, advice, fetch
-from nst.weights import LOCAL_WEIGHTS, WEIGHTS_ENV, default_weights_path, find_weights, load_weights
+from nst.fetch_weights import FetchError, advice, ensure_weights
+from nst.weights import load_weights
 
-from . import project_root
+from . import RESOURCES, add_version, server_home
+from .healthcheck import MODEL as MODEL_NAME
 
-ROOT = project_root()
-
-MODEL_NAME = "style_transfer"
 PACKAGES = ("nst", "handler")
+BUILD_INFO = "build-info.json"
+DEFAULT_CONFIG = RESOURCES / "model-config.yaml"
+
+
+def default_store() -> Path:
+    """Where archives go by default: ``model_store`` in :func:`~nst_server.server_home`."""
+    return server_home() / "model_store"
 
 
 def merge(base: dict, override: dict) -> dict:
@@ -47,10 +56,70 @@ def merge(base: dict, override: dict) -> dict:
 
 def model_config(config: Path, override: Path | None) -> dict:
     """The model-config that will be packed: ``config``, with ``override`` merged over it."""
-    merged = yaml.safe_load(config.read_text()) or {}
+    merged = _yaml_mapping(config)
     if override is not None:
-        merged = merge(merged, yaml.safe_load(override.read_text()) or {})
+        merged = merge(merged, _yaml_mapping(override))
     return merged
+
+
+def _yaml_mapping(path: Path) -> dict:
+    """A YAML file holding a mapping (empty: {}); SettingsError naming the file otherwise."""
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise SettingsError(f"{path}: {' '.join(str(exc).split())}") from exc
+    if not isinstance(loaded, dict):
+        raise SettingsError(f"{path}: must hold a mapping of settings")
+    return loaded
+
+
+def checked_config(config: Path, override: Path | None) -> dict:
+    """:func:`model_config`, refused (SettingsError, one line naming the key) when its
+    ``handler:`` block or ``responseTimeout`` is one the workers would refuse."""
+    merged = model_config(config, override)
+    ServerSettings.from_model_config(merged)
+    return merged
+
+
+def build_info(config: dict, weights: Path) -> dict:
+    """What an archive is built from: the package version, a digest of the packed code, the
+    model-config, the weights file (path, size and modification time)."""
+    stat = weights.stat()
+    return {
+        "version": _version(),
+        "code": code_digest(),
+        "config": config,
+        "weights": {
+            "path": str(weights.resolve()),
+            "bytes": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+        },
+    }
+
+
+def _version() -> str:
+    from nst.version import version
+
+    return version()
+
+
+def code_digest() -> str:
+    """sha256 over the packed packages' Python files (names and bytes)."""
+    digest = hashlib.sha256()
+    for package in PACKAGES:
+        base = package_dir(package)
+        for path in sorted(base.rglob("*.py")):
+            digest.update(str(path.relative_to(base.parent)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def packed_info(mar: Path) -> dict | None:
+    """The build-info.json inside ``mar``, or None (no archive, or one from an older build)."""
+    try:
+        with zipfile.ZipFile(mar) as archive:
+            return json.loads(archive.read(BUILD_INFO))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
 
 
 def packed_config(mar: Path) -> dict | None:
@@ -70,7 +139,9 @@ def package_dir(name: str) -> Path:
 def build(
     weights: Path, config: Path, out_dir: Path, version: str = "1.0", override: Path | None = None
 ) -> Path:
-    """Stage the packages and run torch-model-archiver; returns the .mar path."""
+    """Check the config and weights, stage the packages and run torch-model-archiver;
+    returns the .mar path. Raises SettingsError or WeightsError before writing anything."""
+    info = build_info(checked_config(config, override), weights)
     load_weights(weights)  # fail here, not in the worker, on a bad weights file
     out_dir.mkdir(parents=True, exist_ok=True)
     archiver = Path(sys.executable).with_name("torch-model-archiver")
@@ -86,6 +157,7 @@ def build(
                 stage / package,
                 ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
             )
+        (stage / BUILD_INFO).write_text(json.dumps(info, indent=1))
         # torch-model-archiver copies the *contents* of an extra-files directory to the
         # archive root, so staging nst/ and handler/ under one folder keeps them packages.
         subprocess.run(
@@ -112,15 +184,29 @@ def build(
     return out_dir / f"{MODEL_NAME}.mar"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def up_to_date(store: Path, config: Path, weights: Path) -> bool:
+    """True when ``store`` holds an archive built from this code, config and weights."""
+    wanted = build_info(checked_config(config, None), weights)
+    return packed_info(store / f"{MODEL_NAME}.mar") == json.loads(json.dumps(wanted))
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    add_version(parser)
     parser.add_argument(
         "--weights",
         type=Path,
-        help="VGG19 weights (default: found as docs/engine.md says, else fetched)",
+        help="VGG19 weights (default: $NST_WEIGHTS, else the torch hub cache, fetched there "
+        "on first use)",
     )
-    parser.add_argument("--config", type=Path, default=ROOT / "model-config.yaml")
-    parser.add_argument("--out", type=Path, default=ROOT / "model_store")
+    parser.add_argument(
+        "--config", type=Path, default=DEFAULT_CONFIG, help="the model's settings (YAML)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=default_store(), help="folder the archive is written to"
+    )
     parser.add_argument(
         "--override",
         type=Path,
@@ -133,26 +219,24 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="only check: exit 0 if DIR's .mar already packs this config, else 1",
     )
-    args = parser.parse_args(argv)
-    if args.packed_in:
-        wanted = model_config(args.config, args.override)
-        return 0 if packed_config(args.packed_in / f"{MODEL_NAME}.mar") == wanted else 1
-    weights = args.weights or find_weights()
-    if weights is None and not os.environ.get(WEIGHTS_ENV):
-        try:
-            print(f"no VGG19 weights found; fetching the official ones into {LOCAL_WEIGHTS}")
-            fetch(LOCAL_WEIGHTS)
-        except FetchError as exc:
-            print(advice(exc), file=sys.stderr)
-            return 1
-        weights = LOCAL_WEIGHTS
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     try:
-        mar = build(
-            weights or default_weights_path(), args.config, args.out, override=args.override
-        )
-    except WeightsError as exc:
-        print(exc, file=sys.stderr)
+        if args.packed_in:  # a bad config differs from what was packed: the build says why
+            wanted = model_config(args.config, args.override)
+            return 0 if packed_config(args.packed_in / f"{MODEL_NAME}.mar") == wanted else 1
+        checked_config(args.config, args.override)  # before any download
+        weights = ensure_weights(args.weights)
+        mar = build(weights, args.config, args.out, override=args.override)
+    except FetchError as exc:
+        print(advice(exc), file=sys.stderr)
         return 1
+    except (SettingsError, WeightsError) as exc:
+        print(f"nst-build-mar: {exc}", file=sys.stderr)
+        return 2
     print(f"built {mar} ({mar.stat().st_size / 1e6:.1f} MB)")
     return 0
 

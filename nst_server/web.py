@@ -1,4 +1,4 @@
-"""The try-it page: ``web/``, the sample images and ``/config.json`` (where the API is).
+"""The try-it page: ``resources/web/``, the sample images and ``/config.json`` (where the API is).
 
     nst-web --address 127.0.0.1:8084 --inference http://127.0.0.1:8080
 
@@ -17,12 +17,11 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote
 
-from . import project_root
+from . import RESOURCES, add_version
 from .healthcheck import MODEL
 
-ROOT = project_root()
-PAGE_DIR = ROOT / "web"
-EXAMPLES_DIR = ROOT / "examples"
+PAGE_DIR = RESOURCES / "web"
+EXAMPLES_DIR = RESOURCES / "examples"
 ADDRESS_ENV = "NST_WEB_ADDRESS"  # host:port of the page; empty: no page
 DEFAULT_ADDRESS = "127.0.0.1:8084"
 
@@ -101,7 +100,10 @@ def serve(address: str, inference: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    add_version(parser)
     parser.add_argument("--address", default=DEFAULT_ADDRESS, help="host:port to listen on")
     parser.add_argument("--inference", required=True, help="the inference API's address")
     args = parser.parse_args(argv)

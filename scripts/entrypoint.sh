@@ -3,7 +3,7 @@
 #
 # Environment (the Dockerfile sets each one; tests/scripts/test_entrypoint.py runs this script
 # outside Docker with temporary directories):
-#   NST_APP            the project (nst/, handler/, scripts/, model-config.yaml)
+#   NST_APP            the project's scripts/ and deploy/ (the packages are installed)
 #   NST_MODEL_STORE    holds style_transfer.mar, built when the image was built
 #   NST_WEIGHTS        the weights that .mar packs
 #   NST_STATE_DIR      writable: TorchServe's working directory (key_file.json lands here, never
@@ -51,7 +51,7 @@ fi
 
 store="$NST_MODEL_STORE"
 if [ -n "${NST_MODEL_OVERRIDE:-}" ]; then
-    build="python $NST_APP/scripts/build_mar.py --config $NST_APP/model-config.yaml"
+    build="python $NST_APP/scripts/build_mar.py"  # over the model-config.yaml the package ships
     if ! $build --override "$NST_MODEL_OVERRIDE" --packed-in "$store"; then
         store="$NST_STATE_DIR/model-store"
         echo "entrypoint: applying $NST_MODEL_OVERRIDE, rebuilding the .mar in $store"

@@ -9,10 +9,13 @@ import pytest
 import torch
 
 from handler.histograms import ADDRESS_ENV
-from nst.weights import default_weights_path
-from tests.live_server import server  # noqa: F401  (the session's real TorchServe)
+from nst.weights import WEIGHTS_ENV, default_weights_path
+from tests.live_server import (
+    DEV_WEIGHTS,
+    SHARED,
+    server,  # noqa: F401  (the session's real TorchServe)
+)
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 CONTENT = SHARED / "images/content"
 STYLE = SHARED / "images/style"
 
@@ -25,6 +28,8 @@ def adobe_rgb_profile() -> bytes:
 
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+# The development weights, unless the caller names others: the library itself never looks there.
+os.environ[WEIGHTS_ENV] = os.environ.get(WEIGHTS_ENV) or str(DEV_WEIGHTS)
 # Handlers made in this process keep their histograms to themselves (no port); the real
 # servers the tests start get a free port of their own (tests/live_server.py).
 os.environ[ADDRESS_ENV] = ""

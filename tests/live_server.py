@@ -20,11 +20,13 @@ import requests
 import yaml
 
 from handler.histograms import ADDRESS_ENV
-from nst_server import control
+from nst_server import RESOURCES, control
 from nst_server import mar as build_mar
 from nst_server import web as web_page
 
 ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+DEV_WEIGHTS = SHARED / "weights/vgg19-caffe-imagenet-conv5_1.safetensors"
 
 # Small limits so the tests are quick on 2 cores; a short responseTimeout and a large margin
 # give the handler a 12 s budget per batch, which the deadline test relies on.
@@ -174,7 +176,7 @@ def running_server(base: Path, weights_path: Path) -> Iterator[Server]:
         [
             f"model_store={store}",
             "metrics_mode=prometheus",
-            f"metrics_config={ROOT / 'metrics.yaml'}",
+            f"metrics_config={RESOURCES / 'metrics.yaml'}",
             "disable_token_authorization=true",
             "enable_model_api=false",
             "max_request_size=8000000",

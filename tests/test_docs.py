@@ -41,7 +41,9 @@ def test_every_limit_is_documented_with_its_default():
         if isinstance(f.default, int | float) and not isinstance(f.default, bool):
             shown = row.group(1).strip().replace(",", "")
             assert float(shown) == f.default, (f.name, shown, f.default)
-    handler_block = yaml.safe_load((ROOT / "model-config.yaml").read_text())["handler"]
+    handler_block = yaml.safe_load((ROOT / "nst_server/resources/model-config.yaml").read_text())[
+        "handler"
+    ]
     assert set(handler_block) <= {f.name for f in dataclasses.fields(ServerSettings)}
 
 

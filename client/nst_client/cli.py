@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,9 @@ from .errors import NSTClientError
 from .folder import pending, stylize_folder, write_atomically
 from .video import VIDEO_SUFFIXES, chained_frames, frame_count, stylize_video
 
-DEFAULT_URL = "http://127.0.0.1:8080/predictions/style_transfer"
+LOCAL_INFERENCE = "http://127.0.0.1:8080"  # nst-server start's default addresses
+LOCAL_MANAGEMENT = "http://127.0.0.1:8081"
+DEFAULT_URL = f"{LOCAL_INFERENCE}/predictions/style_transfer"
 DEFAULT_IN_FLIGHT = 4  # model-config.yaml's batchSize x one worker
 SUFFIXES = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
 
@@ -51,7 +54,15 @@ def parser() -> argparse.ArgumentParser:
         help="region mask of the content's shape (black: unstylised, white: style 1, red: 2..., "
         "or grey levels, dark to light: style 1, 2...)",
     )
-    p.add_argument("--timeout", type=float, default=600, help="seconds without an answer")
+    p.add_argument(
+        "--version", action="version", version=f"%(prog)s {metadata.version('nst-client')}"
+    )
+    p.add_argument(
+        "--timeout", type=float, default=600, help="seconds to wait for the answer's next bytes"
+    )
+    p.add_argument(
+        "--connect-timeout", type=float, default=10, help="seconds to wait for a connection"
+    )
     p.add_argument("--retries", type=int, default=5, help="retries after a 503 (busy)")
     p.add_argument(
         "--in-flight",
@@ -60,7 +71,12 @@ def parser() -> argparse.ArgumentParser:
         help="folders: requests at once (default: the model's batchSize x workers, read from "
         f"--management-url, else {DEFAULT_IN_FLIGHT})",
     )
-    p.add_argument("--management-url", default=None, help="default: the --url host, port 8081")
+    p.add_argument(
+        "--management-url",
+        default=None,
+        help=f"the server's management API, for its batch size (default: {LOCAL_MANAGEMENT} "
+        f"when --url is the local server's {LOCAL_INFERENCE}, else none)",
+    )
     p.add_argument(
         "--frame-steps", type=int, default=None, help="clips: steps after the first frame"
     )
@@ -78,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         params[name.strip()] = value
     if args.mask is not None:
         params["mask"] = args.mask
-    client = Client(args.url, args.token, args.timeout, args.retries)
+    client = Client(
+        args.url, args.token, args.timeout, args.retries, connect_timeout=args.connect_timeout
+    )
     try:
         if args.content.is_dir():
             return run_folder(client, args, params)
@@ -160,16 +178,31 @@ def run_video(client: Client, args: argparse.Namespace, params: dict[str, Any]) 
 
 
 def server_capacity(url: str, management_url: str | None) -> int:
-    """Requests the server optimises at once (batchSize x workers), from its management
-    API; :data:`DEFAULT_IN_FLIGHT` when that cannot be read."""
+    """Requests the server optimises at once (batchSize x workers), read from its management
+    API: ``management_url``, or the local server's (port 8081) when ``url`` is the local
+    default. Otherwise, or when that cannot be read, :data:`DEFAULT_IN_FLIGHT`, saying so."""
+    if management_url is None and url.startswith(LOCAL_INFERENCE):
+        management_url = LOCAL_MANAGEMENT
     if management_url is None:
-        base = url.split("/predictions/")[0]
-        host, _, port = base.rpartition(":")
-        management_url = f"{host}:8081" if port.isdigit() else f"{base}:8081"
+        return _fallback("no --management-url to read the server's batch size from")
     model = url.rstrip("/").rsplit("/", 1)[-1] if "/predictions/" in url else "style_transfer"
+    address = f"{management_url.rstrip('/')}/models/{model}"
     try:
-        reply = requests.get(f"{management_url.rstrip('/')}/models/{model}", timeout=5)
+        reply = requests.get(address, timeout=5)
+        reply.raise_for_status()
         description = reply.json()[0]
         return max(1, int(description["batchSize"]) * max(1, len(description["workers"])))
-    except (requests.RequestException, ValueError, KeyError, IndexError, TypeError):
-        return DEFAULT_IN_FLIGHT
+    except requests.RequestException as exc:
+        return _fallback(f"could not read {address} ({type(exc).__name__})")
+    except (ValueError, KeyError, IndexError, TypeError):
+        return _fallback(f"{address} did not describe a model")
+
+
+def _fallback(reason: str) -> int:
+    """:data:`DEFAULT_IN_FLIGHT`, with a note on stderr saying why and how to choose."""
+    print(
+        f"nst-client: {reason}: sending {DEFAULT_IN_FLIGHT} requests at once "
+        "(set --in-flight, or --management-url)",
+        file=sys.stderr,
+    )
+    return DEFAULT_IN_FLIGHT

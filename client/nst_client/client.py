@@ -66,10 +66,11 @@ class Client:
     """A connection to one server.
 
     ``url`` is the inference address (``http://host:8080``) or the full prediction URL;
-    ``token`` the API key where the server checks keys; ``timeout`` seconds to connect and
-    between bytes of the answer. Requests answered 503 (queue full, or no time left in the
-    worker's batch) are retried ``retries`` times with exponential back-off, honouring
-    ``Retry-After``.
+    ``token`` the API key where the server checks keys; ``timeout`` the most seconds to wait
+    for the answer's next bytes (a job may run minutes), ``connect_timeout`` the most to wait
+    for the connection itself (an unreachable server fails fast). Requests answered 503
+    (queue full, or no time left in the worker's batch) are retried ``retries`` times with
+    exponential back-off, honouring ``Retry-After``.
     """
 
     def __init__(
@@ -79,10 +80,12 @@ class Client:
         timeout: float = 600.0,
         retries: int = 5,
         backoff: float = 1.0,
+        connect_timeout: float = 10.0,
     ):
         url = url.rstrip("/")
         self.url = url if "/predictions/" in url else f"{url}/predictions/{MODEL}"
         self.timeout = timeout
+        self.connect_timeout = connect_timeout
         self.session = requests.Session()
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
@@ -164,8 +167,12 @@ class Client:
                 data=fields,
                 headers={} if stream else {"Accept": "application/json"},
                 stream=stream,
-                timeout=self.timeout,
+                timeout=(self.connect_timeout, self.timeout),
             )
+        except requests.ConnectTimeout as exc:
+            raise ConnectionFailed(
+                f"cannot reach {self.url} within {self.connect_timeout:g} s"
+            ) from exc
         except requests.Timeout as exc:
             raise ConnectionFailed(f"{self.url}: no answer within {self.timeout:g} s") from exc
         except requests.ConnectionError as exc:

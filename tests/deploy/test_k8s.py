@@ -100,7 +100,9 @@ def test_probes_use_the_healthcheck_script():
 
 def test_termination_outlasts_the_longest_job():
     """preStop drains for longer than a job may run; the grace period covers the drain."""
-    merged = build_mar.model_config(ROOT / "model-config.yaml", DEPLOY / "k8s/model-overrides.yaml")
+    merged = build_mar.model_config(
+        ROOT / "nst_server/resources/model-config.yaml", DEPLOY / "k8s/model-overrides.yaml"
+    )
     command = container()["lifecycle"]["preStop"]["exec"]["command"]
     assert command[2] == "drain"
     drain_s = float(command[command.index("--timeout") + 1])
@@ -180,7 +182,7 @@ def test_kserve_inference_service_has_required_fields():
     assert serving["name"] == "kserve-container"  # the name KServe routes to
     assert serving["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert serving["ports"][0]["containerPort"] == 8080
-    merged = build_mar.model_config(ROOT / "model-config.yaml", None)
+    merged = build_mar.model_config(ROOT / "nst_server/resources/model-config.yaml", None)
     assert predictor["timeout"] > merged["responseTimeout"]
     # Its container part is a core Container: validate it inside a Pod.
     pod = {
@@ -220,7 +222,9 @@ def test_ingress_authenticates_limits_and_outlasts_the_deadline():
     ingress = r["Ingress"]
     notes = ingress["metadata"]["annotations"]
     prefix = "nginx.ingress.kubernetes.io/"
-    merged = build_mar.model_config(ROOT / "model-config.yaml", DEPLOY / "k8s/model-overrides.yaml")
+    merged = build_mar.model_config(
+        ROOT / "nst_server/resources/model-config.yaml", DEPLOY / "k8s/model-overrides.yaml"
+    )
     for timeout in ("proxy-read-timeout", "proxy-send-timeout"):
         assert int(notes[prefix + timeout]) > merged["responseTimeout"]
     props = dict(

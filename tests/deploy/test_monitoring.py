@@ -174,7 +174,9 @@ def test_the_histograms_are_scraped_with_their_buckets(prometheus):
 # CamelCase labels to every metric a handler emits through it.
 TORCHSERVE_METRICS = {
     m["name"]
-    for kind in yaml.safe_load((ROOT / "metrics.yaml").read_text())["ts_metrics"].values()
+    for kind in yaml.safe_load((ROOT / "nst_server/resources/metrics.yaml").read_text())[
+        "ts_metrics"
+    ].values()
     for m in kind
 }
 TORCHSERVE_LABELS = {"ModelName", "Level", "Hostname"}

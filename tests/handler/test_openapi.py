@@ -23,7 +23,7 @@ from nst.params import StyleParams
 from tests.live_server import TEST_MODEL_CONFIG
 
 ROOT = Path(__file__).resolve().parents[2]
-IMAGES = ROOT / "examples"
+IMAGES = ROOT / "nst_server/resources/examples"
 
 
 def test_the_committed_contract_is_the_generated_one():

@@ -163,7 +163,7 @@ def test_images_are_decoded_at_the_sizes_the_request_uses():
 
 
 def test_settings_from_model_config():
-    config = yaml.safe_load((ROOT / "model-config.yaml").read_text())
+    config = yaml.safe_load((ROOT / "nst_server/resources/model-config.yaml").read_text())
     settings = ServerSettings.from_model_config(config)
     assert settings.response_timeout_s == config["responseTimeout"]
     assert settings.deadline_budget_s() == config["responseTimeout"] - settings.deadline_margin_s
@@ -178,7 +178,9 @@ def test_settings_reject_unknown_keys_and_bad_defaults():
 
 
 def test_every_handler_metric_is_declared_in_metrics_yaml():
-    declared = yaml.safe_load((ROOT / "metrics.yaml").read_text())["model_metrics"]
+    declared = yaml.safe_load((ROOT / "nst_server/resources/metrics.yaml").read_text())[
+        "model_metrics"
+    ]
     for name, (kind, unit, label) in METRICS.items():
         entry = next((m for m in declared.get(kind, []) if m["name"] == name), None)
         assert entry is not None, name

@@ -25,7 +25,7 @@ def props(name: str) -> dict[str, str]:
 
 
 def test_local_config_listens_on_loopback_only_without_model_api():
-    local = props("config.properties")
+    local = props("nst_server/resources/config.properties")
     for key in ("inference_address", "management_address", "metrics_address"):
         assert local[key].startswith("http://127.0.0.1:"), key
     assert local["enable_model_api"] == "false"

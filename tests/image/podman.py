@@ -26,7 +26,8 @@ from pathlib import Path
 import yaml
 
 from nst.fetch_weights import file_sha256
-from nst.weights import DEV_WEIGHTS, DEV_WEIGHTS_ENV
+from nst.weights import WEIGHTS_ENV
+from tests.live_server import DEV_WEIGHTS
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTAINERS_CONF = Path(__file__).with_name("containers.conf")
@@ -130,8 +131,8 @@ def pip_build_options() -> list[str]:
 
 
 def dev_weights() -> Path:
-    """The development weights (``$NST_DEV_WEIGHTS`` or ../shared)."""
-    return Path(os.environ.get(DEV_WEIGHTS_ENV) or DEV_WEIGHTS)
+    """The development weights (``$NST_WEIGHTS`` or ../shared)."""
+    return Path(os.environ.get(WEIGHTS_ENV) or DEV_WEIGHTS)
 
 
 def stage_weights(source: Path) -> tuple[str, str]:

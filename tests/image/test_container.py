@@ -127,7 +127,9 @@ def test_only_requests_with_a_key_from_the_secret_are_served(container):
 
 
 def test_metrics_show_the_custom_metrics(container):
-    declared = yaml.safe_load((ROOT / "metrics.yaml").read_text())["model_metrics"]
+    declared = yaml.safe_load((ROOT / "nst_server/resources/metrics.yaml").read_text())[
+        "model_metrics"
+    ]
     names = [m["name"] for kind in declared.values() for m in kind]
     text = requests.get(f"{container.url('metrics')}/metrics", timeout=30).text
     assert names and all(f"# TYPE {name} " in text for name in names), text[-2000:]

@@ -80,7 +80,7 @@ def image_environment(tmp: Path, weights: Path, store: Path) -> dict[str, str]:
     # The key proxy takes the public port; TorchServe's inference API sits behind it.
     env["NST_KEY_PROXY_ADDRESS"] = f"127.0.0.1:{ports[6]}"
     env["NST_TORCHSERVE_ADDRESS"] = f"http://127.0.0.1:{ports[7]}"
-    env["TS_METRICS_CONFIG"] = str(ROOT / "metrics.yaml")
+    env["TS_METRICS_CONFIG"] = str(ROOT / "nst_server/resources/metrics.yaml")
     return {**os.environ, **env}
 
 
@@ -154,7 +154,7 @@ def grpc_answer(tmp_path: Path, env: dict[str, str]) -> dict:
 def image_store(tmp_path_factory, weights_path) -> Path:
     """The .mar as the Dockerfile builds it: repo model-config.yaml, the weights."""
     store = tmp_path_factory.mktemp("image") / "model-store"
-    build_mar.build(weights_path, ROOT / "model-config.yaml", store)
+    build_mar.build(weights_path, ROOT / "nst_server/resources/model-config.yaml", store)
     return store
 
 

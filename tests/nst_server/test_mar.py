@@ -1,4 +1,4 @@
-"""nst-build-mar's first run on a machine without weights."""
+"""nst-build-mar and nst's first run on a machine without weights."""
 
 from __future__ import annotations
 
@@ -6,31 +6,64 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
-import pytest
-
-from nst.weights import LOCAL_WEIGHTS
+from nst_server import RESOURCES
 
 
-@pytest.mark.skipif(LOCAL_WEIGHTS.exists(), reason=f"{LOCAL_WEIGHTS} exists (make weights ran)")
-def test_no_weights_and_no_network_is_one_clear_line(tmp_path):
-    with socket.socket() as s:  # a loopback port nobody listens on stands for "no network"
+def offline_env(tmp_path: Path) -> dict[str, str]:
+    """No NST_WEIGHTS, an empty torch cache, and a download address on a loopback port that
+    nobody listens on (stands for "no network")."""
+    with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if k != "NST_WEIGHTS"}
-    env |= {
-        "NST_DEV_WEIGHTS": str(tmp_path / "absent.safetensors"),
+    return env | {
+        "TORCH_HOME": str(tmp_path / "torch"),
         "NST_WEIGHTS_URL": f"http://127.0.0.1:{port}/vgg19-dcbb9e9d.pth",
     }
+
+
+def one_error_line(done: subprocess.CompletedProcess) -> str:
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_no_weights_and_no_network_is_one_clear_line(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "nst_server.mar", "--out", str(tmp_path)],
-        env=env,
+        env=offline_env(tmp_path),
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert done.returncode == 1
-    assert "Traceback" not in done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "could not download" in lines[0] and "NST_WEIGHTS" in lines[0]
+    line = one_error_line(done)
+    assert "could not download" in line and "NST_WEIGHTS" in line
+    assert "`nst-fetch-weights" in line and "make " not in line  # commands an installed user has
+    assert str(tmp_path / "torch" / "hub" / "checkpoints") in done.stdout  # where it tried
     assert not list(tmp_path.glob("*.mar"))
+
+
+def run_nst(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    photo = RESOURCES / "examples/astronaut.jpg"
+    command = [sys.executable, "-m", "nst", str(photo), str(photo), "-o", str(tmp_path / "o.png")]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_nst_without_weights_or_network_says_what_to_do(tmp_path):
+    done = run_nst(tmp_path, offline_env(tmp_path))
+    assert done.returncode == 2
+    line = one_error_line(done)
+    assert "could not download" in line and "`nst-fetch-weights`" in line and "NST_WEIGHTS" in line
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_nst_with_a_missing_weights_file_names_the_commands(tmp_path):
+    missing = tmp_path / "nowhere.safetensors"
+    done = run_nst(tmp_path, offline_env(tmp_path) | {"NST_WEIGHTS": str(missing)})
+    assert done.returncode == 2
+    line = one_error_line(done)
+    assert str(missing) in line and "`nst-fetch-weights`" in line and "make " not in line
