@@ -9,7 +9,7 @@ from PIL import Image
 
 from handler.metrics import METRICS
 from handler.parsing import parse_request
-from handler.settings import ServerSettings
+from handler.settings import ServerSettings, SettingsError
 from nst.errors import NSTError
 from tests.conftest import adobe_rgb_profile
 
@@ -168,6 +168,41 @@ def test_settings_from_model_config():
     assert settings.response_timeout_s == config["responseTimeout"]
     assert settings.deadline_budget_s() == config["responseTimeout"] - settings.deadline_margin_s
     assert settings.base_params().size == config["handler"]["defaults"]["size"]
+
+
+def test_settings_give_each_device_its_defaults():
+    config = yaml.safe_load((ROOT / "nst_server/resources/model-config.yaml").read_text())
+    settings = ServerSettings.from_model_config(config)
+    cpu, gpu = settings.for_device("cpu"), settings.for_device("cuda")
+    assert (cpu.base_params().size, cpu.base_params().steps) == (256, 200)
+    assert (gpu.base_params().size, gpu.base_params().steps) == (512, 300)
+    assert cpu.describe()["parameters"]["size"]["default"] == 256
+
+
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [
+        ({"max_size": "1024"}, "handler.max_size must be an integer"),
+        ({"max_steps": 10.0}, "handler.max_steps must be an integer"),
+        ({"max_styles": 9}, "handler.max_styles must be an integer in [1, 8]"),
+        ({"deadline_margin_s": True}, "handler.deadline_margin_s must be a number"),
+        ({"precision": "FP16"}, "handler.precision must be one of auto, fp32, bf16"),
+        ({"batch_invariant": "auto"}, "handler.batch_invariant must be true, false or null"),
+        ({"preview_max_side": -256}, "handler.preview_max_side must be an integer"),
+        ({"gpu_defaults": {"size": 2048}}, "handler.gpu_defaults: size must be at most 1024"),
+        ({"defaults": "size=64"}, "handler.defaults must be a mapping"),
+        ({"deadline_margin_s": 45}, "must be below responseTimeout (45)"),
+    ],
+)
+def test_settings_refuse_a_bad_block_naming_the_key(block, message):
+    with pytest.raises(SettingsError) as caught:
+        ServerSettings.from_model_config({"responseTimeout": 45, "handler": block})
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_settings_refuse_a_bad_response_timeout():
+    with pytest.raises(SettingsError, match="responseTimeout must be a positive number"):
+        ServerSettings.from_model_config({"responseTimeout": "300"})
 
 
 def test_settings_reject_unknown_keys_and_bad_defaults():

@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import yaml
+
 from nst_server import RESOURCES
 
 
@@ -67,3 +70,33 @@ def test_nst_with_a_missing_weights_file_names_the_commands(tmp_path):
     assert done.returncode == 2
     line = one_error_line(done)
     assert str(missing) in line and "`nst-fetch-weights`" in line and "make " not in line
+
+
+@pytest.mark.parametrize(
+    ("block", "key"),
+    [
+        ({"max_size": "1024"}, "handler.max_size"),  # a quoted number
+        ({"precision": "fp16"}, "handler.precision"),
+        ({"style_cache_mb": -1}, "handler.style_cache_mb"),
+        ({"compile": "yes"}, "handler.compile"),
+        ({"deadline_margin_s": 400}, "handler.deadline_margin_s"),  # responseTimeout is 300
+        ({"cpu_defaults": {"steps": 5000}}, "handler.cpu_defaults"),
+        ({"max_sise": 3}, "max_sise"),
+    ],
+)
+def test_an_override_with_a_bad_handler_block_is_refused_in_one_line(tmp_path, block, key):
+    """What the container's entrypoint runs on a ConfigMap: one line naming the key, a
+    non-zero exit, no archive."""
+    override = tmp_path / "model-overrides.yaml"
+    override.write_text(yaml.safe_dump({"handler": block}))
+    store = tmp_path / "store"
+    done = subprocess.run(
+        [sys.executable, "-m", "nst_server.mar", "--override", str(override), "--out", str(store)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    line = one_error_line(done)
+    assert line.startswith("nst-build-mar: ") and key in line
+    assert not store.exists()
