@@ -39,7 +39,8 @@ def contract_text(model_config: dict[str, Any] | None = None) -> str:
     """docs/openapi.yaml's text for a model config (default: this project's)."""
     if model_config is None:
         model_config = yaml.safe_load(MODEL_CONFIG.read_text())
-    spec = openapi(ServerSettings.from_model_config(model_config).describe())
+    settings = ServerSettings.from_model_config(model_config).for_device("cuda")  # GPU defaults
+    spec = openapi(settings.describe())
     return HEADER + yaml.safe_dump(spec, sort_keys=False, width=100, allow_unicode=True)
 
 

@@ -81,8 +81,8 @@ class ServerSettings:
     preview_interval_s: float = _setting(2.0, "streams: one preview this often", lo=0.0, hi=3600.0)
     preview_max_side: int = _setting(256, "streams: previews' longest side", lo=16, hi=4096)
     defaults: Mapping[str, Any] = _setting({}, "request defaults on every device")
-    cpu_defaults: Mapping[str, Any] = _setting({}, "request defaults over `defaults` on CPUs")
-    gpu_defaults: Mapping[str, Any] = _setting({}, "request defaults over `defaults` on GPUs")
+    cpu_defaults: Mapping[str, Any] = _setting({}, "request defaults on CPUs, under `defaults`")
+    gpu_defaults: Mapping[str, Any] = _setting({}, "request defaults on GPUs, under `defaults`")
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -124,9 +124,10 @@ class ServerSettings:
         return cls(**block)
 
     def device_defaults(self, device_type: str) -> dict[str, Any]:
-        """The request defaults on a device: ``cpu_defaults`` (a CPU) or ``gpu_defaults``
-        (a CUDA GPU) merged over ``defaults``."""
-        return {**self.defaults, **getattr(self, DEVICE_DEFAULTS.get(device_type, "cpu_defaults"))}
+        """The request defaults on a device: ``defaults`` (an operator's, for every device)
+        over the device's own, ``cpu_defaults`` on a CPU or ``gpu_defaults`` on a CUDA GPU."""
+        own = getattr(self, DEVICE_DEFAULTS.get(device_type, "cpu_defaults"))
+        return {**own, **self.defaults}
 
     def for_device(self, device_type: str) -> ServerSettings:
         """These settings with :meth:`device_defaults` as the defaults of every request."""

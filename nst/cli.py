@@ -39,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"weights file (default: ${WEIGHTS_ENV}, else the torch hub cache, where the "
         "official weights are fetched on first use; docs/engine.md)",
     )
-    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
+    parser.add_argument(
+        "--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default: cpu)"
+    )
     parser.add_argument("--init-image", type=Path, help="start image (implies --init image)")
     parser.add_argument(
         "--mask",
@@ -51,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--precision",
         default="auto",
         choices=PRECISIONS,
-        help="dtype of the VGG passes (auto: bf16 where native)",
+        help="dtype of the VGG passes (default: auto, bf16 where native)",
     )
     parser.add_argument(
         "--compile",

@@ -6,7 +6,9 @@
 (``python scripts/server.py`` takes the same options.) By default everything it makes (the
 model archive, the run folder, the logs) goes to :func:`nst_server.server_home`: the checkout
 when run from one, else ``$NST_HOME`` or ``~/.local/state/nst-server``. ``start`` builds the
-model archive there first when it is missing or was built from other code, settings or weights.
+model archive there first when it is missing, was built by other code, or does not pack the
+``--model-config`` or ``--weights`` given (an archive built with ``nst-build-mar --override``
+is kept).
 Each server gets its own run directory: TorchServe's pid file, worker sockets and unpacked
 models live in ``$TMPDIR``, which is set to ``RUN_DIR/tmp`` for both start and stop, so
 this never touches another server on the machine. ``start`` returns once the model's worker
@@ -241,27 +243,33 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--model-config",
         type=Path,
-        default=archive.DEFAULT_CONFIG,
-        help="the model's settings, packed into the archive it builds",
+        help=f"the model's settings the archive must pack (when none is given: an archive "
+        f"already in --model-store is kept, a new one packs {archive.DEFAULT_CONFIG})",
     )
     parser.add_argument(
         "--weights",
         type=Path,
-        help="VGG19 weights for the archive (default: $NST_WEIGHTS, else the torch hub cache, "
-        "fetched there on first use)",
+        help="VGG19 weights the archive must pack (when none is given: those of an archive "
+        "already there, else $NST_WEIGHTS, else the torch hub cache, fetched there once)",
+    )
+    parser.add_argument(
+        "--rebuild", action="store_true", help="build the archive even if one is up to date"
     )
     return parser
 
 
-def prepare_archive(store: Path, model_config: Path, weights: Path | None) -> None:
-    """Build the archive into ``store`` unless it is already built from this code, config
-    and weights; SystemExit with one line when that cannot be done."""
+def prepare_archive(
+    store: Path, model_config: Path | None, weights: Path | None, rebuild: bool = False
+) -> None:
+    """Build the archive into ``store`` when it is missing, was built by other code, or
+    does not pack the ``model_config`` or ``weights`` given; SystemExit with one line when
+    that cannot be done."""
     try:
-        found = ensure_weights(weights)
-        if archive.up_to_date(store, model_config, found):
+        if not rebuild and archive.up_to_date(store, model_config, weights):
             return
+        found = ensure_weights(weights)
         print(f"building the model archive in {store}")
-        archive.build(found, model_config, store)
+        archive.build(found, model_config or archive.DEFAULT_CONFIG, store)
     except FetchError as exc:
         raise SystemExit(advice(exc)) from None
     except (SettingsError, WeightsError) as exc:
@@ -276,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     stop(run_dir)
     store = args.model_store.resolve()
-    prepare_archive(store, args.model_config, args.weights)
+    prepare_archive(store, args.model_config, args.weights, args.rebuild)
     props = start(args.config.resolve(), run_dir, args.log_dir.resolve(), store)
     histograms = os.environ.get(ADDRESS_ENV, DEFAULT_ADDRESS)
     print(

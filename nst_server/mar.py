@@ -83,18 +83,19 @@ def checked_config(config: Path, override: Path | None) -> dict:
 
 def build_info(config: dict, weights: Path) -> dict:
     """What an archive is built from: the package version, a digest of the packed code, the
-    model-config, the weights file (path, size and modification time)."""
-    stat = weights.stat()
+    model-config, the weights file."""
     return {
         "version": _version(),
         "code": code_digest(),
         "config": config,
-        "weights": {
-            "path": str(weights.resolve()),
-            "bytes": stat.st_size,
-            "mtime_ns": stat.st_mtime_ns,
-        },
+        "weights": _file_id(weights),
     }
+
+
+def _file_id(path: Path) -> dict:
+    """A file's path, size and modification time: a changed file gets another id."""
+    stat = path.stat()
+    return {"path": str(path.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
 def _version() -> str:
@@ -184,10 +185,21 @@ def build(
     return out_dir / f"{MODEL_NAME}.mar"
 
 
-def up_to_date(store: Path, config: Path, weights: Path) -> bool:
-    """True when ``store`` holds an archive built from this code, config and weights."""
-    wanted = build_info(checked_config(config, None), weights)
-    return packed_info(store / f"{MODEL_NAME}.mar") == json.loads(json.dumps(wanted))
+def up_to_date(store: Path, config: Path | None = None, weights: Path | None = None) -> bool:
+    """True when ``store`` holds an archive built by this version from this code, and from
+    ``config`` and ``weights`` where they are given (else whatever it was built from, such
+    as an ``--override``)."""
+    info = packed_info(store / f"{MODEL_NAME}.mar")
+    if info is None or (info.get("version"), info.get("code")) != (_version(), code_digest()):
+        return False
+    if config is not None and info.get("config") != _as_json(checked_config(config, None)):
+        return False
+    return weights is None or (weights.is_file() and info.get("weights") == _file_id(weights))
+
+
+def _as_json(value: dict) -> dict:
+    """``value`` as it reads back from JSON (what build-info.json holds)."""
+    return json.loads(json.dumps(value))
 
 
 def parser() -> argparse.ArgumentParser:

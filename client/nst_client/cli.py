@@ -33,20 +33,31 @@ DEFAULT_IN_FLIGHT = 4  # model-config.yaml's batchSize x one worker
 SUFFIXES = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The description as written, each option's default after its help."""
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="nst-client",
         description=__doc__.split("\n\n")[0],
         epilog=__doc__.split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("content", type=Path, help="an image, a folder of images, or a video clip")
     p.add_argument("styles", type=Path, nargs="+", help="style image(s)")
     p.add_argument("-o", "--output", type=Path, required=True, help="image, folder or clip")
     p.add_argument("--url", default=DEFAULT_URL, help="inference address or prediction URL")
-    p.add_argument("--token", default=os.environ.get(TOKEN_ENV), help=f"API key (${TOKEN_ENV})")
+    # The key's default comes from the environment when it runs, so --help never shows it.
+    p.add_argument("--token", default=argparse.SUPPRESS, help=f"API key (default: ${TOKEN_ENV})")
     p.add_argument("--stream", action="store_true", help="one image: show progress while it runs")
-    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a request parameter (docs/api.md), repeatable",
+    )
     p.add_argument(
         "--mask",
         type=Path,
@@ -94,8 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         params[name.strip()] = value
     if args.mask is not None:
         params["mask"] = args.mask
+    token = getattr(args, "token", None) or os.environ.get(TOKEN_ENV)
     client = Client(
-        args.url, args.token, args.timeout, args.retries, connect_timeout=args.connect_timeout
+        args.url, token, args.timeout, args.retries, connect_timeout=args.connect_timeout
     )
     try:
         if args.content.is_dir():

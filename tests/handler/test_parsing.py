@@ -167,7 +167,9 @@ def test_settings_from_model_config():
     settings = ServerSettings.from_model_config(config)
     assert settings.response_timeout_s == config["responseTimeout"]
     assert settings.deadline_budget_s() == config["responseTimeout"] - settings.deadline_margin_s
-    assert settings.base_params().size == config["handler"]["defaults"]["size"]
+    assert (
+        settings.for_device("cuda").base_params().size == config["handler"]["gpu_defaults"]["size"]
+    )
 
 
 def test_settings_give_each_device_its_defaults():
@@ -177,6 +179,11 @@ def test_settings_give_each_device_its_defaults():
     assert (cpu.base_params().size, cpu.base_params().steps) == (256, 200)
     assert (gpu.base_params().size, gpu.base_params().steps) == (512, 300)
     assert cpu.describe()["parameters"]["size"]["default"] == 256
+    operator = {**config, "handler": {**config["handler"], "defaults": {"steps": 20}}}
+    for device in ("cpu", "cuda"):  # an override's `defaults` apply on every device
+        assert (
+            ServerSettings.from_model_config(operator).for_device(device).base_params().steps == 20
+        )
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ Slow (the venv gets its own torch: about two minutes), so ``make test-install`` 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 import venv
@@ -68,9 +69,24 @@ def installed(tmp_path_factory) -> tuple[Path, dict[str, str], Path]:
     env.pop("NST_HOME", None)
     empty = base / "empty"
     empty.mkdir()
+    source = tracked_copy(base / "source")  # pip builds in the source tree: not in ours
     pip = [str(bin_dir / "python"), "-m", "pip", "install", "--quiet"]
-    run([*pip, "-c", str(ROOT / "constraints.txt"), str(ROOT), str(ROOT / "client")], empty, env)
+    run(
+        [*pip, "-c", str(source / "constraints.txt"), str(source), str(source / "client")],
+        empty,
+        env,
+    )
     return bin_dir, env, empty
+
+
+def tracked_copy(target: Path) -> Path:
+    """The checkout's files as git knows them (what a clone or an sdist holds)."""
+    listed = run(["git", "ls-files", "-z"], ROOT, dict(os.environ)).split("\0")
+    for name in filter(None, listed):
+        if (ROOT / name).is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, target / name)
+    return target
 
 
 def test_every_command_says_its_version(installed):

@@ -16,6 +16,7 @@ from nst_client.cli import main
 from PIL import Image
 
 from tests.conftest import CONTENT, STYLE
+from tests.live_server import free_ports
 
 
 def png(size=(8, 8)) -> bytes:
@@ -144,6 +145,25 @@ def test_a_folder_keeps_at_most_in_flight_requests_running(busy_server, tmp_path
     ]
     assert main([*args, "--in-flight", "3"]) == 0
     assert busy_server.most_running == 3 and len(busy_server.seen) == 7
+
+
+@pytest.mark.parametrize("busy_server", [(0, 0.0)], indirect=True)
+def test_a_folder_says_how_many_it_sends_when_it_cannot_ask_the_server(
+    busy_server, tmp_path, capsys
+):
+    """No management API to read the batch size from: the default, said on stderr, never a
+    silent guess at another port of the same host."""
+    source = tmp_path / "in"
+    source.mkdir()
+    (source / "a.png").write_bytes(png())
+    args = [str(source), str(source / "a.png"), "-o", str(tmp_path / "out"), "--url"]
+    assert main([*args, busy_server.url]) == 0
+    assert "no --management-url" in capsys.readouterr().err
+    (port,) = free_ports(1)
+    nowhere = f"http://127.0.0.1:{port}"
+    assert main([*args, busy_server.url, "--management-url", nowhere]) == 0
+    err = capsys.readouterr().err
+    assert f"could not read {nowhere}/models/" in err and "--in-flight" in err
 
 
 @pytest.mark.parametrize("busy_server", [(0, 0.0)], indirect=True)

@@ -100,3 +100,18 @@ def test_an_override_with_a_bad_handler_block_is_refused_in_one_line(tmp_path, b
     line = one_error_line(done)
     assert line.startswith("nst-build-mar: ") and key in line
     assert not store.exists()
+
+
+def test_an_archive_is_up_to_date_for_what_it_was_built_from(tmp_path, weights_path):
+    """What ``nst-server start`` keeps: an archive of this code, whatever config it packs,
+    unless a --model-config or --weights is asked that it does not pack."""
+    from nst_server.mar import DEFAULT_CONFIG, build, up_to_date
+
+    override = tmp_path / "override.yaml"
+    override.write_text("batchSize: 1\n")
+    store = tmp_path / "store"
+    build(weights_path, DEFAULT_CONFIG, store, override=override)
+    assert up_to_date(store) and up_to_date(store, weights=weights_path)
+    assert not up_to_date(store, DEFAULT_CONFIG)  # the override is not the shipped config
+    assert not up_to_date(store, weights=tmp_path / "other.safetensors")
+    assert not up_to_date(tmp_path / "empty")
