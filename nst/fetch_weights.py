@@ -158,7 +158,8 @@ def advice(error: FetchError) -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The command's options (the defaults read the environment when it is built)."""
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
@@ -182,7 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sha256", help="full sha256 to require (else: the official file name's hash prefix)"
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     if args.if_missing and args.output.is_file():
         print(f"{args.output} already exists")
         return 0

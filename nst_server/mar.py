@@ -29,6 +29,7 @@ import yaml
 from handler.settings import ServerSettings, SettingsError
 from nst.errors import WeightsError
 from nst.fetch_weights import FetchError, advice, ensure_weights
+from nst.version import version as package_version
 from nst.weights import load_weights
 
 from . import RESOURCES, add_version, server_home
@@ -85,7 +86,7 @@ def build_info(config: dict, weights: Path) -> dict:
     """What an archive is built from: the package version, a digest of the packed code, the
     model-config, the weights file."""
     return {
-        "version": _version(),
+        "version": package_version(),
         "code": code_digest(),
         "config": config,
         "weights": _file_id(weights),
@@ -96,12 +97,6 @@ def _file_id(path: Path) -> dict:
     """A file's path, size and modification time: a changed file gets another id."""
     stat = path.stat()
     return {"path": str(path.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-
-
-def _version() -> str:
-    from nst.version import version
-
-    return version()
 
 
 def code_digest() -> str:
@@ -142,15 +137,16 @@ def build(
 ) -> Path:
     """Check the config and weights, stage the packages and run torch-model-archiver;
     returns the .mar path. Raises SettingsError or WeightsError before writing anything."""
-    info = build_info(checked_config(config, override), weights)
+    merged = checked_config(config, override)
     load_weights(weights)  # fail here, not in the worker, on a bad weights file
+    info = build_info(merged, weights)
     out_dir.mkdir(parents=True, exist_ok=True)
     archiver = Path(sys.executable).with_name("torch-model-archiver")
     with tempfile.TemporaryDirectory() as tmp:
         packed = config
         if override is not None:
             packed = Path(tmp) / "model-config.yaml"
-            packed.write_text(yaml.safe_dump(model_config(config, override), sort_keys=False))
+            packed.write_text(yaml.safe_dump(merged, sort_keys=False))
         stage = Path(tmp) / "extra"
         for package in PACKAGES:
             shutil.copytree(
@@ -190,7 +186,8 @@ def up_to_date(store: Path, config: Path | None = None, weights: Path | None = N
     ``config`` and ``weights`` where they are given (else whatever it was built from, such
     as an ``--override``)."""
     info = packed_info(store / f"{MODEL_NAME}.mar")
-    if info is None or (info.get("version"), info.get("code")) != (_version(), code_digest()):
+    built_by = (package_version(), code_digest())
+    if info is None or (info.get("version"), info.get("code")) != built_by:
         return False
     if config is not None and info.get("config") != _as_json(checked_config(config, None)):
         return False

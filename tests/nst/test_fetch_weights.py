@@ -82,7 +82,8 @@ def test_an_unreachable_address_is_one_line_of_advice(tmp_path, capsys):
     url = f"http://127.0.0.1:{port}/vgg19-dcbb9e9d.pth"
     assert fetch.main(["-o", str(tmp_path / "w.safetensors"), "--url", url]) == 1
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "NST_WEIGHTS" in err and "make weights" in err
+    assert len(err.splitlines()) == 1 and "NST_WEIGHTS" in err and "`nst-fetch-weights" in err
+    assert "make " not in err  # commands an installed user has
 
 
 @pytest.fixture
@@ -134,3 +135,15 @@ def test_a_missing_or_unreadable_local_file_is_one_line_of_advice(tmp_path, caps
     argv = ["-o", str(tmp_path / "w.safetensors"), "--from", str(broken_checkpoint)]
     assert fetch.main([*argv, "--sha256", sha256]) == 1
     assert "not a loadable weights-only state dict" in capsys.readouterr().err
+
+
+def test_the_default_output_is_the_torch_hub_cache(tmp_path, monkeypatch):
+    """Where torchvision keeps its checkpoints, following TORCH_HOME, as the engine looks."""
+    from nst.weights import CACHED_NAME, cached_weights, weights_candidates
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("NST_WEIGHTS", raising=False)
+    expected = tmp_path / "torch" / "hub" / "checkpoints" / CACHED_NAME
+    assert cached_weights() == expected
+    assert weights_candidates()[0] == expected
+    assert fetch.parser().get_default("output") == expected
