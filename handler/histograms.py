@@ -2,10 +2,14 @@
 
 TorchServe's own Prometheus histograms have the client library's fixed buckets (5 ms to 10 s),
 which put every CPU job and many GPU jobs in ``+Inf``; these use buckets for this workload
-(a quarter second on GPUs to minutes on CPUs). The worker serves them with prometheus_client
-on ``$NST_METRICS_ADDRESS`` (host:port; empty: not served). With several workers per model,
-``$PROMETHEUS_MULTIPROC_DIR`` (set by the launcher, emptied at each server start) lets any of
-them serve the sum: a worker that cannot bind the port retries, so one always serves.
+(a quarter second on GPUs to minutes on CPUs). The worker serves them on
+``$NST_METRICS_ADDRESS`` (host:port; empty: not served) together with TorchServe's own
+metrics page (``$NST_TORCHSERVE_METRICS_URL``, read at each scrape), so one port carries every
+series the alerts and the dashboard use: what a Prometheus that scrapes the port named by a
+pod's ``prometheus.io/port`` annotation needs. ``nst_torchserve_metrics_up`` says whether
+TorchServe's page could be read. With several workers per model, ``$PROMETHEUS_MULTIPROC_DIR``
+(set by the launcher, emptied at each server start) lets any of them serve the sum: a worker
+that cannot bind the port retries, so one always serves.
 """
 
 from __future__ import annotations
@@ -14,14 +18,25 @@ import logging
 import os
 import threading
 import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import CollectorRegistry, Histogram, multiprocess, start_http_server
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 log = logging.getLogger(__name__)
 
 ADDRESS_ENV = "NST_METRICS_ADDRESS"
 DEFAULT_ADDRESS = "127.0.0.1:8083"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+UPSTREAM_ENV = "NST_TORCHSERVE_METRICS_URL"  # TorchServe's metrics page, served along
+DEFAULT_UPSTREAM = "http://127.0.0.1:8082/metrics"
+UPSTREAM_TIMEOUT_S = 3.0
 
 SECONDS_BUCKETS = (0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 240, 480)
 STEPS_BUCKETS = (1, 10, 25, 50, 100, 200, 300, 500, 1000)
@@ -100,23 +115,72 @@ def serving_registry() -> CollectorRegistry:
     return registry
 
 
-def serve(histograms: JobHistograms, address: str | None = None) -> threading.Thread | None:
-    """Serve ``histograms`` on ``address`` (default ``$NST_METRICS_ADDRESS``) from a daemon
-    thread that retries while another worker holds the port; None when switched off."""
+def torchserve_metrics(url: str) -> bytes:
+    """TorchServe's metrics page and an ``nst_torchserve_metrics_up`` gauge (0 with nothing
+    else when the page cannot be read: the histograms are still served)."""
+    text = b""
+    if url:
+        try:
+            with urllib.request.urlopen(url, timeout=UPSTREAM_TIMEOUT_S) as reply:
+                text = reply.read()
+        except (OSError, ValueError):
+            log.warning("could not read TorchServe's metrics at %s", url, exc_info=True)
+    if text and not text.endswith(b"\n"):
+        text += b"\n"
+    up = (
+        b"# HELP nst_torchserve_metrics_up 1 if TorchServe's own metrics are in this page\n"
+        b"# TYPE nst_torchserve_metrics_up gauge\n"
+        b"nst_torchserve_metrics_up " + (b"1" if text else b"0") + b"\n"
+    )
+    return text + up
+
+
+class MetricsPage(BaseHTTPRequestHandler):
+    """``GET /metrics``: the histograms' registry, then TorchServe's own page."""
+
+    registry: CollectorRegistry
+    upstream = ""
+
+    def do_GET(self) -> None:
+        if self.path.split("?")[0] not in ("/metrics", "/"):
+            self.send_error(404)
+            return
+        body = generate_latest(self.registry) + torchserve_metrics(self.upstream)
+        self.send_response(200)
+        self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # scrapes are not news
+        return
+
+
+def serve(
+    histograms: JobHistograms, address: str | None = None, upstream: str | None = None
+) -> threading.Thread | None:
+    """Serve ``histograms`` and TorchServe's metrics (``upstream``, default
+    ``$NST_TORCHSERVE_METRICS_URL``) on ``address`` (default ``$NST_METRICS_ADDRESS``) from a
+    daemon thread that retries while another worker holds the port; None when switched off."""
     address = os.environ.get(ADDRESS_ENV, DEFAULT_ADDRESS) if address is None else address
     if not address:
         return None
+    if upstream is None:
+        upstream = os.environ.get(UPSTREAM_ENV, DEFAULT_UPSTREAM)
     host, _, port = address.rpartition(":")
     registry = serving_registry() if os.environ.get(MULTIPROC_ENV) else histograms.registry
+    page = type("Page", (MetricsPage,), {"registry": registry, "upstream": upstream})
 
     def bind_until_served() -> None:
         while True:
             try:
-                start_http_server(int(port), host or "0.0.0.0", registry)
-                log.info("histograms served on http://%s/metrics", address)
-                return
+                server = ThreadingHTTPServer((host or "0.0.0.0", int(port)), page)
             except OSError:
                 time.sleep(5)  # another worker serves them (multiprocess mode) or is exiting
+                continue
+            server.daemon_threads = True
+            log.info("metrics served on http://%s/metrics (with %s)", address, upstream)
+            server.serve_forever()
 
     thread = threading.Thread(target=bind_until_served, name="nst-histograms", daemon=True)
     thread.start()

@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from handler.histograms import ADDRESS_ENV, DEFAULT_ADDRESS, MULTIPROC_ENV
+from handler.histograms import ADDRESS_ENV, DEFAULT_ADDRESS, MULTIPROC_ENV, UPSTREAM_ENV
 from handler.settings import SettingsError
 from nst.errors import WeightsError
 from nst.fetch_weights import FetchError, advice, ensure_weights
@@ -92,7 +92,10 @@ def start(
     web = (extra_env or {}).get(
         page.ADDRESS_ENV, os.environ.get(page.ADDRESS_ENV, page.DEFAULT_ADDRESS)
     )
-    env = server_env(run_dir, log_dir, {**cors_env(web), **(extra_env or {})})
+    props = read_properties(config)
+    metrics = local_url(props.get("metrics_address", ""))
+    upstream = {UPSTREAM_ENV: f"{metrics}/metrics" if metrics else ""}
+    env = server_env(run_dir, log_dir, {**upstream, **cors_env(web), **(extra_env or {})})
     histograms = run_dir / HISTOGRAMS_DIR  # a new server's histograms start from zero
     shutil.rmtree(histograms, ignore_errors=True)
     histograms.mkdir()
@@ -118,7 +121,6 @@ def start(
             stderr=console,
             stdin=subprocess.DEVNULL,
         )
-    props = read_properties(config)
     if web:
         if props.get("enable_envvars_config") != "true":
             print(
@@ -129,6 +131,11 @@ def start(
         props["web_address"] = start_page(web, props["inference_address"], run_dir, log_dir)
     wait_ready(props["management_address"], timeout, log_dir)
     return props
+
+
+def local_url(address: str) -> str:
+    """An address TorchServe listens on, as this machine reaches it (0.0.0.0: loopback)."""
+    return address.replace("://0.0.0.0", "://127.0.0.1").rstrip("/")
 
 
 def cors_env(web: str) -> dict[str, str]:
@@ -289,8 +296,13 @@ def main(argv: list[str] | None = None) -> int:
     histograms = os.environ.get(ADDRESS_ENV, DEFAULT_ADDRESS)
     print(
         f"{MODEL} is READY: inference {props['inference_address']}, management "
-        f"{props['management_address']}, metrics {props['metrics_address']}/metrics"
-        + (f" and http://{histograms}/metrics (histograms)" if histograms else "")
+        f"{props['management_address']}, metrics "
+        + (
+            f"http://{histograms}/metrics (every series; TorchServe's own alone on "
+            f"{props['metrics_address']}/metrics)"
+            if histograms
+            else f"{props['metrics_address']}/metrics"
+        )
     )
     print(f"logs in {args.log_dir.resolve()}; stop with: nst-server stop --run-dir {run_dir}")
     print("try:\n  " + example(props))

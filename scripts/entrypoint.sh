@@ -59,6 +59,11 @@ if [ -n "${NST_MODEL_OVERRIDE:-}" ]; then
     fi
 fi
 
+# The workers serve TorchServe's metrics page beside their histograms (one scrape port).
+metrics_address="${TS_METRICS_ADDRESS:-http://127.0.0.1:8082}"
+export NST_TORCHSERVE_METRICS_URL="${NST_TORCHSERVE_METRICS_URL:-$(echo "$metrics_address" \
+    | sed 's#://0\.0\.0\.0#://127.0.0.1#')/metrics}"
+
 cd "$NST_STATE_DIR"
 proxy=""
 if [ -n "${NST_KEY_PROXY_ADDRESS:-}" ] && [ -n "${NST_API_KEYS_FILE:-}" ]; then

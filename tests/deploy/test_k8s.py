@@ -151,7 +151,10 @@ def test_service_monitor_hpa_pdb_and_policy_point_at_the_pods():
     assert (target["kind"], target["name"]) == ("Deployment", r["Deployment"]["metadata"]["name"])
     annotations = r["Deployment"]["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true"
-    assert int(annotations["prometheus.io/port"]) == ports["metrics"]
+    # The annotated port is the one that serves every series (histograms + TorchServe's).
+    assert int(annotations["prometheus.io/port"]) == ports["histograms"]
+    monitored = [e["port"] for e in r["ServiceMonitor"]["spec"]["endpoints"]]
+    assert monitored == ["histograms"]  # one scrape per pod: no series counted twice
 
 
 def test_hpa_metric_is_the_one_the_adapter_rule_serves():

@@ -138,7 +138,8 @@ def prometheus(server, tmp_path_factory):
             timeout=120,
         )
     assert reply.status_code == 200
-    targets = [url.removeprefix("http://") for url in (server.metrics, server.histograms)]
+    # The one port a pod's prometheus.io/port annotation names: every series must be there.
+    targets = [server.histograms.removeprefix("http://")]
     instance = Prometheus(tmp_path_factory.mktemp("prometheus"), targets)
     try:
         up = instance.wait_for('up{job="style-transfer"} == 1')
@@ -159,6 +160,13 @@ def test_prometheus_ingests_the_handlers_metrics_after_a_request(prometheus):
     assert float(steps[0]["value"][1]) >= 3
     assert prometheus.wait_for("ts_inference_requests_total")
     assert prometheus.wait_for("nst_final_style_loss")
+
+
+def test_the_annotated_port_alone_carries_torchserves_series(prometheus):
+    up = prometheus.wait_for("nst_torchserve_metrics_up == 1")
+    assert len(up) == 1
+    assert prometheus.wait_for('ts_inference_requests_total{job="style-transfer"}')
+    assert prometheus.wait_for('Requests2XX{job="style-transfer"}')
 
 
 def test_the_histograms_are_scraped_with_their_buckets(prometheus):
@@ -246,7 +254,7 @@ def test_adapter_rule_query_runs_on_real_series(prometheus):
 
 DASHBOARD_SCHEMA = {
     "type": "object",
-    "required": ["title", "uid", "schemaVersion", "panels", "__inputs"],
+    "required": ["title", "uid", "schemaVersion", "panels", "templating"],
     "properties": {
         "uid": {"type": "string", "pattern": "^[a-zA-Z0-9_-]{1,40}$"},
         "schemaVersion": {"type": "integer", "minimum": 36},
@@ -288,7 +296,6 @@ def test_dashboard_is_importable_json():
     jsonschema.validate(board, DASHBOARD_SCHEMA)
     ids = [p["id"] for p in board["panels"]]
     assert len(ids) == len(set(ids))
-    inputs = {f"${{{i['name']}}}" for i in board["__inputs"]}
     cells = set()
     for panel in board["panels"]:
         pos = panel["gridPos"]
@@ -300,9 +307,39 @@ def test_dashboard_is_importable_json():
         }
         assert not cells & area, f"{panel['title']} overlaps another panel"
         cells |= area
-        assert panel["datasource"]["uid"] in inputs
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
         refs = [t["refId"] for t in panel["targets"]]
         assert len(refs) == len(set(refs))
+
+
+def datasource_refs(node) -> list[dict]:
+    """Every ``datasource`` object anywhere in the dashboard (panels, targets, variables)."""
+    if isinstance(node, dict):
+        found = [node["datasource"]] if isinstance(node.get("datasource"), dict) else []
+        return found + [ref for value in node.values() for ref in datasource_refs(value)]
+    if isinstance(node, list):
+        return [ref for item in node for ref in datasource_refs(item)]
+    return []
+
+
+def test_dashboard_provisions_as_a_file_with_a_datasource_variable():
+    """File provisioning and the kube-prometheus-stack sidecar load the JSON as it is: no
+    import step fills ``__inputs``. So the data source is a ``datasource`` variable (the
+    user's default Prometheus, switchable), and every query names it."""
+    text = DASHBOARD.read_text()
+    board = json.loads(text)
+    assert "__inputs" not in board and "${DS_" not in text
+    variables = {v["name"]: v for v in board["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    refs = datasource_refs(board)
+    assert len(refs) > len(board["panels"])  # panels, their targets and the job variable
+    assert all(ref == {"type": "prometheus", "uid": "${datasource}"} for ref in refs)
+    # The ConfigMap the sidecar watches carries the same file.
+    kustomization = yaml.safe_load((ROOT / "deploy/kustomization.yaml").read_text())
+    (generated,) = [m for m in kustomization["configMapGenerator"] if "dashboard" in m["name"]]
+    assert generated["files"] == ["grafana/style-transfer.json"]
+    assert generated["options"]["labels"] == {"grafana_dashboard": "1"}
 
 
 def test_dashboard_covers_the_main_views():

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -85,3 +87,40 @@ def test_batch_fill_is_a_ratio_of_batch_size(requests_in_call):
     assert histograms.registry.get_sample_value("nst_batch_fill_ratio_sum") == min(
         1.0, requests_in_call / 4
     )
+
+
+def test_the_metrics_port_serves_torchserves_page_or_says_it_cannot(tmp_path):
+    """One port for every series: TorchServe's page read at each scrape, after the
+    histograms; when it cannot be read, the histograms are still served, with up = 0."""
+
+    class Upstream(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"# TYPE ts_inference_requests_total counter\nts_inference_requests_total 7.0\n"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    histograms = JobHistograms()
+    histograms.job("ok", 256, 1.0, 0.9, 10)
+    live, dead, nobody = free_ports(3)
+    serve(histograms, f"127.0.0.1:{live}", f"http://127.0.0.1:{upstream.server_port}/metrics")
+    serve(histograms, f"127.0.0.1:{dead}", f"http://127.0.0.1:{nobody}/metrics")
+    try:
+        for port, up in ((live, "1"), (dead, "0")):
+            for _ in range(50):
+                try:
+                    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+                    break
+                except requests.ConnectionError:
+                    time.sleep(0.1)
+            assert 'nst_job_seconds_count{outcome="ok",size_class="256"} 1.0' in text
+            assert f"nst_torchserve_metrics_up {up}" in text
+            assert ("ts_inference_requests_total 7.0" in text) == (up == "1")
+    finally:
+        upstream.shutdown()
