@@ -23,6 +23,15 @@ from .auth import Unauthorized
 from .responses import JSON, ClientError, error_body, error_status, strict_json
 
 log = logging.getLogger(__name__)
+
+
+def client_request_id(headers: dict[str, str]) -> str:
+    """The caller's own ``X-Request-Id`` for the log lines: printable ASCII only, at most
+    128 characters; empty when none usable was sent."""
+    raw = headers.get("x-request-id", "").strip()[:128]
+    return raw if raw.isascii() and raw.isprintable() else ""
+
+
 STREAM_NEXT = "ts_stream_next"  # TorchServe's "more chunks follow" header
 
 
@@ -35,16 +44,14 @@ class Replies:
         self.context, self.metrics, self.headers = context, metrics, headers
         self.grpc = set(grpc)  # requests that came through TorchServe's gRPC API
         self.bodies: list[bytes | None] = [None] * len(headers)
-        # TorchServe's id of each request: its frontend sends it back as ``x-request-id``.
+        # TorchServe's id of each request: its frontend sends it back as the reply's
+        # ``X-Request-Id`` (replacing any other), so it is the ``request_id`` of the log
+        # lines, the one a user quotes; the client's own goes beside it.
         ids = getattr(context, "request_ids", None)
-        self.torchserve_ids = [
+        self.request_ids = [
             str(ids.get(i, i)) if isinstance(ids, dict) else str(i) for i in range(len(headers))
         ]
-        # The client's own ``x-request-id`` (cut to 128 characters), else TorchServe's.
-        self.request_ids = [
-            h.get("x-request-id", "").strip()[:128] or self.torchserve_ids[i]
-            for i, h in enumerate(headers)
-        ]
+        self.client_ids = [client_request_id(h) for h in headers]
         self.streaming: set[int] = set()  # requests whose first NDJSON chunk went out
         self.sizes: dict[int, int] = {}  # the output size of each request that parsed
         self.started = time.monotonic()
@@ -104,6 +111,7 @@ class Replies:
             self.request_ids[i],
             error_id,
             exc_info=(type(exc), exc, exc.__traceback__),
+            extra={"request_id": self.request_ids[i], "error_id": error_id},
         )
         body = {
             "error": code,
@@ -144,7 +152,7 @@ class Replies:
         line = {
             "event": "job",
             "request_id": self.request_ids[i],
-            "torchserve_id": self.torchserve_ids[i],
+            "client_request_id": self.client_ids[i] or None,
             "status": status,
             "size": self.sizes.get(i),
             "batch_requests": len(self.bodies),

@@ -21,6 +21,7 @@ from handler.faults import (
 )
 from handler.histograms import JobHistograms
 from handler.histograms import serve as serve_histograms
+from handler.logs import use_json_lines
 from handler.metrics import HandlerMetrics
 from handler.parsing import ParsedRequest, parse_request
 from handler.replies import Replies
@@ -60,6 +61,7 @@ class StyleTransferHandler:
         props = context.system_properties
         gpu_id = props.get("gpu_id")
         device = f"cuda:{gpu_id}" if torch.cuda.is_available() and gpu_id is not None else "cpu"
+        use_json_lines()
         settings = ServerSettings.from_model_config(context.model_yaml_config)
         self.settings = settings.for_device(torch.device(device).type)
         self.api_keys = ApiKeys.from_env()

@@ -242,7 +242,7 @@ def test_both_request_ids_are_logged(worker, weights_path, caplog):
     with caplog.at_level("INFO", logger="handler.replies"):
         worker.handle([multipart()], context)
     lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "handler.replies"]
-    assert lines[-1]["request_id"] == "abc-123" and lines[-1]["torchserve_id"] == "req-0"
+    assert lines[-1]["request_id"] == "req-0" and lines[-1]["client_request_id"] == "abc-123"
     assert lines[-1]["outcome"] == "ok"
 
 

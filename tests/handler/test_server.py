@@ -321,8 +321,8 @@ def test_client_script_streams_and_writes_the_image(server, tmp_path):
 
 
 def test_request_ids_are_in_the_handlers_log_line(server):
-    """One JSON line per job: the client's X-Request-Id and TorchServe's id (which the
-    frontend returns as the reply's x-request-id), so either finds the request."""
+    """One JSON line per job whose request_id is the reply's X-Request-Id (TorchServe's id,
+    what a user quotes to an operator), with the client's own id beside it."""
     request_id = f"test-{time.time_ns()}"
     good = multipart(
         server, content=CHELSEA, size="32", steps="2", headers={"X-Request-Id": request_id}
@@ -336,13 +336,13 @@ def test_request_ids_are_in_the_handlers_log_line(server):
         for text in log.read_text().splitlines():
             if '"event": "job"' in text and request_id in text:
                 line = json.loads(text[text.index("{") :])
-                lines[line["request_id"]] = line
+                lines[line["client_request_id"]] = line
         time.sleep(0.5)
     assert lines[request_id]["outcome"] == "ok" and lines[request_id]["steps_run"] == 2
-    assert lines[request_id]["torchserve_id"] == good.headers["x-request-id"]
     assert lines[request_id + "b"]["error"] == "not_an_image"
     assert lines[request_id + "b"]["status"] == 400
-    assert lines[request_id + "b"]["torchserve_id"] == bad.headers["x-request-id"]
+    for reply, sent in ((good, request_id), (bad, request_id + "b")):
+        assert lines[sent]["request_id"] == reply.headers["x-request-id"]
     for line in lines.values():  # what an operator needs, and never image data or keys
         assert {"size", "seconds", "batch_requests", "status", "outcome"} <= set(line)
         assert len(json.dumps(line)) < 2000

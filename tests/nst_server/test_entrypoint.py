@@ -72,7 +72,7 @@ def image_environment(tmp: Path, weights: Path, store: Path) -> dict[str, str]:
     # deploy/config.properties names in-container paths and ports: move them (TS_* variables,
     # as enable_envvars_config=true allows) onto this machine's free loopback ports.
     names = ("inference", "management", "metrics")
-    ports = free_ports(8)
+    ports = free_ports(9)
     for name, port in zip(names, ports):
         env[f"TS_{name.upper()}_ADDRESS"] = f"http://127.0.0.1:{port}"
     env["TS_GRPC_INFERENCE_PORT"], env["TS_GRPC_MANAGEMENT_PORT"] = map(str, ports[3:5])
@@ -81,6 +81,7 @@ def image_environment(tmp: Path, weights: Path, store: Path) -> dict[str, str]:
     env["NST_KEY_PROXY_ADDRESS"] = f"127.0.0.1:{ports[6]}"
     env["NST_TORCHSERVE_ADDRESS"] = f"http://127.0.0.1:{ports[7]}"
     env["TS_METRICS_CONFIG"] = str(ROOT / "nst_server/resources/metrics.yaml")
+    env["NST_METRICS_ADDRESS"] = f"127.0.0.1:{ports[8]}"  # the one port Prometheus scrapes
     return {**os.environ, **env}
 
 
@@ -105,6 +106,20 @@ def start(env: dict[str, str], log: Path) -> Container:
         time.sleep(2)
     stop(container)
     pytest.fail(f"not ready in 240 s:\n{log.read_text()[-3000:]}")
+
+
+def job_line_on_stdout(console: Path, request_id: str, timeout: float = 15) -> dict:
+    """The job's JSON line in the entrypoint's output (the container's stdout), as a log
+    collector reads it: a whole line that is one JSON object."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for text in console.read_text(errors="replace").splitlines():
+            if text.startswith("{") and request_id in text:
+                line = json.loads(text)
+                if line.get("event") == "job" and line["request_id"] == request_id:
+                    return line
+        assert time.monotonic() < deadline, f"no job line for {request_id} on stdout"
+        time.sleep(0.5)
 
 
 def stop(container: Container) -> int:
@@ -241,8 +256,16 @@ def test_kubernetes_environment_applies_the_configmap_and_the_secret_keys(
         assert missing.headers["WWW-Authenticate"] == "Bearer"
         wrong = stylize(container, {"Authorization": "Bearer not-a-key"})
         assert wrong.status_code == 401 and "not valid" in wrong.json()["message"]
-        good = stylize(container, {"Authorization": "Bearer secret-test-key"})
+        good = stylize(
+            container, {"Authorization": "Bearer secret-test-key", "X-Request-Id": "mine-1"}
+        )
         assert good.status_code == 200 and good.content.startswith(b"\x89PNG")
+        # kubectl logs: the job's JSON line on stdout, under the id the reply carries.
+        job = job_line_on_stdout(tmp_path / "console.log", good.headers["x-request-id"])
+        assert job["client_request_id"] == "mine-1" and job["status"] == 200
+        # The annotated metrics port: the workers' histograms and TorchServe's own series.
+        scraped = requests.get(f"http://{env['NST_METRICS_ADDRESS']}/metrics", timeout=10).text
+        assert "nst_job_seconds_count" in scraped and "ts_inference_requests_total" in scraped
         # The key proxy answered the keyless ones: TorchServe's queue saw only the keyed one.
         metrics = requests.get(f"{env['TS_METRICS_ADDRESS']}/metrics", timeout=10).text
         assert accepted_requests(metrics) == 1
