@@ -250,9 +250,11 @@ class Container:
     def state(self) -> dict:
         return json.loads(podman("inspect", "--format", "{{json .State}}", self.name).stdout)
 
-    def logs(self) -> str:
+    def logs(self, last: int = 6000) -> str:
+        """The container's output (stdout and stderr), its ``last`` characters (0: all)."""
         result = podman("logs", self.name, check=False)
-        return (result.stdout + result.stderr)[-6000:]
+        text = result.stdout + result.stderr
+        return text[-last:] if last else text
 
     def exec(self, *command: str) -> subprocess.CompletedProcess:
         return podman("exec", self.name, *command, check=False)

@@ -10,6 +10,7 @@ last stops the shared container with SIGTERM while a job runs.
 from __future__ import annotations
 
 import io
+import json
 import secrets
 import threading
 import time
@@ -103,6 +104,25 @@ def test_a_request_returns_a_png_of_the_asked_size(container):
     assert reply.headers["Content-Type"] == "image/png"
     image = Image.open(io.BytesIO(reply.content))
     assert image.format == "PNG" and max(image.size) == 120
+    # podman logs (kubectl logs): the job's JSON line, under the id the reply carries.
+    request_id = reply.headers["x-request-id"]
+    deadline = time.monotonic() + 20
+    jobs = job_lines(container.logs(last=0), request_id)
+    while not jobs and time.monotonic() < deadline:
+        time.sleep(0.5)
+        jobs = job_lines(container.logs(last=0), request_id)
+    assert [(j["status"], j["size"]) for j in jobs] == [(200, 120)]
+
+
+def job_lines(logs: str, request_id: str) -> list[dict]:
+    """The whole lines of the container's output that are a job's JSON object."""
+    found = []
+    for text in logs.splitlines():
+        if text.startswith('{"') and request_id in text:
+            line = json.loads(text)
+            if line.get("event") == "job" and line["request_id"] == request_id:
+                found.append(line)
+    return found
 
 
 def test_bad_requests_get_their_4xx_with_the_field(container):
@@ -135,9 +155,12 @@ def test_metrics_show_the_custom_metrics(container):
     assert names and all(f"# TYPE {name} " in text for name in names), text[-2000:]
     served = [line for line in text.splitlines() if line.startswith("nst_jobs_total{")]
     assert served and any('outcome="ok"' in line for line in served)
-    histograms = requests.get(f"{container.url('histograms')}/metrics", timeout=30).text
-    assert "# TYPE nst_job_seconds histogram" in histograms
-    assert 'nst_job_seconds_count{outcome="ok",size_class="256"}' in histograms
+    # The port the pod's prometheus.io/port names serves every series, TorchServe's included.
+    annotated = requests.get(f"{container.url('histograms')}/metrics", timeout=30).text
+    assert "# TYPE nst_job_seconds histogram" in annotated
+    assert 'nst_job_seconds_count{outcome="ok",size_class="256"}' in annotated
+    assert all(f"# TYPE {name} " in annotated for name in names)
+    assert "ts_inference_requests_total" in annotated and "nst_torchserve_metrics_up 1" in annotated
 
 
 def test_the_mounted_model_config_override_is_what_torchserve_runs(container):
