@@ -13,6 +13,9 @@
 
 # CUDA 13.0 matches the CUDA build of torch 2.14.1 that constraints.txt pins. The "base"
 # flavour carries only the CUDA runtime: torch's wheels bring their own cuDNN and cuBLAS.
+# CUDA 13 needs an NVIDIA driver >= 580 on the node and a Turing or newer GPU (no V100/P100).
+# Older drivers or GPUs: --build-arg BASE_IMAGE=nvidia/cuda:12.6.3-base-ubuntu24.04
+# --build-arg PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cu126 (docs/deploy.md).
 # Any Debian or Ubuntu base with Python >= 3.11 and OpenJDK 17 packages works for CPUs.
 ARG BASE_IMAGE=nvidia/cuda:13.0.0-base-ubuntu24.04
 FROM ${BASE_IMAGE}
