@@ -5,6 +5,8 @@ into its ``MODEL_LOG`` (deploy/log4j2.xml sends the JSON ones to the container's
 record becomes one JSON object: time, level, logger, the message (a message that is itself a
 JSON object, such as a job line, is merged in), the ``extra`` fields the handler gives
 (``request_id``, ``error_id``) and the traceback as one escaped string, never several lines.
+Only the records of this project's loggers change: TorchServe's own lines (its metrics
+protocol among them, which the frontend parses) keep their text.
 """
 
 from __future__ import annotations
@@ -18,12 +20,18 @@ from typing import Any
 from .responses import strict_json
 
 EXTRA_FIELDS = ("request_id", "error_id")
+OWN_LOGGERS = ("handler", "nst")  # loggers whose records become JSON
 
 
 class JsonLines(logging.Formatter):
-    """One JSON object per record, on one line."""
+    """One JSON object per record of this project's loggers, on one line; other records as
+    TorchServe's worker writes them (the message alone)."""
+
+    plain = logging.Formatter("%(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
+        if record.name.split(".")[0] not in OWN_LOGGERS:
+            return self.plain.format(record)
         message = record.getMessage()
         line: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),

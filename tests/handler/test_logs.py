@@ -53,3 +53,10 @@ def test_only_the_workers_stdout_handler_is_switched():
     finally:
         root.removeHandler(stdout)
         root.removeHandler(other)
+
+
+def test_torchserves_own_lines_keep_their_text():
+    """The frontend parses the worker's metrics lines: they must stay as they are."""
+    line = "[METRICS]nst_jobs_total.Count:1.0|#ModelName:style_transfer,Level:Model|#hostname:h"
+    made = logging.LogRecord("ts.metrics.metric", logging.INFO, __file__, 1, line, (), None)
+    assert JsonLines().format(made) == line
