@@ -11,6 +11,7 @@ from collections import defaultdict
 
 import torch
 
+from handler import kserve
 from handler.activity import busy
 from handler.auth import ApiKeys, Unauthorized
 from handler.faults import (
@@ -95,11 +96,30 @@ class StyleTransferHandler:
                 return self._describe(headers[0], replies)
             if self.poisoned:
                 return self._restarting(replies)
+            expansion = kserve.expand(data, headers)
+            if expansion is not None:
+                return self._handle_expanded(expansion, context, metrics, len(data))
             with busy():
                 self._handle(data, context, replies, metrics)
         except Exception:
             log.exception("a batch of %d failed outside any request", len(data))
         return replies.finish()
+
+    def _handle_expanded(
+        self, expansion: kserve.Expansion, context, metrics: HandlerMetrics, count: int
+    ) -> list:
+        """A batch with KServe requests: one request per job, answered as usual, then folded
+        back into one reply per original request."""
+        recorder = kserve.Recorder(context, expansion)
+        replies = Replies(recorder, expansion.headers, metrics)
+        for index, error in expansion.refused.items():
+            replies.error(index, error)
+        try:
+            with busy():
+                self._handle(expansion.requests, recorder, replies, metrics)
+        except Exception:
+            log.exception("an expanded batch of %d failed", len(expansion.requests))
+        return expansion.fold(replies.finish(), recorder, context, count)
 
     def _restarting(self, replies: Replies) -> list:
         """A batch that reached this worker after its device failed: 503 + Retry-After for
@@ -133,6 +153,8 @@ class StyleTransferHandler:
             log.warning("could not record batch metrics", exc_info=True)
         groups: dict[tuple, Members] = defaultdict(list)
         for i, request in enumerate(data):
+            if replies.done(i):  # refused before it came here (a bad KServe body)
+                continue
             with replies.guard(i):
                 parsed = self._parse(request, headers[i], grpc=i in replies.grpc)
                 replies.sizes[i] = parsed.job.params.size

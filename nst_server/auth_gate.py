@@ -74,6 +74,12 @@ def main(argv: list[str] | None = None) -> int:
         help="forward requests with a valid key to this address (TorchServe's inference API) "
         "instead of answering /check",
     )
+    parser.add_argument(
+        "--management",
+        default=os.environ.get("TS_MANAGEMENT_ADDRESS", "http://127.0.0.1:8081"),
+        help="with --upstream: TorchServe's management API, from which the proxy answers "
+        "KServe's metadata and readiness routes ($TS_MANAGEMENT_ADDRESS)",
+    )
     args = parser.parse_args(argv)
     if not args.keys:
         parser.error(f"give --keys or set {KEYS_FILE_ENV}")
@@ -84,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         from .key_proxy import serve
 
         print(f"key proxy on {args.host}:{args.port} -> {args.upstream}", flush=True)
-        serve(args.host, args.port, args.upstream, keys)
+        serve(args.host, args.port, args.upstream, keys, args.management)
         return 0
     server = make_server(args.host, args.port, keys)
     # PID 1 in its container ignores SIGTERM unless it handles it: stop at once (stateless).

@@ -19,9 +19,11 @@ from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
 from handler.auth import ApiKeys, Unauthorized
 
+from .model_routes import KEYLESS, add_routes
+
 log = logging.getLogger(__name__)
 
-KEYLESS_PATHS = ("/ping",)  # TorchServe's health answer: no body, no model work
+KEYLESS_PATHS = ("/ping", *KEYLESS)  # health answers: no body, no model work
 # Headers about one connection, not the request: never forwarded either way.
 HOP_BY_HOP = {
     "connection",
@@ -65,8 +67,11 @@ def forwarded_headers(request: web.BaseRequest) -> dict[str, str]:
     return headers
 
 
-def make_app(upstream: str, keys: ApiKeys, read_timeout_s: float = 600.0) -> web.Application:
-    """The proxy: every path and method, checked, then streamed to ``upstream``."""
+def make_app(
+    upstream: str, keys: ApiKeys, read_timeout_s: float = 600.0, management: str | None = None
+) -> web.Application:
+    """The proxy: every path and method, checked, then streamed to ``upstream``; with
+    ``management``, KServe's metadata and readiness routes answered from it."""
     upstream = upstream.rstrip("/")
 
     async def expect_continue(request: web.Request) -> None:
@@ -75,9 +80,6 @@ def make_app(upstream: str, keys: ApiKeys, read_timeout_s: float = 600.0) -> web
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     async def forward(request: web.Request) -> web.StreamResponse:
-        refused = refusal(keys, request)
-        if refused is not None:
-            return refused
         session = request.app[UPSTREAM_KEY]
         body = request.content.iter_chunked(CHUNK) if request.body_exists else None
         try:
@@ -116,16 +118,23 @@ def make_app(upstream: str, keys: ApiKeys, read_timeout_s: float = 600.0) -> web
             app[UPSTREAM_KEY] = session
             yield
 
-    app = web.Application(client_max_size=0)
+    @web.middleware
+    async def checked(request: web.Request, handler) -> web.StreamResponse:
+        refused = refusal(keys, request)
+        return refused if refused is not None else await handler(request)
+
+    app = web.Application(client_max_size=0, middlewares=[checked])
     app.cleanup_ctx.append(open_session)
+    if management:
+        add_routes(app, management, UPSTREAM_KEY)
     app.router.add_route("*", "/{tail:.*}", forward, expect_handler=expect_continue)
     return app
 
 
-def serve(host: str, port: int, upstream: str, keys: ApiKeys) -> None:
+def serve(host: str, port: int, upstream: str, keys: ApiKeys, management: str | None) -> None:
     """Run until SIGTERM or SIGINT (aiohttp stops cleanly on both)."""
     web.run_app(
-        make_app(upstream, keys),
+        make_app(upstream, keys, management=management),
         host=host,
         port=port,
         access_log=None,

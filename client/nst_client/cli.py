@@ -158,7 +158,8 @@ def progress_bar(events: Any) -> Result:
 
 def run_folder(client: Client, args: argparse.Namespace, params: dict[str, Any]) -> int:
     suffix = SUFFIXES.get(str(params.get("format", "png")).strip().lower(), ".png")
-    in_flight = args.in_flight or server_capacity(args.url, args.management_url)
+    token = getattr(args, "token", None) or os.environ.get(TOKEN_ENV)
+    in_flight = args.in_flight or server_capacity(args.url, args.management_url, token)
     total = sum(1 for _ in pending(args.content, args.output, suffix))
     with tqdm(total=total, unit="image") as bar:
         report = stylize_folder(
@@ -189,10 +190,15 @@ def run_video(client: Client, args: argparse.Namespace, params: dict[str, Any]) 
     return 0
 
 
-def server_capacity(url: str, management_url: str | None) -> int:
-    """Requests the server optimises at once (batchSize x workers), read from its management
-    API: ``management_url``, or the local server's (port 8081) when ``url`` is the local
-    default. Otherwise, or when that cannot be read, :data:`DEFAULT_IN_FLIGHT`, saying so."""
+def server_capacity(url: str, management_url: str | None, token: str | None = None) -> int:
+    """Requests the server optimises at once (batchSize x workers): from the model's
+    metadata on the inference port (``/v2/models/style_transfer``, where the container's
+    front door answers it), else from the management API: ``management_url``, or the local
+    server's (port 8081) when ``url`` is the local default. Otherwise, or when none can be
+    read, :data:`DEFAULT_IN_FLIGHT`, saying so."""
+    published = capacity_on_inference_port(url, token)
+    if published is not None:
+        return published
     if management_url is None and url.startswith(LOCAL_INFERENCE):
         management_url = LOCAL_MANAGEMENT
     if management_url is None:
@@ -208,6 +214,19 @@ def server_capacity(url: str, management_url: str | None) -> int:
         return _fallback(f"could not read {address} ({type(exc).__name__})")
     except (ValueError, KeyError, IndexError, TypeError):
         return _fallback(f"{address} did not describe a model")
+
+
+def capacity_on_inference_port(url: str, token: str | None) -> int | None:
+    """batch_size x workers from the model's OIP metadata, or None where it is not served."""
+    base = url.split("/predictions/")[0].rstrip("/")
+    model = url.rstrip("/").rsplit("/", 1)[-1] if "/predictions/" in url else "style_transfer"
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        reply = requests.get(f"{base}/v2/models/{model}", headers=headers, timeout=5)
+        capacity = reply.json()["capacity"] if reply.status_code == 200 else None
+        return None if capacity is None else max(1, capacity["batch_size"] * capacity["workers"])
+    except (requests.RequestException, ValueError, KeyError, TypeError):
+        return None
 
 
 def _fallback(reason: str) -> int:

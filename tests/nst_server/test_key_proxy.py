@@ -23,7 +23,9 @@ KEY = "proxy-test-key"
 def proxy(server, tmp_path_factory):
     keys = tmp_path_factory.mktemp("proxy") / "api-keys"
     keys.write_text(f"# the test's key\n{KEY}\n")
-    process, url = start_gate(keys, "--upstream", server.inference)
+    process, url = start_gate(
+        keys, "--upstream", server.inference, "--management", server.management
+    )
     yield url
     process.terminate()
     assert process.wait(timeout=10) == 0
@@ -90,3 +92,32 @@ def test_a_stream_passes_line_by_line(proxy):
         assert reply.headers["Content-Type"].startswith("application/x-ndjson")
         lines = [json.loads(line) for line in reply.iter_lines() if line]
     assert lines[0]["type"] == "progress" and lines[-1]["type"] == "result"
+
+
+def test_kserve_metadata_and_readiness_answer_on_the_inference_port(proxy):
+    """What TorchServe keeps on its loopback management API, on the public port: the OIP
+    metadata with the limits, defaults and capacity a client sizes its requests by."""
+    import tritonclient.http as triton
+
+    from tests.live_server import TEST_MODEL_CONFIG
+
+    limits = TEST_MODEL_CONFIG["handler"]
+    client = triton.InferenceServerClient(proxy.removeprefix("http://"))
+    meta = client.get_model_metadata("style_transfer", headers=AUTH)
+    assert [i["name"] for i in meta["inputs"]] == ["content", "style", "mask", "init_image"]
+    assert meta["outputs"] == [{"name": "image", "shape": [1], "datatype": "BYTES"}]
+    assert meta["limits"]["max_size"] == limits["max_size"]
+    assert meta["parameters"]["size"]["default"] == limits["defaults"]["size"]
+    assert meta["capacity"] == {"batch_size": TEST_MODEL_CONFIG["batchSize"], "workers": 1}
+    assert client.is_model_ready("style_transfer", headers=AUTH)
+    assert client.is_server_live() and client.is_server_ready()  # probes: no key
+    v1 = requests.get(f"{proxy}/v1/models/style_transfer", headers=AUTH, timeout=30)
+    assert v1.json() == {"name": "style_transfer", "ready": True}
+    keyless = requests.get(f"{proxy}/v2/models/style_transfer", timeout=30)
+    assert keyless.status_code == 401
+    # nst-client's folder mode sizes its requests in flight by it, without the management API
+    from nst_client.cli import server_capacity
+
+    assert server_capacity(proxy, None, KEY) == TEST_MODEL_CONFIG["batchSize"]
+    other = requests.get(f"{proxy}/v2/models/another", headers=AUTH, timeout=30)
+    assert other.status_code == 404 and other.json()["error"] == "unknown_model"
