@@ -27,6 +27,8 @@ CONTRACT = ROOT / "docs" / "openapi.yaml"
 HEADER = "# Generated from nst/params.py and model-config.yaml by `make docs`: do not edit.\n"
 
 PATH = "/predictions/style_transfer"
+KSERVE_V1 = "/v1/models/style_transfer:predict"
+KSERVE_V2 = "/v2/models/style_transfer/infer"
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp")
 # A 16x16 gradient PNG, so that the contract's examples are requests that succeed.
 EXAMPLE_PNG = (
@@ -65,7 +67,11 @@ def openapi(description: dict[str, Any], server_url: str = "http://127.0.0.1:808
             ),
         },
         "servers": [{"url": server_url}],
-        "paths": {PATH: {"post": _operation(params, limits["max_styles"])}},
+        "paths": {
+            PATH: {"post": _operation(params, limits["max_styles"])},
+            KSERVE_V1: {"post": _kserve_v1(limits["max_styles"])},
+            KSERVE_V2: {"post": _kserve_v2()},
+        },
         "components": {"schemas": _schemas(params), "securitySchemes": _security()},
     }
 
@@ -94,6 +100,126 @@ def _operation(params: dict[str, Any], max_styles: int) -> dict:
             },
         },
         "responses": _responses(),
+    }
+
+
+def _kserve_error(text: str) -> dict[str, Any]:
+    schema = {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {"type": "string"}, "field": {"type": ["string", "null"]}},
+    }
+    return {"description": text, "content": {JSON: {"schema": schema}}}
+
+
+def _kserve_v1(max_styles: int) -> dict[str, Any]:
+    """KServe v1: instances of the JSON body (images also as {"b64": ...})."""
+    prediction = {
+        "type": "object",
+        "description": "the image as {b64} and the run's figures (as the JSON answer's), "
+        "or this instance's error (error, code, field, status)",
+        "properties": {
+            "image": {"type": "object", "properties": {"b64": {"type": "string"}}},
+            "steps": {"type": "integer"},
+            "error": {"type": "string"},
+            "code": {"type": "string"},
+            "field": {"type": ["string", "null"]},
+            "status": {"type": "integer"},
+        },
+    }
+    answer = {
+        "type": "object",
+        "required": ["predictions"],
+        "properties": {"predictions": {"type": "array", "items": prediction}},
+    }
+    return {
+        "operationId": "kserveV1Predict",
+        "summary": "KServe v1: each instance a job of its own",
+        "description": "An instance takes the JSON body's keys; images as base64 strings or "
+        'KServe\'s {"b64": ...}. 200 unless every instance failed; streams are not offered.',
+        "security": [{}, {"apiKey": []}],
+        "requestBody": {
+            "required": True,
+            "content": {
+                JSON: {
+                    "schema": {
+                        "type": "object",
+                        "required": ["instances"],
+                        "properties": {
+                            "instances": {
+                                "type": "array",
+                                "minItems": 1,
+                                "items": _json_body(max_styles),
+                            }
+                        },
+                    }
+                }
+            },
+        },
+        "responses": {
+            "200": {
+                "description": "one prediction per instance",
+                "content": {JSON: {"schema": answer}},
+            },
+            "4XX": {
+                "description": "every instance failed, or the body is not v1",
+                "content": {JSON: {"schema": answer}},
+            },
+        },
+    }
+
+
+def _kserve_v2() -> dict[str, Any]:
+    """The Open Inference Protocol: BYTES inputs of base64 image files."""
+    tensor = {
+        "type": "object",
+        "required": ["name", "datatype", "shape", "data"],
+        "properties": {
+            "name": {"enum": ["content", "style", "mask", "init_image"]},
+            "datatype": {"const": "BYTES"},
+            "shape": {"type": "array", "items": {"type": "integer"}},
+            "data": {"type": "array", "items": {"type": "string", "contentEncoding": "base64"}},
+        },
+    }
+    output = {
+        "type": "object",
+        "properties": {
+            "model_name": {"type": "string"},
+            "id": {"type": "string"},
+            "outputs": {"type": "array", "items": tensor},
+            "parameters": {
+                "type": "object",
+                "description": "steps_run, stopped, seconds, width, height, content_type, loss_*",
+            },
+        },
+    }
+    return {
+        "operationId": "kserveV2Infer",
+        "summary": "Open Inference Protocol (KServe v2): one job",
+        "description": "Inputs content and style (one element per style), optional mask and "
+        "init_image; the API's parameters in `parameters`. Triton's binary tensor extension "
+        "is accepted. The answer's output `image` is the base64 of the encoded image.",
+        "security": [{}, {"apiKey": []}],
+        "requestBody": {
+            "required": True,
+            "content": {
+                JSON: {
+                    "schema": {
+                        "type": "object",
+                        "required": ["inputs"],
+                        "properties": {
+                            "id": {"type": "string"},
+                            "inputs": {"type": "array", "items": tensor},
+                            "parameters": {"type": "object"},
+                        },
+                    }
+                }
+            },
+        },
+        "responses": {
+            "200": {"description": "the stylised image", "content": {JSON: {"schema": output}}},
+            "4XX": _kserve_error("the request's error, as the protocol has it"),
+        },
     }
 
 
