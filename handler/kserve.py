@@ -21,7 +21,7 @@ from __future__ import annotations
 import base64
 import json
 import struct
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +32,8 @@ from .responses import JSON
 
 V1, V2 = "v1", "v2"
 MODEL = "style_transfer"
-V2_INPUTS = {"content": False, "style": True, "mask": False, "init_image": False}  # many?
+# The inputs, and whether one takes several elements (one per style).
+V2_INPUTS = {"content": False, "style": True, "mask": False, "init_image": False}
 # Request parameters Triton's clients add for themselves: not the API's.
 CLIENT_PARAMETERS = ("binary_data_output", "binary_data", "binary_data_size")
 BINARY_HEADER = "inference-header-content-length"
@@ -71,14 +72,16 @@ class Expansion:
                 replies.append(bodies[index])
                 continue
             entries = [answers.entry(i, bodies[i]) for i in indices]
-            if owner in self.whole or protocol == V2:
-                status, body = _single(entries[0], protocol, self.ids.get(owner))
-                answers.copy(indices[0], owner, context, content_type=JSON)
+            if owner in self.whole:
+                status, body = entries[0][0], _error(entries[0][1])
+            elif protocol == V2:
+                status, body = _v2_answer(entries[0], self.ids.get(owner))
             else:
                 status, body = _predictions(entries)
-                failed = [i for i, e in zip(indices, entries) if e[0] != 200]
-                answers.copy(failed[0] if status != 200 else indices[0], owner, context, JSON)
-            context.set_response_status(status, "", idx=owner)
+            # Status and headers (Retry-After, WWW-Authenticate) of the first job whose
+            # outcome is the answer's: a success's for a 200, else the failure's.
+            source = next(i for i, e in zip(indices, entries) if (e[0] == 200) == (status == 200))
+            answers.copy(source, owner, context, content_type=JSON)
             replies.append(json.dumps(body).encode())
         return replies
 
@@ -91,13 +94,14 @@ class Recorder:
         self._context = context
         real = getattr(context, "request_ids", None)
         real = real if isinstance(real, dict) else {}
-        counts: dict[int, int] = defaultdict(int)
+        # A v1 instance's id is its request's, followed by ":N" (its place in ``instances``).
+        jobs = Counter(expansion.owners)
+        seen: dict[int, int] = defaultdict(int)
         self.request_ids: dict[int, str] = {}
         for index, owner in enumerate(expansion.owners):
             base = str(real.get(owner, owner))
-            many = expansion.owners.count(owner) > 1
-            self.request_ids[index] = f"{base}:{counts[owner]}" if many else base
-            counts[owner] += 1
+            self.request_ids[index] = f"{base}:{seen[owner]}" if jobs[owner] > 1 else base
+            seen[owner] += 1
         self.status: dict[int, int] = {}
         self.content_type: dict[int, str] = {}
         self.headers: dict[int, dict[str, str]] = defaultdict(dict)
@@ -318,13 +322,16 @@ def _scalars(answer: dict) -> dict:
     return figures
 
 
-def _single(entry: tuple[int, dict], protocol: str, request_id: Any) -> tuple[int, dict]:
-    """A v2 answer, or the error of a request refused as a whole (either protocol)."""
+def _error(answer: dict) -> dict:
+    """A request's error as KServe's protocols have it: ``{"error": MESSAGE, "field"}``."""
+    return {"error": answer.get("message", "failed"), "field": answer.get("field")}
+
+
+def _v2_answer(entry: tuple[int, dict], request_id: Any) -> tuple[int, dict]:
+    """The Open Inference Protocol answer of one job: its image as the output, or its error."""
     status, answer = entry
     if status != 200:
-        return status, {"error": answer.get("message", "failed"), "field": answer.get("field")}
-    if protocol == V1:  # not reached: a v1 request refused as a whole is an error
-        return _predictions([entry])
+        return status, _error(answer)
     answer = dict(answer)
     image = answer.pop("image", "")
     out: dict[str, Any] = {

@@ -132,31 +132,20 @@ def _kserve_v1(max_styles: int) -> dict[str, Any]:
         "required": ["predictions"],
         "properties": {"predictions": {"type": "array", "items": prediction}},
     }
-    return {
-        "operationId": "kserveV1Predict",
-        "summary": "KServe v1: each instance a job of its own",
-        "description": "An instance takes the JSON body's keys; images as base64 strings or "
-        'KServe\'s {"b64": ...}. 200 unless every instance failed; streams are not offered.',
-        "security": [{}, {"apiKey": []}],
-        "requestBody": {
-            "required": True,
-            "content": {
-                JSON: {
-                    "schema": {
-                        "type": "object",
-                        "required": ["instances"],
-                        "properties": {
-                            "instances": {
-                                "type": "array",
-                                "minItems": 1,
-                                "items": _json_body(max_styles),
-                            }
-                        },
-                    }
-                }
-            },
+    body = {
+        "type": "object",
+        "required": ["instances"],
+        "properties": {
+            "instances": {"type": "array", "minItems": 1, "items": _json_body(max_styles)}
         },
-        "responses": {
+    }
+    return _json_post(
+        "kserveV1Predict",
+        "KServe v1: each instance a job of its own",
+        "An instance takes the JSON body's keys; images as base64 strings or "
+        'KServe\'s {"b64": ...}. 200 unless every instance failed; streams are not offered.',
+        body,
+        {
             "200": {
                 "description": "one prediction per instance",
                 "content": {JSON: {"schema": answer}},
@@ -166,6 +155,20 @@ def _kserve_v1(max_styles: int) -> dict[str, Any]:
                 "content": {JSON: {"schema": answer}},
             },
         },
+    )
+
+
+def _json_post(
+    operation_id: str, summary: str, description: str, body: dict, responses: dict
+) -> dict[str, Any]:
+    """An operation taking a JSON body, with the API's optional key."""
+    return {
+        "operationId": operation_id,
+        "summary": summary,
+        "description": description,
+        "security": [{}, {"apiKey": []}],
+        "requestBody": {"required": True, "content": {JSON: {"schema": body}}},
+        "responses": responses,
     }
 
 
@@ -193,34 +196,27 @@ def _kserve_v2() -> dict[str, Any]:
             },
         },
     }
-    return {
-        "operationId": "kserveV2Infer",
-        "summary": "Open Inference Protocol (KServe v2): one job",
-        "description": "Inputs content and style (one element per style), optional mask and "
+    body = {
+        "type": "object",
+        "required": ["inputs"],
+        "properties": {
+            "id": {"type": "string"},
+            "inputs": {"type": "array", "items": tensor},
+            "parameters": {"type": "object"},
+        },
+    }
+    return _json_post(
+        "kserveV2Infer",
+        "Open Inference Protocol (KServe v2): one job",
+        "Inputs content and style (one element per style), optional mask and "
         "init_image; the API's parameters in `parameters`. Triton's binary tensor extension "
         "is accepted. The answer's output `image` is the base64 of the encoded image.",
-        "security": [{}, {"apiKey": []}],
-        "requestBody": {
-            "required": True,
-            "content": {
-                JSON: {
-                    "schema": {
-                        "type": "object",
-                        "required": ["inputs"],
-                        "properties": {
-                            "id": {"type": "string"},
-                            "inputs": {"type": "array", "items": tensor},
-                            "parameters": {"type": "object"},
-                        },
-                    }
-                }
-            },
-        },
-        "responses": {
+        body,
+        {
             "200": {"description": "the stylised image", "content": {JSON: {"schema": output}}},
             "4XX": _kserve_error("the request's error, as the protocol has it"),
         },
-    }
+    )
 
 
 def _image_fields(max_styles: int) -> list[str]:

@@ -10,12 +10,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 from nst.errors import ParamError, quote
 from nst.gate import MAX_STYLES
-from nst.params import StyleParams, parameter_ranges
+from nst.params import StyleParams, declared, parameter_ranges
 from nst.precision import PRECISIONS
 
 DEVICE_DEFAULTS = {"cpu": "cpu_defaults", "cuda": "gpu_defaults"}  # device type -> key
@@ -23,22 +23,6 @@ DEVICE_DEFAULTS = {"cpu": "cpu_defaults", "cuda": "gpu_defaults"}  # device type
 
 class SettingsError(ValueError):
     """A ``handler:`` block (or ``responseTimeout``) that cannot be served; names the key."""
-
-
-def _setting(
-    default: Any,
-    help: str,
-    *,
-    lo: float | None = None,
-    hi: float | None = None,
-    choices: tuple[str, ...] | None = None,
-    kind: str | None = None,
-) -> Any:
-    meta = {"help": help, "lo": lo, "hi": hi, "choices": choices}
-    meta["kind"] = kind or type(default).__name__
-    if isinstance(default, dict):
-        return field(default_factory=dict, metadata=meta)
-    return field(default=default, metadata=meta)
 
 
 def _param_hi(name: str) -> float:
@@ -50,39 +34,39 @@ def _param_hi(name: str) -> float:
 class ServerSettings:
     """Operator-set limits and defaults (one place: model-config.yaml ``handler:``)."""
 
-    max_size: int = _setting(
+    max_size: int = declared(
         1024, "largest `size` a request may ask for", lo=16, hi=_param_hi("size")
     )
-    max_steps: int = _setting(1000, "largest `steps`", lo=1, hi=_param_hi("steps"))
-    max_input_pixels: int = _setting(
+    max_steps: int = declared(1000, "largest `steps`", lo=1, hi=_param_hi("steps"))
+    max_input_pixels: int = declared(
         40_000_000, "decoded pixels per uploaded image", lo=1, hi=1_000_000_000
     )
-    max_styles: int = _setting(4, "style images per request", lo=1, hi=MAX_STYLES)
+    max_styles: int = declared(4, "style images per request", lo=1, hi=MAX_STYLES)
     # output pixels + every resized style image's pixels (nst.prepare.work_pixels): bounds the
     # VGG work of one evaluation, whatever mix of size, style_scale and styles is asked
-    max_work_pixels: int = _setting(
+    max_work_pixels: int = declared(
         6_291_456, "output pixels plus every resized style's pixels", lo=256, hi=1_000_000_000
     )
-    deadline_margin_s: float = _setting(
+    deadline_margin_s: float = declared(
         15.0, "answer this long before responseTimeout", lo=0.0, hi=3600.0
     )
     # from model-config.yaml ``responseTimeout``, not from the handler block
-    response_timeout_s: float = _setting(120.0, "TorchServe's responseTimeout", lo=1.0, hi=86400.0)
-    batch_invariant: bool | None = _setting(
+    response_timeout_s: float = declared(120.0, "TorchServe's responseTimeout", lo=1.0, hi=86400.0)
+    batch_invariant: bool | None = declared(
         None, "one VGG pass per job (true) or per group (false); null: by device", kind="bool?"
     )
-    precision: str = _setting("auto", "dtype of the VGG passes", choices=PRECISIONS)
-    style_cache_size: int = _setting(32, "style images whose targets stay cached", lo=0, hi=10_000)
-    style_cache_mb: int = _setting(512, "memory those targets may hold, MB", lo=0, hi=1_000_000)
-    compile: bool = _setting(False, "torch.compile each step's objective")
-    stream_interval_s: float = _setting(
+    precision: str = declared("auto", "dtype of the VGG passes", choices=PRECISIONS)
+    style_cache_size: int = declared(32, "style images whose targets stay cached", lo=0, hi=10_000)
+    style_cache_mb: int = declared(512, "memory those targets may hold, MB", lo=0, hi=1_000_000)
+    compile: bool = declared(False, "torch.compile each step's objective")
+    stream_interval_s: float = declared(
         0.5, "streams: one progress line this often", lo=0.0, hi=60.0
     )
-    preview_interval_s: float = _setting(2.0, "streams: one preview this often", lo=0.0, hi=3600.0)
-    preview_max_side: int = _setting(256, "streams: previews' longest side", lo=16, hi=4096)
-    defaults: Mapping[str, Any] = _setting({}, "request defaults on every device")
-    cpu_defaults: Mapping[str, Any] = _setting({}, "request defaults on CPUs, under `defaults`")
-    gpu_defaults: Mapping[str, Any] = _setting({}, "request defaults on GPUs, under `defaults`")
+    preview_interval_s: float = declared(2.0, "streams: one preview this often", lo=0.0, hi=3600.0)
+    preview_max_side: int = declared(256, "streams: previews' longest side", lo=16, hi=4096)
+    defaults: Mapping[str, Any] = declared({}, "request defaults on every device")
+    cpu_defaults: Mapping[str, Any] = declared({}, "request defaults on CPUs, under `defaults`")
+    gpu_defaults: Mapping[str, Any] = declared({}, "request defaults on GPUs, under `defaults`")
 
     def __post_init__(self) -> None:
         for f in fields(self):

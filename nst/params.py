@@ -18,7 +18,7 @@ from .errors import ParamError, quote
 from .layers import layer_indices
 
 
-def _param(
+def declared(
     default: Any,
     help: str,
     *,
@@ -27,6 +27,8 @@ def _param(
     choices: tuple[str, ...] | None = None,
     kind: str | None = None,
 ) -> Any:
+    """A dataclass field declared once: default, help, range or choices, kind (the type's
+    name unless given). The server's settings (handler/settings.py) are declared the same way."""
     meta = {
         "help": help,
         "lo": lo,
@@ -34,6 +36,8 @@ def _param(
         "choices": choices,
         "kind": kind or type(default).__name__,
     }
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default), metadata=meta)
     if isinstance(default, tuple | list):
         return field(default_factory=lambda: tuple(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -55,87 +59,91 @@ MAX_LIST = 16  # longest list parameter (layers, weights)
 class StyleParams:
     """Parameters of one stylisation job (all keyword-only, all validated)."""
 
-    preset: str = _param(
+    preset: str = declared(
         "none",
         "a quality preset: sets steps, levels and averaging (docs/api.md); parameters "
         "given with it win; 'none' leaves the defaults as they are",
         choices=tuple(PRESETS),
     )
-    size: int = _param(512, "longest side of the output in pixels", lo=16, hi=4096)
-    steps: int = _param(300, "optimisation steps (one forward+backward each)", lo=1, hi=10000)
-    time_limit: float = _param(
+    size: int = declared(512, "longest side of the output in pixels", lo=16, hi=4096)
+    steps: int = declared(300, "optimisation steps (one forward+backward each)", lo=1, hi=10000)
+    time_limit: float = declared(
         0.0,
         "stop after about this many seconds of work and return the image so far "
         "(0: no limit; at least one step runs; the server's own deadline still applies)",
         lo=0.0,
         hi=3600.0,
     )
-    content_weight: float = _param(1.0, "weight of the content loss (alpha)", lo=0.0, hi=1e6)
-    style_weight: float = _param(5.0, "weight of the style loss (beta)", lo=0.0, hi=1e9)
-    tv_weight: float = _param(10.0, "weight of the total-variation smoothing loss", lo=0.0, hi=1e6)
-    optimizer: str = _param("lbfgs", "optimiser of the pixels", choices=("lbfgs", "adam"))
-    lr: float = _param(0.02, "Adam learning rate (pixels are in 0..1)", lo=1e-5, hi=1.0)
+    content_weight: float = declared(1.0, "weight of the content loss (alpha)", lo=0.0, hi=1e6)
+    style_weight: float = declared(5.0, "weight of the style loss (beta)", lo=0.0, hi=1e9)
+    tv_weight: float = declared(
+        10.0, "weight of the total-variation smoothing loss", lo=0.0, hi=1e6
+    )
+    optimizer: str = declared("lbfgs", "optimiser of the pixels", choices=("lbfgs", "adam"))
+    lr: float = declared(0.02, "Adam learning rate (pixels are in 0..1)", lo=1e-5, hi=1.0)
     # 'matched' by default: lower losses than 'content' after 50 and after 300 steps on both
     # pairs measured (docs/benchmarks.md); 'content' is the paper's start.
-    init: str = _param(
+    init: str = declared(
         "matched",
         "starting image: 'matched' is the content recoloured to the "
         "styles' colour mean and covariance, 'content' the content as it is; "
         "'image' the init image (the default when one is sent)",
         choices=("matched", "content", "noise", "style", "image"),
     )
-    seed: int = _param(
+    seed: int = declared(
         0, "random seed: same inputs and seed give the same image", lo=0, hi=2**31 - 1
     )
     # Off by default: from the content image with L-BFGS it only tied a single-scale run of
     # the same wall time on a 2-core CPU (docs/benchmarks.md).
-    levels: int = _param(
+    levels: int = declared(
         1,
         "coarse-to-fine: levels of 1/2, 1/4 ... size optimised before the "
         "full size (1: full size only)",
         lo=1,
         hi=4,
     )
-    coarse_share: float = _param(
+    coarse_share: float = declared(
         0.3, "share of the steps spent on the coarser levels", lo=0.0, hi=0.9
     )
-    style_scale: float = _param(1.0, "style image size relative to the output", lo=0.1, hi=4.0)
-    style_weights: tuple[float, ...] = _param(
+    style_scale: float = declared(1.0, "style image size relative to the output", lo=0.1, hi=4.0)
+    style_weights: tuple[float, ...] = declared(
         (), "blend weights of several style images (default: equal)", kind="floats"
     )
-    preserve_color: str = _param(
+    preserve_color: str = declared(
         "none",
         "keep the content's colours: 'original_colors' stylises, then puts the content's "
         "colours back on the result's luminance; 'luminance' and 'histogram' recolour the "
         "style to the content's before the transfer",
         choices=("none", "original_colors", "luminance", "histogram"),
     )
-    style_loss: str = _param(
+    style_loss: str = declared(
         "gram",
         "statistics the style loss matches: Gram matrices (the paper), feature mean and "
         "covariance, or the whole feature distribution (sliced Wasserstein)",
         choices=STYLE_LOSSES,
     )
-    average: float = _param(
+    average: float = declared(
         0.0,
         "Polyak averaging: the image returned and previewed is an exponential moving "
         "average of the iterates with this decay (0: the last iterate)",
         lo=0.0,
         hi=0.999,
     )
-    pooling: str = _param("max", "VGG pooling", choices=("max", "avg"))
-    content_layers: tuple[str, ...] = _param(
+    pooling: str = declared("max", "VGG pooling", choices=("max", "avg"))
+    content_layers: tuple[str, ...] = declared(
         ("relu4_2",), "layers of the content loss", kind="layers"
     )
-    style_layers: tuple[str, ...] = _param(STYLE_LAYERS, "layers of the style loss", kind="layers")
-    style_layer_weights: tuple[float, ...] = _param(
+    style_layers: tuple[str, ...] = declared(
+        STYLE_LAYERS, "layers of the style loss", kind="layers"
+    )
+    style_layer_weights: tuple[float, ...] = declared(
         (), "per-style-layer weights (default: equal)", kind="floats"
     )
-    preview_every: int = _param(
+    preview_every: int = declared(
         0, "report a preview image every N steps (0: never)", lo=0, hi=10000
     )
-    format: str = _param("png", "output image format", choices=("png", "jpeg", "webp"))
-    quality: int = _param(92, "JPEG/WebP quality", lo=1, hi=100)
+    format: str = declared("png", "output image format", choices=("png", "jpeg", "webp"))
+    quality: int = declared(92, "JPEG/WebP quality", lo=1, hi=100)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

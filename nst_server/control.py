@@ -244,7 +244,7 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--model-store",
         type=Path,
-        default=home / "model_store",
+        default=archive.default_store(),
         help="where the model archive is (built there when missing or out of date)",
     )
     parser.add_argument(

@@ -96,6 +96,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    args.token = getattr(args, "token", None) or os.environ.get(TOKEN_ENV)
     params: dict[str, Any] = {}
     for item in args.param:
         name, sep, value = item.partition("=")
@@ -105,9 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         params[name.strip()] = value
     if args.mask is not None:
         params["mask"] = args.mask
-    token = getattr(args, "token", None) or os.environ.get(TOKEN_ENV)
     client = Client(
-        args.url, token, args.timeout, args.retries, connect_timeout=args.connect_timeout
+        args.url, args.token, args.timeout, args.retries, connect_timeout=args.connect_timeout
     )
     try:
         if args.content.is_dir():
@@ -158,8 +158,7 @@ def progress_bar(events: Any) -> Result:
 
 def run_folder(client: Client, args: argparse.Namespace, params: dict[str, Any]) -> int:
     suffix = SUFFIXES.get(str(params.get("format", "png")).strip().lower(), ".png")
-    token = getattr(args, "token", None) or os.environ.get(TOKEN_ENV)
-    in_flight = args.in_flight or server_capacity(args.url, args.management_url, token)
+    in_flight = args.in_flight or server_capacity(args.url, args.management_url, args.token)
     total = sum(1 for _ in pending(args.content, args.output, suffix))
     with tqdm(total=total, unit="image") as bar:
         report = stylize_folder(
