@@ -72,8 +72,7 @@ test-image: venv image-tools  ## build the CPU image with podman, run it as the 
 	$(PY) -m pytest -m image tests/image
 
 docs: venv  ## the parameter table of docs/api.md and docs/openapi.yaml, from nst/params.py
-	$(PY) scripts/api_table.py
-	$(PY) scripts/openapi.py
+	$(PY) -m docgen
 
 bench: venv  ## engine vs a plain Gatys loop at 256 px (see docs/benchmarks.md)
 	$(PY) bench/bench_engine.py --size 256 --steps 100

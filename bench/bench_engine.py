@@ -38,7 +38,6 @@ from nst.layers import layer_index
 from nst.losses import content_loss, relative_sq_error, tv_loss
 from nst.precision import bf16_supported
 from nst.prepare import prepare
-from nst.pyramid import level_plan
 from nst.weights import load_weights
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,7 +123,7 @@ def engine_run(stylizer, content, style, params, target):
     step k started from.
     """
     history = []
-    full_from = sum(level.steps for level in level_plan(Job(content, [style], params))[:-1])
+    full_from = sum(level.steps for level in Job(content, [style], params).levels()[:-1])
     start = time.perf_counter()
 
     def record(progress) -> bool:

@@ -62,7 +62,7 @@ def scores(stylizer: Stylizer, job: Job, image: Image.Image) -> dict[str, float]
         params = job.params.replace(style_loss=kind, average=0.0, preserve_color="none")
         ready = prepare(dataclasses.replace(job, params=params), params.size, stylizer.net,
                         stylizer.device)  # fmt: skip
-        run = BatchRun(stylizer.network, [dataclasses.replace(ready, init=pixels)], [0])
+        run = BatchRun(stylizer.passes, [dataclasses.replace(ready, init=pixels)], [0])
         with torch.enable_grad():
             terms = run.losses([0], dtype=torch.float32)[0]
         out[kind], out["content"], out["tv"] = terms.style, terms.content, terms.tv

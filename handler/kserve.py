@@ -26,12 +26,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from nst.errors import InputError, NSTError, quote
+from nst import InputError, NSTError, quote
 
+from . import MODEL_NAME
 from .responses import JSON
 
 V1, V2 = "v1", "v2"
-MODEL = "style_transfer"
 # The inputs, and whether one takes several elements (one per style).
 V2_INPUTS = {"content": False, "style": True, "mask": False, "init_image": False}
 # Request parameters Triton's clients add for themselves: not the API's.
@@ -163,7 +163,7 @@ def expand(data: list, headers: list[dict[str, str]]) -> Expansion | None:
             if isinstance(job, dict) and job.get("stream"):
                 expansion.refused[index] = InputError(
                     "stream is not available through KServe's protocols: use "
-                    "/predictions/style_transfer",
+                    f"/predictions/{MODEL_NAME}",
                     field="stream",
                 )
     return expansion
@@ -335,7 +335,7 @@ def _v2_answer(entry: tuple[int, dict], request_id: Any) -> tuple[int, dict]:
     answer = dict(answer)
     image = answer.pop("image", "")
     out: dict[str, Any] = {
-        "model_name": MODEL,
+        "model_name": MODEL_NAME,
         "outputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "data": [image]}],
         "parameters": _scalars(answer),
     }

@@ -8,8 +8,7 @@ from typing import Any
 
 import torch
 
-from nst import Result
-from nst.style_cache import StyleCache
+from nst import Result, StyleCache
 
 from .histograms import JobHistograms
 

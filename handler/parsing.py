@@ -21,9 +21,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from nst import Job, StyleParams, decode_image
-from nst.errors import ImageError, InputError, ParamError, quote
-from nst.gate import check_style_count
+from nst import (
+    ImageError,
+    InputError,
+    Job,
+    ParamError,
+    StyleParams,
+    check_style_count,
+    decode_image,
+    quote,
+)
 
 from .settings import ServerSettings
 

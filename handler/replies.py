@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from nst.errors import NSTError
+from nst import NSTError
 
 from .auth import Unauthorized
 from .responses import JSON, ClientError, error_body, error_status, strict_json

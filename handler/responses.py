@@ -10,10 +10,7 @@ from typing import Any
 
 from PIL import Image
 
-from nst import Progress, Result, encode_image
-from nst.errors import NSTError
-from nst.imageio import content_type
-from nst.params import StyleParams
+from nst import NSTError, Progress, Result, StyleParams, content_type, encode_image
 
 from .auth import Unauthorized
 

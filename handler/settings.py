@@ -13,10 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from nst.errors import ParamError, quote
-from nst.gate import MAX_STYLES
-from nst.params import StyleParams, declared, parameter_ranges
-from nst.precision import PRECISIONS
+from nst import MAX_STYLES, PRECISIONS, ParamError, StyleParams, declared, parameter_ranges, quote
 
 DEVICE_DEFAULTS = {"cpu": "cpu_defaults", "cuda": "gpu_defaults"}  # device type -> key
 

@@ -16,8 +16,7 @@ from typing import Any
 
 from PIL import Image
 
-from nst import Progress
-from nst.imageio import resize_longest
+from nst import Progress, resize_longest
 
 from .replies import Replies
 from .responses import NDJSON, progress_line

@@ -30,10 +30,15 @@ from handler.responses import JSON, NDJSON, final_line, image_body, json_body
 from handler.settings import ServerSettings
 from handler.streaming import Streamer, torchserve_sender
 from handler.transport import arrived_over_grpc, is_describe_call
-from nst import Result, Stylizer
-from nst.errors import NSTError, ParamError
-from nst.pace import STEP_PER_FORWARD, DeadlineExceeded
-from nst.prepare import work_pixels
+from nst import (
+    DeadlineExceeded,
+    NSTError,
+    ParamError,
+    Result,
+    Stylizer,
+    requested_work,
+    work_pixels,
+)
 
 log = logging.getLogger(__name__)
 RESTART_RETRY_AFTER_S = 5  # a new worker loads in a few seconds
@@ -51,7 +56,7 @@ class StyleTransferHandler:
     def __init__(self) -> None:
         self.initialized = False
         self.settings = ServerSettings()
-        self.stylizer: Stylizer | None = None
+        self.stylizer: Stylizer  # loaded by initialize()
         self.api_keys: ApiKeys | None = None
         self.histograms: JobHistograms | None = None
         self.batch_size = 1
@@ -79,7 +84,6 @@ class StyleTransferHandler:
             style_cache_size=self.settings.style_cache_size,
             style_cache_bytes=self.settings.style_cache_mb * 2**20,
             compile=self.settings.compile,
-            max_styles=self.settings.max_styles,
         )
         self.initialized = True
         log.info("style_transfer ready on %s (%s)", device, self.settings)
@@ -329,11 +333,8 @@ class StyleTransferHandler:
 
 
 def _work(group: Members) -> float:
-    """A group's requested work, in pixels through VGG (preparation and every step)."""
-    return sum(
-        work_pixels(p.job) + STEP_PER_FORWARD * p.job.params.steps * math.prod(p.job.output_size())
-        for _, p in group
-    )
+    """A group's requested work, in pixels through VGG (:func:`nst.requested_work`)."""
+    return sum(requested_work(p.job) for _, p in group)
 
 
 def _share(members: Members, later: list[Members], deadline: float) -> float:

@@ -57,5 +57,11 @@ class ImageError(InputError):
     code = "invalid_image"
 
 
+class DeadlineExceeded(NSTError):
+    """The work could not start, or finish preparing, before its deadline."""
+
+    code = "deadline_exceeded"
+
+
 class WeightsError(RuntimeError):
     """A weights file is missing, partial, or does not match VGG19's layout."""

@@ -11,16 +11,15 @@ from .errors import ParamError
 from .imageio import source_size
 from .job import Job
 from .masks import check_mask
-from .prepare import style_side
-from .pyramid import level_plan
 from .vgg import VGGFeatures
 
-MAX_STYLES = 8  # style images per job, unless the caller lowers it
+MAX_STYLES = 8  # style images the engine takes per job; a server may allow fewer
 
 
 def check_style_count(count: int, max_styles: int = MAX_STYLES) -> None:
-    """Raise unless there are 1 to ``max_styles`` style images (callers may check the count
-    before decoding any image)."""
+    """Raise unless there are 1 to ``max_styles`` (at most :data:`MAX_STYLES`) style images.
+    The gate checks the engine's own limit; a server checks its lower one with this before
+    decoding any image."""
     if not 1 <= count <= max_styles:
         raise ParamError(
             f"give 1 to {max_styles} style images, got {count}",
@@ -29,10 +28,10 @@ def check_style_count(count: int, max_styles: int = MAX_STYLES) -> None:
         )
 
 
-def check_job(job: Job, net: VGGFeatures, max_styles: int = MAX_STYLES) -> None:
+def check_job(job: Job, net: VGGFeatures) -> None:
     """Raise the :class:`ParamError` any part of ``job``'s run would raise, at no cost."""
     p = job.params
-    check_style_count(len(job.styles), max_styles)
+    check_style_count(len(job.styles))
     if p.style_weights and len(p.style_weights) != len(job.styles):
         raise ParamError(
             f"style_weights has {len(p.style_weights)} values for {len(job.styles)} style images",
@@ -62,12 +61,12 @@ def check_job(job: Job, net: VGGFeatures, max_styles: int = MAX_STYLES) -> None:
             "on the shorter side",
             field="size",
         )
-    for level in level_plan(job):
+    for level in job.levels():
         wanted = max(round(level.size * p.style_scale), need)
         for style in job.styles:
             # A sliver-shaped style must be enlarged until its short side reaches ``need``;
             # refuse shapes that would blow up memory that way (at every level's size).
-            if style_side(style, level.size, p.style_scale, need) > 4 * wanted:
+            if job.style_side(style, level.size) > 4 * wanted:
                 raise ParamError(
                     f"a {style.width}x{style.height} style image is too elongated for size "
                     f"{level.size}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -10,7 +11,7 @@ from PIL import Image
 from .imageio import longest_side_size, source_size
 from .layers import min_input_side
 from .params import StyleParams
-from .pyramid import level_plan
+from .pyramid import Level, level_plan
 
 
 @dataclass
@@ -34,6 +35,18 @@ class Job:
         p = self.params
         return min_input_side(p.content_layers + p.style_layers)
 
+    def levels(self) -> list[Level]:
+        """This job's coarse-to-fine levels, coarsest first (:func:`nst.pyramid.level_plan`)."""
+        p = self.params
+        shorter = min(self.output_size())
+        return level_plan(p.size, p.steps, p.levels, p.coarse_share, shorter, self.min_side())
+
+    def style_side(self, style: Image.Image, size: int) -> int:
+        """Longest side of ``style`` for an output of longest side ``size``: ``style_scale``
+        x ``size``, but large enough that its shorter side reaches :meth:`min_side`."""
+        aspect = max(style.size) / min(style.size)
+        return max(round(size * self.params.style_scale), math.ceil(self.min_side() * aspect))
+
     def batch_key(self) -> tuple:
         """Jobs with equal keys can be optimised together in one pass."""
         p = self.params
@@ -43,5 +56,5 @@ class Job:
             p.style_layers,
             p.pooling,
             # jobs move between sizes together: every level's size must match too
-            tuple(self.output_size(level.size) for level in level_plan(self)),
+            tuple(self.output_size(level.size) for level in self.levels()),
         )

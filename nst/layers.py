@@ -38,12 +38,12 @@ def layer_indices() -> dict[str, int]:
 
 
 def layer_index(name: str, *, field: str = "layers") -> int:
-    """Index of ``name`` in ``features``; a clear error for an unknown name."""
+    """Index of ``name`` in ``features``; the error naming ``field`` for an unknown name."""
     try:
         return layer_indices()[name]
     except KeyError:
         raise ParamError(
-            f"unknown VGG19 layer {quote(name)}; valid names are conv1_1..conv5_4, "
+            f"{field}: unknown VGG19 layer {quote(name)}; valid names are conv1_1..conv5_4, "
             "relu1_1..relu5_4 and pool1..pool5",
             field=field,
         ) from None

@@ -16,8 +16,6 @@ carry over between weight files and output sizes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import torch
 
 _EPS = 1e-8
@@ -98,22 +96,6 @@ def content_loss(
     """Mean over content layers of the relative feature error -> (B,)."""
     terms = [relative_sq_error(features[name], targets[name]) for name in targets]
     return torch.stack(terms).mean(0)
-
-
-def style_loss(
-    features: dict[str, torch.Tensor],
-    target_grams: dict[str, torch.Tensor],
-    layer_weights: Mapping[str, float | torch.Tensor],
-) -> torch.Tensor:
-    """Weighted sum over style layers of the relative Gram error -> (B,).
-
-    A layer weight is a number or a (B,) tensor (one weight per batch item).
-    """
-    terms = [
-        layer_weights[name] * relative_sq_error(gram_matrix(features[name]), gram)
-        for name, gram in target_grams.items()
-    ]
-    return torch.stack(terms).sum(0)
 
 
 def tv_loss(image: torch.Tensor) -> torch.Tensor:

@@ -99,7 +99,7 @@ def region_weights(
     mask: Image.Image, size: tuple[int, int], device: torch.device | str = "cpu"
 ) -> dict[int, torch.Tensor]:
     """Soft weights (1, 1, H, W) of each region at ``size`` (width, height), by palette
-    index; they sum to one at every pixel. The regions are :func:`mask_regions`' at every
+    index; they sum to one at every pixel. The regions are :func:`mask_key`'s at every
     size, so a small level never loses or gains one."""
     pixels = _pixels(mask, size)
     key = mask_key(mask)
@@ -112,11 +112,6 @@ def region_weights(
     soft = gaussian_blur(hard, [kernel, kernel], [sigma, sigma])
     soft = soft / soft.sum(0, keepdim=True).clamp_min(1e-6)
     return {index: soft[k : k + 1].to(device) for k, index in enumerate(used)}
-
-
-def mask_regions(mask: Image.Image) -> list[int]:
-    """Region indices of the mask (0: unstylised, k: style k), in order."""
-    return sorted(mask_key(mask))
 
 
 def mask_key(mask: Image.Image) -> dict[int, Region]:

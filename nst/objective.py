@@ -3,7 +3,7 @@
 :func:`batch_losses` is one pure function, so that ``torch.compile`` can trace it whole
 (fusing the input conversion, ReLUs, Gram normalisation and loss reductions into few
 kernels); :func:`evaluate_losses` runs it (with the backward pass when asked) the way a
-:class:`Network` says.
+:class:`PassConfig` says.
 """
 
 from __future__ import annotations
@@ -18,9 +18,7 @@ from .losses import content_loss, tv_loss
 from .masks import layer_mask
 from .precision import autocast
 from .style_stats import Statistics, style_distance
-from .vgg import VGGFeatures
-
-Layers = tuple[tuple[int, str], ...]  # (features index, name) of the layers a loss reads
+from .vgg import LayerPositions, VGGFeatures
 
 
 class StyleRegion(NamedTuple):
@@ -69,7 +67,7 @@ def batch_losses(
     net: VGGFeatures,
     x: torch.Tensor,
     jobs: Sequence[JobTargets],
-    wanted: Layers,
+    positions: LayerPositions,
     pooling: str,
     dtype: torch.dtype,
     channels_last: bool,
@@ -85,7 +83,7 @@ def batch_losses(
     if channels_last:
         model_in = model_in.contiguous(memory_format=torch.channels_last)
     with autocast(x.device, dtype):
-        features = net.activations(model_in, wanted, pooling)
+        features = net.activations(model_in, positions, pooling)
     # split, not slicing: split's backward is one cat that keeps the features' memory layout,
     # where each slice's backward would scatter into a fresh contiguous tensor, and
     # channels-last gradients would meet it in slow strided adds.
@@ -111,10 +109,12 @@ Objective = Callable[..., Losses]  # batch_losses, or its torch.compile'd form
 
 
 @dataclass(frozen=True)
-class Network:
-    """How a batch goes through VGG: the objective, its precision and batching."""
+class PassConfig:
+    """How a batch goes through VGG: the network and its device, the objective, its
+    precision and batching."""
 
     net: VGGFeatures
+    device: torch.device
     objective: Objective
     dtype: torch.dtype
     channels_last: bool
@@ -122,10 +122,10 @@ class Network:
 
 
 def evaluate_losses(
-    network: Network,
+    passes: PassConfig,
     pixels: Sequence[torch.Tensor],
     targets: Sequence[JobTargets],
-    layers: Layers,
+    positions: LayerPositions,
     pooling: str,
     *,
     grad: bool,
@@ -135,21 +135,21 @@ def evaluate_losses(
 
     With ``grad``, the gradient of each job's weighted total reaches its pixels' ``.grad``
     (the batch's totals are summed, so each job gets its own gradient). ``dtype`` overrides
-    the network's precision (e.g. float32 for reported losses).
+    the configured precision (e.g. float32 for reported losses).
     """
-    groups = [[k] for k in range(len(pixels))] if network.one_pass_per_job else [range(len(pixels))]
+    groups = [[k] for k in range(len(pixels))] if passes.one_pass_per_job else [range(len(pixels))]
     parts = []
     with torch.set_grad_enabled(grad):
         for group in groups:
             x = torch.cat([pixels[k] for k in group])
-            losses = network.objective(
-                network.net,
+            losses = passes.objective(
+                passes.net,
                 x,
                 [targets[k] for k in group],
-                layers,
+                positions,
                 pooling,
-                dtype or network.dtype,
-                network.channels_last,
+                dtype or passes.dtype,
+                passes.channels_last,
             )
             if grad:
                 losses.total.sum().backward()

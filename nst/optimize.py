@@ -17,20 +17,17 @@ import torch
 from .imageio import tensor_to_image
 from .lbfgs import LBFGS
 from .losses import random_directions
-from .objective import JobTargets, Losses, Network, evaluate_losses
+from .objective import JobTargets, Losses, PassConfig, evaluate_losses
 from .pace import Deadline, Pace
 from .prepare import PreparedJob
-from .progress import Callback, LossTerms, Progress
-from .vgg import positions
+from .progress import Callback, LossTerms, Progress, StopReason
+from .vgg import layer_positions
 
 # Curvature pairs L-BFGS keeps: fewer than the usual 100 end as low and hold far less memory
 # (docs/benchmarks.md, "L-BFGS through the clamp").
 LBFGS_HISTORY = 20
 FINITE_CHECK_EVERY = 10  # steps between finiteness checks of the loss on a GPU
 STEP_TIMER_WINDOW = 10  # steps per timing window on a GPU (one synchronisation each)
-# Why a job stopped before its steps: the server's deadline, the job's own time_limit, its
-# callback, a loss that stopped being finite.
-STOP_REASONS = ("deadline", "time_limit", "cancelled", "non_finite")
 
 
 class BatchRun:
@@ -40,26 +37,26 @@ class BatchRun:
 
     def __init__(
         self,
-        network: Network,
+        passes: PassConfig,
         prepared: Sequence[PreparedJob],
         steps: Sequence[int],
         callback: Callback | None = None,
         started: float | None = None,
     ):
-        self.network, self.prepared, self.callback = network, list(prepared), callback
+        self.passes, self.prepared, self.callback = passes, list(prepared), callback
         self.steps = list(steps)
         limits = [p.job.params.time_limit for p in self.prepared]
         self.time_limits = [started + t if started is not None and t else None for t in limits]
         self.targets = [p.targets() for p in self.prepared]
         params = self.prepared[0].job.params  # layers and pooling are shared by the batch
-        self.layers = positions(params.content_layers + params.style_layers)
+        self.positions = layer_positions(params.content_layers + params.style_layers)
         self.pooling = params.pooling
         self.pixels = [p.init.clone().requires_grad_(True) for p in self.prepared]
         self.optimizers = [
             make_optimizer(x, p, n) for x, p, n in zip(self.pixels, self.prepared, self.steps)
         ]
         self.steps_run = [0] * len(self.prepared)
-        self.stopped: list[str | None] = [None] * len(self.prepared)
+        self.stopped: list[StopReason | None] = [None] * len(self.prepared)
         self.first: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(self.prepared)
         # Finiteness needs the loss on the host: every step on a CPU, where reading it is
         # free; every few steps on a GPU, where it would stall the queue of kernels.
@@ -126,7 +123,7 @@ class BatchRun:
         first = self.first[k]
         return None if first is None else LossTerms.of(*first)
 
-    def settled(self, k: int) -> torch.Tensor:
+    def output(self, k: int) -> torch.Tensor:
         """Job ``k``'s image to return and preview: the average of its iterates when
         ``params.average`` asks for one, else its current pixels."""
         average = self.averages[k]
@@ -135,23 +132,23 @@ class BatchRun:
         total, weight = average
         return total / weight
 
-    def settle(self) -> None:
-        """Make each job's pixels its :meth:`settled` image (at the end of a level, so that
+    def end_level(self) -> None:
+        """Make each job's pixels its :meth:`output` image (at the end of a level, so that
         the next level and the reported losses start from what is returned)."""
         with torch.no_grad():
             for k, x in enumerate(self.pixels):
                 if self.averages[k] is not None:
-                    x.copy_(self.settled(k))
+                    x.copy_(self.output(k))
                     self.averages[k] = None
 
     def _evaluate(
         self, indices: Sequence[int], grad: bool, dtype: torch.dtype | None = None
     ) -> Losses:
         return evaluate_losses(
-            self.network,
+            self.passes,
             [self.pixels[k] for k in indices],
             [self._targets(k) for k in indices],
-            self.layers,
+            self.positions,
             self.pooling,
             grad=grad,
             dtype=dtype,
@@ -207,7 +204,7 @@ class BatchRun:
         every = self.prepared[k].job.params.preview_every
         preview = None
         if every and self.steps_run[k] % every == 0:
-            preview = tensor_to_image(self.prepared[k].finish(self.settled(k)))
+            preview = tensor_to_image(self.prepared[k].finish(self.output(k)))
         assert self.callback is not None
         if self.callback(Progress(k, self.steps_run[k], self.steps[k], losses, preview)):
             self.stopped[k] = "cancelled"

@@ -17,19 +17,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from .errors import NSTError
+from .errors import DeadlineExceeded
 
 # Passes smaller than this are not timed: fixed per-pass costs dominate them, and a rate per
 # pixel taken from them would overestimate large images many times over.
 MIN_TIMED_PIXELS = 128 * 128
 STEP_PER_FORWARD = 3.0  # a step (forward + backward to the pixels) costs ~3 forward passes
 RESERVE_STEPS = 1.5  # stop when fewer than this many steps' time is left (final evaluation)
-
-
-class DeadlineExceeded(NSTError):
-    """The work could not start, or finish preparing, before its deadline."""
-
-    code = "deadline_exceeded"
 
 
 def _blend(old: float | None, new: float) -> float:

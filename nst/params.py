@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ParamError, quote
-from .layers import layer_indices
+from .layers import layer_index
 
 
 def declared(
@@ -190,7 +190,7 @@ class StyleParams:
         for name, hi in (limits or {}).items():
             if getattr(params, name) > hi:
                 raise ParamError(
-                    f"{name} must be at most {_num(hi)} on this server, got "
+                    f"{name} must be at most {number_text(hi)} on this server, got "
                     f"{getattr(params, name)}",
                     field=name,
                     code="limit_exceeded",
@@ -208,7 +208,7 @@ def describe(f: dataclasses.Field) -> str:
     allowed = (
         f"one of {', '.join(m['choices'])}"
         if m["choices"]
-        else f"{_num(m['lo'])}..{_num(m['hi'])}"
+        else f"{number_text(m['lo'])}..{number_text(m['hi'])}"
         if m["lo"] is not None
         else ""
     )
@@ -216,7 +216,8 @@ def describe(f: dataclasses.Field) -> str:
     return f"{m['help']} [{allowed}{'; ' if allowed else ''}default {default!r}]"
 
 
-def _num(value: float) -> str:
+def number_text(value: float) -> str:
+    """A number as error messages and documents show it: ``256``, ``0.02``, ``1e+06``."""
     return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else f"{value:g}"
 
 
@@ -224,7 +225,8 @@ def _range_error(f: dataclasses.Field, value: Any) -> ParamError:
     m = f.metadata
     what = {"int": "an integer", "float": "a number"}.get(m["kind"], m["kind"])
     return ParamError(
-        f"{f.name} must be {what} in [{_num(m['lo'])}, {_num(m['hi'])}], got {quote(value)}",
+        f"{f.name} must be {what} in [{number_text(m['lo'])}, {number_text(m['hi'])}], "
+        f"got {quote(value)}",
         field=f.name,
     )
 
@@ -282,12 +284,7 @@ def _check(f: dataclasses.Field, value: Any) -> None:
                 raise ParamError(
                     f"{f.name} must list layer names (strings), got {quote(name)}", field=f.name
                 )
-            if name not in layer_indices():
-                raise ParamError(
-                    f"{f.name}: unknown VGG19 layer {quote(name)} (valid: conv1_1.."
-                    "conv5_4, relu1_1..relu5_4, pool1..pool5)",
-                    field=f.name,
-                )
+            layer_index(name, field=f.name)
 
 
 def _coerce(f: dataclasses.Field, raw: Any) -> Any:
@@ -361,36 +358,3 @@ def parameter_ranges(
             entry.update(minimum=m["lo"], maximum=hi)
         out[f.name] = entry
     return out
-
-
-def markdown_table() -> str:
-    """The parameter table of docs/api.md, generated from the declarations above."""
-    rows = [
-        "| name | type | default | allowed | meaning |",
-        "|---|---|---|---|---|",
-    ]
-    for f in dataclasses.fields(StyleParams):
-        m = f.metadata
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[operator]
-        if m["choices"]:
-            allowed = ", ".join(f"`{c}`" for c in m["choices"])
-        elif m["lo"] is not None:
-            allowed = f"{_num(m['lo'])} .. {_num(m['hi'])}"
-        elif m["kind"] == "layers":
-            allowed = "VGG19 layer names"
-        else:
-            allowed = "numbers ≥ 0"
-        shown = ",".join(default) if m["kind"] == "layers" else default
-        shown = "equal" if shown == () else f"`{shown}`"
-        rows.append(f"| `{f.name}` | {m['kind']} | {shown} | {allowed} | {m['help']} |")
-    return "\n".join(rows) + "\n"
-
-
-def preset_table() -> str:
-    """The preset table of docs/api.md: what each preset sets."""
-    rows = ["| preset | sets |", "|---|---|"]
-    for name, values in PRESETS.items():
-        if values:
-            sets = ", ".join(f"`{k}={v}`" for k, v in values.items())
-            rows.append(f"| `{name}` | {sets} |")
-    return "\n".join(rows) + "\n"

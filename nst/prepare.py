@@ -8,7 +8,6 @@ level**, never inside the optimisation loop. The job must have passed the gate
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -16,7 +15,7 @@ import torch
 from PIL import Image
 
 from . import color
-from .imageio import image_to_tensor, longest_side_size, resize_longest
+from .imageio import image_to_tensor, resize_longest
 from .job import Job
 from .masks import region_weights
 from .objective import JobTargets, StyleRegion
@@ -28,7 +27,7 @@ from .vgg import VGGFeatures
 # Colour modes whose style targets do not depend on the content (so they can be cached).
 CONTENT_FREE_COLOURS = ("none", "original_colors")
 
-Checkpoint = Callable[[int], None]  # called with the pixels of the VGG pass about to run
+BeforePass = Callable[[int], None]  # called with the pixels of each VGG pass about to run
 
 
 @dataclass
@@ -85,14 +84,14 @@ def prepare(
     device: torch.device,
     start: torch.Tensor | None = None,
     cache: StyleCache | None = None,
-    checkpoint: Checkpoint | None = None,
+    before_pass: BeforePass | None = None,
 ) -> PreparedJob:
     """Resize and colour-process a job's images for longest side ``size`` and compute its
     loss targets once.
 
     ``start``: pixels of a coarser level to begin from instead of ``params.init``.
-    ``cache``: reuse the Gram targets of style images seen before. ``checkpoint``: called
-    before each VGG pass with its pixel count; it may raise
+    ``cache``: reuse the style statistics of style images seen before. ``before_pass``:
+    called before each VGG pass with its pixel count; it may raise
     (:class:`nst.pace.DeadlineExceeded`) to stop the preparation.
     """
     p = job.params
@@ -100,21 +99,19 @@ def prepare(
     content_rgb = image_to_tensor(job.content.resize((width, height), Image.Resampling.LANCZOS))
     content_rgb = content_rgb.to(device)
     content = working_content(content_rgb, p.preserve_color)
-    checkpoint = checkpoint or (lambda pixels: None)
+    styles = StyleTensors(job, size, content_rgb)
+    before_pass = before_pass or (lambda pixels: None)
     with torch.no_grad():
-        checkpoint(width * height)
+        before_pass(width * height)
         content_targets = net(net.convention.to_model(content), p.content_layers, p.pooling)
-        stats = [
-            _style_stats(job, k, size, net, content_rgb, cache, checkpoint)
-            for k in range(len(job.styles))
-        ]
+        stats = [_style_stats(styles, k, net, cache, before_pass) for k in range(len(job.styles))]
     regions = region_weights(job.mask, (width, height), device) if job.mask else None
     if start is not None:
         init = upsampled_start(start, content, (height, width))
     elif p.init == "matched":
-        init = _matched_start(job, size, content, content_rgb, regions)
+        init = _matched_start(job, styles, content, regions)
     else:
-        init = _initial_pixels(job, size, content, content_rgb, (height, width))
+        init = _initial_pixels(job, styles, content, (height, width))
     layer_w = p.style_layer_weights or (1.0,) * len(p.style_layers)
     layer_weights = {n: w / sum(layer_w) for n, w in zip(p.style_layers, layer_w)}
     if regions is None:
@@ -132,59 +129,57 @@ def working_content(content_rgb: torch.Tensor, preserve_color: str) -> torch.Ten
     return color.luminance(content_rgb) if preserve_color == "luminance" else content_rgb
 
 
-def style_side(style: Image.Image, size: int, style_scale: float, need: int) -> int:
-    """Longest side of a style image for an output of longest side ``size``: ``style_scale``
-    x ``size``, but large enough that its shorter side reaches ``need`` (the layers' depth)."""
-    aspect = max(style.size) / min(style.size)
-    return max(round(size * style_scale), math.ceil(need * aspect))
+class StyleTensors:
+    """A job's style images resized (:meth:`nst.job.Job.style_side`) and colour-processed
+    for one level, on the content's device; each built at most once, when first needed."""
 
+    def __init__(self, job: Job, size: int, content_rgb: torch.Tensor):
+        self.job, self.size, self.content_rgb = job, size, content_rgb
+        self._built: dict[int, torch.Tensor] = {}
 
-def work_pixels(job: Job) -> int:
-    """Pixels one evaluation of the job runs through VGG at the output size: the output plus
-    every style image as resized for its Gram targets (the size-dependent cost of a request,
-    which a server bounds)."""
-    p = job.params
-    width, height = job.output_size()
-    total = width * height
-    for style in job.styles:
-        side = style_side(style, p.size, p.style_scale, job.min_side())
-        total += math.prod(longest_side_size(style.size, side))
-    return total
+    def side(self, k: int) -> int:
+        """Longest side of style image ``k`` at this level."""
+        return self.job.style_side(self.job.styles[k], self.size)
 
+    def __len__(self) -> int:
+        return len(self.job.styles)
 
-def _style_tensor(job: Job, k: int, size: int, content_rgb: torch.Tensor) -> torch.Tensor:
-    """Style image ``k`` resized (:func:`style_side`) and colour-processed, on the device."""
-    p = job.params
-    image = job.styles[k]
-    side = style_side(image, size, p.style_scale, job.min_side())
-    style = image_to_tensor(resize_longest(image, side)).to(content_rgb.device)
-    if p.preserve_color == "luminance":
-        return color.match_luminance(color.luminance(style), color.luminance(content_rgb)[:, :1])
-    if p.preserve_color == "histogram":
-        return color.match_color(style, content_rgb)
-    return style
+    def __getitem__(self, k: int) -> torch.Tensor:
+        if k not in self._built:
+            self._built[k] = self._build(k)
+        return self._built[k]
+
+    def _build(self, k: int) -> torch.Tensor:
+        p, content_rgb = self.job.params, self.content_rgb
+        image = resize_longest(self.job.styles[k], self.side(k))
+        style = image_to_tensor(image).to(content_rgb.device)
+        if p.preserve_color == "luminance":
+            return color.match_luminance(
+                color.luminance(style), color.luminance(content_rgb)[:, :1]
+            )
+        if p.preserve_color == "histogram":
+            return color.match_color(style, content_rgb)
+        return style
 
 
 def _style_stats(
-    job: Job,
+    styles: StyleTensors,
     k: int,
-    size: int,
     net: VGGFeatures,
-    content_rgb: torch.Tensor,
     cache: StyleCache | None,
-    checkpoint: Checkpoint,
+    before_pass: BeforePass,
 ) -> Statistics:
     """Style statistics of style image ``k``, from ``cache`` when it was seen before."""
+    job = styles.job
     p = job.params
     key = None
     if cache is not None and p.preserve_color in CONTENT_FREE_COLOURS:
-        side = style_side(job.styles[k], size, p.style_scale, job.min_side())
-        key = style_key(job.styles[k], side, p)
+        key = style_key(job.styles[k], styles.side(k), p)
         cached = cache.get(key)
         if cached is not None:
             return cached
-    style = _style_tensor(job, k, size, content_rgb)
-    checkpoint(style.shape[-1] * style.shape[-2])
+    style = styles[k]
+    before_pass(style.shape[-1] * style.shape[-2])
     features = net(net.convention.to_model(style), p.style_layers, p.pooling)
     stats = style_statistics(p.style_loss, features)
     if cache is not None and key is not None:
@@ -194,9 +189,8 @@ def _style_stats(
 
 def _matched_start(
     job: Job,
-    size: int,
+    styles: StyleTensors,
     content: torch.Tensor,
-    content_rgb: torch.Tensor,
     regions: dict[int, torch.Tensor] | None,
 ) -> torch.Tensor:
     """The content recoloured to the colour mean and covariance of the styles' blend (with
@@ -206,10 +200,10 @@ def _matched_start(
     layer's Gram term is largely the style's colour statistics, so a start that already has
     them saves the steps spent moving colours (docs/benchmarks.md).
     """
-    styles = [_style_tensor(job, k, size, content_rgb) for k in range(len(job.styles))]
     if regions is None:
-        blend_weights = list(job.params.style_weights or (1.0,) * len(styles))
-        return color.match_color_stats(content, *color.blended_colour_stats(styles, blend_weights))
+        tensors = [styles[k] for k in range(len(styles))]
+        blend_weights = list(job.params.style_weights or (1.0,) * len(tensors))
+        return color.match_color_stats(content, *color.blended_colour_stats(tensors, blend_weights))
     start = torch.zeros_like(content)
     for k, weights in regions.items():
         recoloured = content if k == 0 else color.match_color(content, styles[k - 1])
@@ -218,7 +212,7 @@ def _matched_start(
 
 
 def _initial_pixels(
-    job: Job, size: int, content: torch.Tensor, content_rgb: torch.Tensor, hw: tuple[int, int]
+    job: Job, styles: StyleTensors, content: torch.Tensor, hw: tuple[int, int]
 ) -> torch.Tensor:
     """Start image for ``params.init``; noise is drawn from a generator seeded by ``seed``."""
     p = job.params
@@ -228,9 +222,8 @@ def _initial_pixels(
         generator = torch.Generator(device="cpu").manual_seed(p.seed)
         return torch.rand((1, 3, *hw), generator=generator).to(content.device)
     if p.init == "style":
-        style = _style_tensor(job, 0, size, content_rgb)
         return torch.nn.functional.interpolate(
-            style, size=hw, mode="bilinear", align_corners=False, antialias=True
+            styles[0], size=hw, mode="bilinear", align_corners=False, antialias=True
         ).clamp(0, 1)
     assert job.init_image is not None  # the gate requires one for init='image'
     start = image_to_tensor(job.init_image.resize(hw[::-1], Image.Resampling.LANCZOS))

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import torch
 from PIL import Image
+
+# Why a job stopped before its steps: the server's deadline, the job's own time_limit, its
+# callback, a loss that stopped being finite (the image is then the last one whose loss was).
+StopReason = Literal["deadline", "time_limit", "cancelled", "non_finite"]
+STOP_REASONS: tuple[StopReason, ...] = get_args(StopReason)
 
 
 @dataclass(frozen=True)
@@ -45,9 +51,7 @@ class Result:
     losses: LossTerms  # of the returned image
     initial_losses: LossTerms  # of the start image
     seconds: float
-    # None (all steps ran), "deadline", "cancelled" or "non_finite" (the loss stopped being
-    # a finite number; the image is the last one whose loss was finite)
-    stopped: str | None = None
+    stopped: StopReason | None = None  # None: all steps ran
 
 
 Callback = Callable[[Progress], bool | None]  # returning True stops that job

@@ -7,16 +7,15 @@ from collections.abc import Sequence
 
 import torch
 
+from . import cost
 from . import precision as precision_mod
-from .gate import MAX_STYLES, check_job
+from .coarse_to_fine import run_levels
+from .gate import check_job
 from .imageio import tensor_to_image
 from .job import Job
-from .objective import Network, batch_losses
-from .optimize import BatchRun
+from .objective import PassConfig, batch_losses
 from .pace import Deadline, Pace
-from .prepare import PreparedJob, prepare, work_pixels
 from .progress import Callback, Result
-from .pyramid import run_levels
 from .style_cache import DEFAULT_MAX_BYTES, StyleCache
 from .vgg import VGGFeatures
 from .weights import VGGWeights, load_weights
@@ -35,7 +34,6 @@ class Stylizer:
         style_cache_size: int = 32,
         style_cache_bytes: int = DEFAULT_MAX_BYTES,
         compile: bool = False,
-        max_styles: int = MAX_STYLES,
     ):
         """``batch_invariant``: run the network once per job, so batching never changes a
         result (bit for bit). A batched pass picks different convolution blockings per batch
@@ -47,7 +45,7 @@ class Stylizer:
         ``precision``: dtype of the VGG passes (:mod:`nst.precision`): ``auto`` is bfloat16
         where the hardware runs it natively, else float32; ``fp32`` or ``bf16`` force it.
 
-        ``style_cache_size``: style images whose Gram targets are kept (:mod:`nst.style_cache`;
+        ``style_cache_size``: style images whose style statistics are kept (:mod:`nst.style_cache`;
         0 turns the cache off); ``style_cache_bytes``: the most memory they may hold in all
         (on the device the job runs on).
 
@@ -55,11 +53,8 @@ class Stylizer:
         ``torch.compile``, which fuses its element-wise work and reductions into fewer
         kernels. Each new input shape costs a compilation the first time, so it pays for
         long-lived workers serving a few sizes (docs/benchmarks.md).
-
-        ``max_styles``: the most style images :meth:`check` accepts per job.
         """
         self.device = torch.device(device)
-        self.max_styles = max_styles
         dtype = precision_mod.resolve(precision, self.device)
         channels_last = precision_mod.use_channels_last(self.device, dtype)
         precision_mod.configure_gpu(self.device)
@@ -69,8 +64,9 @@ class Stylizer:
         net = VGGFeatures(loaded).to(self.device)
         if channels_last:
             net = net.to(memory_format=torch.channels_last)
-        self.network = Network(
+        self.passes = PassConfig(
             net,
+            self.device,
             torch.compile(batch_losses) if compile else batch_losses,
             dtype,
             channels_last,
@@ -82,24 +78,22 @@ class Stylizer:
     @property
     def net(self) -> VGGFeatures:
         """The feature extractor."""
-        return self.network.net
+        return self.passes.net
 
     @property
     def dtype(self) -> torch.dtype:
         """The precision of the VGG passes."""
-        return self.network.dtype
+        return self.passes.dtype
 
     def check(self, job: Job) -> None:
         """The gate: raise the input error any part of ``job``'s run would raise
         (:func:`nst.gate.check_job`), at no cost. :meth:`stylize_batch` trusts it."""
-        check_job(job, self.net, self.max_styles)
+        check_job(job, self.net)
 
     def start_seconds(self, jobs: Sequence[Job]) -> float:
         """Estimated seconds before ``jobs``, run together, have prepared and made one step
-        (0 until this device's pace has been measured)."""
-        prep = sum(self.pace.forward_seconds(work_pixels(job)) for job in jobs)
-        pixels = sum(width * height for width, height in (job.output_size() for job in jobs))
-        return prep + self.pace.step_seconds(pixels)
+        (:func:`nst.cost.start_seconds`; 0 until this device's pace has been measured)."""
+        return cost.start_seconds(jobs, self.pace)
 
     def stylize(
         self, job: Job, callback: Callback | None = None, deadline: float | None = None
@@ -119,39 +113,29 @@ class Stylizer:
 
         Every job keeps its own parameters (weights, optimiser, steps, seed...). When a job
         has run its steps it leaves the batch; the others go on. Each job runs its
-        :func:`nst.pyramid.level_plan`; the losses reported are at the output size.
+        :meth:`Job.levels` (:func:`nst.coarse_to_fine.run_levels`); the losses reported are
+        at the output size.
         """
         if len({job.batch_key() for job in jobs}) > 1:
             raise ValueError("jobs of one batch need the same output size, layers and pooling")
         start, started = time.perf_counter(), time.monotonic()
         clock = Deadline(deadline, self.pace)
-
-        def prepare_at(job: Job, size: int, pixels: torch.Tensor | None) -> PreparedJob:
-            try:
-                return prepare(
-                    job, size, self.net, self.device, pixels, self.style_cache,
-                    clock.before_forward,
-                )  # fmt: skip
-            finally:
-                clock.after_forward()
-
-        def make_run(prepared, steps, relayed) -> BatchRun:
-            return BatchRun(self.network, prepared, steps, relayed, started)
-
         # The server may call this under torch.inference_mode(); the loop needs autograd.
         with torch.inference_mode(False), torch.enable_grad():
-            final_run, carried = run_levels(jobs, prepare_at, make_run, callback, clock)
+            final_run, outcomes = run_levels(
+                jobs, self.passes, self.style_cache, callback, clock, started
+            )
             everyone = list(range(len(jobs)))
             final = final_run.losses(everyone, dtype=torch.float32)  # reported in float32
         seconds = time.perf_counter() - start
         return [
             Result(
                 image=tensor_to_image(final_run.prepared[i].finish(final_run.pixels[i])),
-                steps_run=carried.steps_run[i],
+                steps_run=outcomes.steps_run[i],
                 losses=final[i],
-                initial_losses=carried.first_losses[i] or final[i],
+                initial_losses=outcomes.first_losses[i] or final[i],
                 seconds=seconds,
-                stopped=carried.stopped[i],
+                stopped=outcomes.stopped[i],
             )
             for i in everyone
         ]

@@ -12,6 +12,10 @@ from .errors import ParamError
 from .layers import VGG19_CONFIG, layer_index, layer_names
 from .weights import VGGWeights
 
+# (index in ``features``, name) of each layer a pass must return, sorted by index: what
+# :meth:`VGGFeatures.activations` and the objective take, so a step does no name lookups.
+LayerPositions = tuple[tuple[int, str], ...]
+
 
 class VGGFeatures(nn.Module):
     """Frozen, eval-mode VGG19 ``features`` cut after the deepest conv the weights cover.
@@ -51,16 +55,16 @@ class VGGFeatures(nn.Module):
         self, x: torch.Tensor, names: Iterable[str], pooling: str = "max"
     ) -> dict[str, torch.Tensor]:
         """Activations of ``names`` for network input ``x`` (B, 3, H, W)."""
-        return self.activations(x, positions(names), pooling)
+        return self.activations(x, layer_positions(names), pooling)
 
     def activations(
-        self, x: torch.Tensor, wanted: tuple[tuple[int, str], ...], pooling: str = "max"
+        self, x: torch.Tensor, positions: LayerPositions, pooling: str = "max"
     ) -> dict[str, torch.Tensor]:
-        """:meth:`forward` with the layers given as :func:`positions` (no name lookups, so
-        ``torch.compile`` traces only tensor work)."""
+        """:meth:`forward` with the layers given as :func:`layer_positions` (no name
+        lookups, so ``torch.compile`` traces only tensor work)."""
         out: dict[str, torch.Tensor] = {}
-        deepest = max(i for i, _ in wanted)
-        names = dict(wanted)
+        deepest = max(i for i, _ in positions)
+        names = dict(positions)
         for i, module in enumerate(self.layers[: deepest + 1]):
             if isinstance(module, nn.MaxPool2d) and pooling == "avg":
                 # Gatys et al. report smoother results with average pooling.
@@ -72,6 +76,6 @@ class VGGFeatures(nn.Module):
         return out
 
 
-def positions(names: Iterable[str]) -> tuple[tuple[int, str], ...]:
-    """``(index in the network, name)`` of each layer name, for :meth:`VGGFeatures.activations`."""
+def layer_positions(names: Iterable[str]) -> LayerPositions:
+    """The :data:`LayerPositions` of layer ``names``."""
     return tuple(sorted({(layer_index(n), n) for n in names}))

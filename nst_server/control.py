@@ -28,6 +28,7 @@ import sys
 import time
 from pathlib import Path
 
+from handler import MODEL_NAME
 from handler.histograms import ADDRESS_ENV, DEFAULT_ADDRESS, MULTIPROC_ENV, UPSTREAM_ENV
 from handler.settings import SettingsError
 from nst.errors import WeightsError
@@ -36,7 +37,7 @@ from nst.fetch_weights import FetchError, advice, ensure_weights
 from . import RESOURCES, add_version, server_home
 from . import mar as archive
 from . import web as page
-from .healthcheck import MODEL, is_ready
+from .healthcheck import is_ready
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -112,7 +113,7 @@ def start(
                 "--model-store",
                 str(model_store),
                 "--models",
-                f"{MODEL}={MODEL}.mar",
+                f"{MODEL_NAME}={MODEL_NAME}.mar",
             ],
             check=True,
             env=env,
@@ -192,7 +193,7 @@ def wait_ready(management: str, timeout: float, log_dir: Path) -> None:
         time.sleep(1)
     log = log_dir / "model_log.log"
     tail = log.read_text()[-3000:] if log.exists() else "(no model_log.log)"
-    raise SystemExit(f"{MODEL} not READY after {timeout:.0f} s; model log tail:\n{tail}")
+    raise SystemExit(f"{MODEL_NAME} not READY after {timeout:.0f} s; model log tail:\n{tail}")
 
 
 def stop(run_dir: Path, timeout: float = 30.0) -> bool:
@@ -218,7 +219,7 @@ def example(props: dict[str, str]) -> str:
     """A request that works against the started server."""
     images = RESOURCES / "examples"
     return (
-        f"curl -s {props['inference_address']}/predictions/{MODEL} "
+        f"curl -s {props['inference_address']}/predictions/{MODEL_NAME} "
         f"-F content=@{images}/astronaut.jpg "
         f"-F style=@{images}/starry_night.jpg -F size=128 -F steps=30 -o out.png"
     )
@@ -295,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     props = start(args.config.resolve(), run_dir, args.log_dir.resolve(), store)
     histograms = os.environ.get(ADDRESS_ENV, DEFAULT_ADDRESS)
     print(
-        f"{MODEL} is READY: inference {props['inference_address']}, management "
+        f"{MODEL_NAME} is READY: inference {props['inference_address']}, management "
         f"{props['management_address']}, metrics "
         + (
             f"http://{histograms}/metrics (every series; TorchServe's own alone on "

@@ -27,14 +27,13 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from handler import MODEL_NAME
 from handler.activity import STATE_DIR_ENV, busy_pids, pid_alive
 from handler.auth import KEYS_FILE_ENV
 
 from . import add_version
 
 KEY_PROXY_ENV = "NST_KEY_PROXY_ADDRESS"  # where the entrypoint runs the key proxy
-
-MODEL = "style_transfer"
 
 
 def management_key(key_file: Path) -> str | None:
@@ -56,7 +55,7 @@ def get_json(url: str, key: str | None, timeout: float):
 
 def describe(management: str, key: str | None, timeout: float) -> dict:
     """The management API's description of the model (first version)."""
-    return get_json(f"{management}/models/{MODEL}", key, timeout)[0]
+    return get_json(f"{management}/models/{MODEL_NAME}", key, timeout)[0]
 
 
 def process_serves(pid: int) -> bool:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import yaml
 
+from handler import MODEL_NAME
 from handler.settings import ServerSettings, SettingsError
 from nst.errors import WeightsError
 from nst.fetch_weights import FetchError, advice, ensure_weights
@@ -33,7 +34,6 @@ from nst.version import version as package_version
 from nst.weights import load_weights
 
 from . import RESOURCES, add_version, server_home
-from .healthcheck import MODEL as MODEL_NAME
 
 PACKAGES = ("nst", "handler")
 BUILD_INFO = "build-info.json"

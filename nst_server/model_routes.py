@@ -18,7 +18,8 @@ from typing import Any
 
 from aiohttp import ClientError, ClientSession, web
 
-MODEL = "style_transfer"
+from handler import MODEL_NAME
+
 IMAGE = {"datatype": "BYTES"}
 INPUTS = [
     {"name": "content", "shape": [1], **IMAGE},
@@ -40,7 +41,7 @@ async def describe(session: ClientSession, management: str, auth: str | None) ->
     headers = {"Authorization": auth} if auth else {}
     try:
         async with session.get(
-            f"{management}/models/{MODEL}?customized=true", headers=headers
+            f"{management}/models/{MODEL_NAME}?customized=true", headers=headers
         ) as reply:
             if reply.status != 200:
                 return None
@@ -62,7 +63,7 @@ def metadata(described: dict) -> dict[str, Any]:
         custom = json.loads(custom)
     workers = len(described.get("workers") or [])
     return {
-        "name": MODEL,
+        "name": MODEL_NAME,
         "versions": [str(described.get("modelVersion", "1.0"))],
         "platform": "pytorch_torchserve",
         "inputs": INPUTS,
@@ -89,17 +90,17 @@ def add_routes(app: web.Application, management: str, session_key: web.AppKey) -
         return web.json_response({"ready": is_ready}, status=200 if is_ready else 503)
 
     async def model(request: web.Request) -> web.Response:
-        if request.match_info["model"] != MODEL:
-            return error(404, "unknown_model", f"this server serves {MODEL}")
+        if request.match_info["model"] != MODEL_NAME:
+            return error(404, "unknown_model", f"this server serves {MODEL_NAME}")
         described = await read(request)
         if described is None:
             return error(503, "unavailable", "the model's description cannot be read now")
         if request.path.startswith("/v1/"):
-            return web.json_response({"name": MODEL, "ready": ready(described)})
+            return web.json_response({"name": MODEL_NAME, "ready": ready(described)})
         if request.path.endswith("/ready"):
             is_ready = ready(described)
             return web.json_response(
-                {"name": MODEL, "ready": is_ready}, status=200 if is_ready else 503
+                {"name": MODEL_NAME, "ready": is_ready}, status=200 if is_ready else 503
             )
         return web.json_response(metadata(described))
 

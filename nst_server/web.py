@@ -17,8 +17,9 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote
 
+from handler import MODEL_NAME
+
 from . import RESOURCES, add_version
-from .healthcheck import MODEL
 
 PAGE_DIR = RESOURCES / "web"
 EXAMPLES_DIR = RESOURCES / "examples"
@@ -36,7 +37,7 @@ class PageHandler(SimpleHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if self.path.split("?")[0] == "/config.json":
-            body = json.dumps({"inference": self.inference, "model": MODEL}).encode()
+            body = json.dumps({"inference": self.inference, "model": MODEL_NAME}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import yaml
 
+from docgen.api_tables import markdown_table, preset_table
 from handler.histograms import JobHistograms
 from handler.metrics import METRICS
 from handler.settings import ServerSettings
-from nst.params import StyleParams, markdown_table, preset_table
+from nst.params import StyleParams
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

@@ -122,7 +122,7 @@ def test_averaging_returns_the_bias_corrected_moving_average(stylizer, images):
     job = Job(images["chelsea.png"], [images["the_scream.jpg"]], params)
     iterates = []
     ready = prepare(job, 64, stylizer.net, stylizer.device)
-    run = BatchRun(stylizer.network, [ready], [4], lambda p: iterates.append(
+    run = BatchRun(stylizer.passes, [ready], [4], lambda p: iterates.append(
         run.pixels[0].detach().clone()))  # fmt: skip
     from nst.pace import Deadline, Pace
 
@@ -130,9 +130,9 @@ def test_averaging_returns_the_bias_corrected_moving_average(stylizer, images):
         run.optimise(Deadline(None, Pace()))
     weights = [0.3 * 0.7 ** (len(iterates) - 1 - i) for i in range(len(iterates))]
     expected = sum(w * x for w, x in zip(weights, iterates)) / sum(weights)
-    assert torch.allclose(run.settled(0), expected, atol=1e-6)
-    assert not torch.allclose(run.settled(0), iterates[-1])
-    run.settle()
+    assert torch.allclose(run.output(0), expected, atol=1e-6)
+    assert not torch.allclose(run.output(0), iterates[-1])
+    run.end_level()
     assert torch.allclose(run.pixels[0], expected, atol=1e-6)
 
 

@@ -4,9 +4,10 @@ import pytest
 import torch
 
 from nst import Job, StyleParams
-from nst.objective import batch_losses
+from nst.objective import JobTargets, StyleRegion, batch_losses, style_term
 from nst.prepare import prepare
-from nst.vgg import positions
+from nst.style_stats import style_statistics
+from nst.vgg import layer_positions
 
 
 @pytest.fixture(scope="module")
@@ -39,11 +40,35 @@ def losses(stylizer, prepared, x):
         stylizer.net,
         x,
         [j.targets() for j in prepared],
-        positions(p.content_layers + p.style_layers),
+        layer_positions(p.content_layers + p.style_layers),
         p.pooling,
-        stylizer.network.dtype,
-        stylizer.network.channels_last,
+        stylizer.passes.dtype,
+        stylizer.passes.channels_last,
     )
+
+
+def gram_targets(style: dict[str, torch.Tensor], layer_weights: dict[str, float]) -> JobTargets:
+    """A job whose style loss matches the Gram matrices of ``style``'s features."""
+    weights = {name: torch.tensor(w, dtype=torch.float64) for name, w in layer_weights.items()}
+    stats = style_statistics("gram", style)
+    return JobTargets({}, (StyleRegion(stats, None),), weights, torch.ones(3), "gram", None)
+
+
+def test_style_term_is_the_layer_weighted_distance_and_zero_at_its_target():
+    style = {"a": torch.randn(1, 4, 5, 5), "b": torch.randn(1, 8, 3, 3)}
+    job = gram_targets(style, {"a": 0.25, "b": 0.75})
+    assert float(style_term(style, job)) < 1e-7
+    moved = {"a": style["a"] + 1.0, "b": style["b"]}
+    alone = style_term(moved, gram_targets(style, {"a": 1.0}))
+    torch.testing.assert_close(style_term(moved, job), 0.25 * alone)
+    assert float(alone) > 1e-3
+
+
+def test_style_term_gradient_is_correct():
+    style = {"a": torch.randn(1, 3, 4, 4, dtype=torch.float64)}
+    job = gram_targets(style, {"a": 1.0})
+    feats = torch.randn(1, 3, 4, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda f: style_term({"a": f}, job), (feats,))
 
 
 def test_rows_are_weighted_terms_of_each_job(stylizer, two_jobs):

@@ -1,4 +1,4 @@
-"""nst.pyramid: the coarse-to-fine plan and pixel resizing."""
+"""nst.pyramid: the coarse-to-fine plan (as a job sees it) and pixel resizing."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import torch
 from PIL import Image
 
 from nst import Job, StyleParams
-from nst.pyramid import Level, level_plan, resize_pixels
+from nst.pyramid import Level, resize_pixels
 
 PHOTO = Image.new("RGB", (300, 200))
 
 
 def plan(**params) -> list[Level]:
-    return level_plan(Job(PHOTO, [PHOTO], StyleParams(**params)))
+    return Job(PHOTO, [PHOTO], StyleParams(**params)).levels()
 
 
 @pytest.mark.parametrize(
@@ -51,7 +51,7 @@ def test_levels_are_part_of_the_batch_key():
 def test_jobs_share_a_group_only_when_every_level_has_the_same_size():
     one = Job(PHOTO, [PHOTO], StyleParams(size=256, levels=3, steps=2, coarse_share=0.5))
     two = Job(PHOTO, [PHOTO], StyleParams(size=256, levels=2, steps=2, coarse_share=0.5))
-    sizes = [[level.size for level in level_plan(job)] for job in (one, two)]
+    sizes = [[level.size for level in job.levels()] for job in (one, two)]
     assert sizes == [[64, 256], [128, 256]]  # as many levels, not the same sizes
     assert one.batch_key() != two.batch_key()
 

@@ -8,7 +8,6 @@ import torch
 from nst import Job, ParamError, StyleParams
 from nst.color import match_color, rgb_to_yiq, yiq_to_rgb
 from nst.objective import Losses
-from nst.pyramid import level_plan
 
 
 def pixels(image) -> np.ndarray:
@@ -123,7 +122,7 @@ def test_targets_are_computed_once(stylizer, astronaut, starry, monkeypatch):
     calls.clear()
     job = Job(astronaut, [starry], StyleParams(size=64, steps=5, levels=2))
     stylizer.stylize(job)
-    assert len(calls) == len(level_plan(job)) == 2  # once per coarse-to-fine level
+    assert len(calls) == len(job.levels()) == 2  # once per coarse-to-fine level
 
 
 def test_several_styles_blend(stylizer, astronaut, starry, images):
@@ -221,7 +220,7 @@ def test_coarse_to_fine_reports_at_the_output_size(stylizer, astronaut, starry):
     )
     seen = []
     result = stylizer.stylize(job, callback=seen.append)
-    assert level_plan(job) == [(32, 5), (64, 5)]
+    assert job.levels() == [(32, 5), (64, 5)]
     assert [p.step for p in seen] == list(range(1, 11)) and {p.steps for p in seen} == {10}
     assert [p.preview.size for p in seen if p.preview] == [(64, 64), (64, 64)]
     assert result.image.size == (64, 64) and result.steps_run == 10
@@ -313,16 +312,16 @@ def test_a_non_finite_loss_stops_the_job_on_its_last_finite_image(weights_path, 
             return Losses(losses.terms * float("nan"), losses.total * float("nan"))
         return losses
 
-    network = stylizer.network
-    objective = network.objective
-    stylizer.network = dataclasses.replace(network, objective=poisoned)
+    passes = stylizer.passes
+    objective = passes.objective
+    stylizer.passes = dataclasses.replace(passes, objective=poisoned)
     seen = []
     job = Job(astronaut, [starry], StyleParams(size=32, steps=10, init="content"))
     result = stylizer.stylize(job, callback=lambda p: seen.append(p.step))
     # The 4th evaluation (of the image after 3 steps) is NaN: the job answers the image after
     # 2 steps, the last whose loss was finite.
     assert result.stopped == "non_finite" and result.steps_run == 2 and seen == [1, 2, 3]
-    stylizer.network = network
+    stylizer.passes = passes
     again = stylizer.stylize(Job(astronaut, [starry], job.params.replace(steps=2)))
     assert np.array_equal(pixels(result.image), pixels(again.image))
 

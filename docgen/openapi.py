@@ -2,33 +2,33 @@
 description (:meth:`ServerSettings.describe`: limits, defaults and every ``StyleParams``
 range), so the contract cannot drift from what the handler accepts.
 
-    python scripts/openapi.py          # rewrites docs/openapi.yaml (make docs)
+    python -m docgen                   # rewrites docs/openapi.yaml (make docs)
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import yaml
 
+from handler import MODEL_NAME
+from handler.parsing import FALSE_WORDS, TRUE_WORDS
+from handler.responses import JSON, NDJSON
+from handler.settings import ServerSettings
 from nst.layers import layer_indices
 from nst.masks import palette_text
-from nst.optimize import STOP_REASONS
 from nst.params import MAX_LIST
+from nst.progress import STOP_REASONS
 
-from .parsing import FALSE_WORDS, TRUE_WORDS
-from .responses import JSON, NDJSON
-from .settings import ServerSettings
+from . import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 MODEL_CONFIG = ROOT / "nst_server/resources/model-config.yaml"
 CONTRACT = ROOT / "docs" / "openapi.yaml"
 HEADER = "# Generated from nst/params.py and model-config.yaml by `make docs`: do not edit.\n"
 
-PATH = "/predictions/style_transfer"
-KSERVE_V1 = "/v1/models/style_transfer:predict"
-KSERVE_V2 = "/v2/models/style_transfer/infer"
+PATH = f"/predictions/{MODEL_NAME}"
+KSERVE_V1 = f"/v1/models/{MODEL_NAME}:predict"
+KSERVE_V2 = f"/v2/models/{MODEL_NAME}/infer"
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp")
 # A 16x16 gradient PNG, so that the contract's examples are requests that succeed.
 EXAMPLE_PNG = (
@@ -63,7 +63,7 @@ def openapi(description: dict[str, Any], server_url: str = "http://127.0.0.1:808
             "description": (
                 "Gatys neural style transfer served by TorchServe. Defaults and maxima are "
                 "those of this project's model-config.yaml; a server's own are returned by "
-                "its management API: GET /models/style_transfer?customized=true."
+                f"its management API: GET /models/{MODEL_NAME}?customized=true."
             ),
         },
         "servers": [{"url": server_url}],

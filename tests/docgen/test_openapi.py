@@ -17,7 +17,7 @@ from openapi_spec_validator import validate
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from handler.openapi import CONTRACT, EXAMPLE_PNG, PATH, contract_text, openapi
+from docgen.openapi import CONTRACT, EXAMPLE_PNG, PATH, contract_text, openapi
 from handler.settings import ServerSettings
 from nst.params import StyleParams
 from tests.live_server import TEST_MODEL_CONFIG
