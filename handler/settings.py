@@ -39,7 +39,7 @@ class ServerSettings:
         40_000_000, "decoded pixels per uploaded image", lo=1, hi=1_000_000_000
     )
     max_styles: int = declared(4, "style images per request", lo=1, hi=MAX_STYLES)
-    # output pixels + every resized style image's pixels (nst.prepare.work_pixels): bounds the
+    # output pixels + every resized style image's pixels (nst.work_pixels): bounds the
     # VGG work of one evaluation, whatever mix of size, style_scale and styles is asked
     max_work_pixels: int = declared(
         6_291_456, "output pixels plus every resized style's pixels", lo=256, hi=1_000_000_000

@@ -1,7 +1,7 @@
 """How long VGG work takes on this device, learned while it runs, so deadlines hold.
 
 A deadline checked only between whole steps overshoots by a step, and a preparation (style
-Gram passes at up to ``style_scale`` x the output size) is not a step at all. :class:`Pace`
+passes at up to ``style_scale`` x the output size) is not a step at all. :class:`Pace`
 keeps the seconds per pixel of a VGG forward pass and of an optimisation step (forward and
 backward) as measured on this device; :class:`Deadline` uses them to refuse work that would
 end past the deadline, before it starts.

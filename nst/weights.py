@@ -42,7 +42,7 @@ def cached_weights() -> Path:
 class InputConvention:
     """How images must be presented to the network.
 
-    ``to_model`` maps RGB pixels in [0, 1] to the network's input; ``from_model`` inverts it.
+    ``to_model`` maps RGB pixels in [0, 1] to the network's input.
     """
 
     channel_order: str  # "RGB" or "BGR"
@@ -68,12 +68,6 @@ class InputConvention:
         x = rgb.flip(1) if self.channel_order == "BGR" else rgb
         mean, std = self._stats(x)
         return (x * self.pixel_range - mean) / std
-
-    def from_model(self, x: torch.Tensor) -> torch.Tensor:
-        """Network input -> RGB in [0, 1] (not clamped)."""
-        mean, std = self._stats(x)
-        x = (x * std + mean) / self.pixel_range
-        return x.flip(1) if self.channel_order == "BGR" else x
 
     def to_metadata(self) -> dict[str, str]:
         """The safetensors ``__metadata__`` entries describing this convention."""
@@ -117,11 +111,6 @@ class VGGWeights:
     convention: InputConvention
     last_index: int  # features index of the deepest conv layer present
     source: str
-
-    @property
-    def deepest_layer(self) -> str:
-        """Name of the deepest conv layer these weights cover (e.g. ``conv5_1``)."""
-        return layer_names()[self.last_index]
 
 
 def _triple(values: list) -> tuple[float, float, float]:

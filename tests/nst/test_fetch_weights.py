@@ -11,6 +11,7 @@ import torch
 from torchvision.models import vgg19
 
 from nst import fetch_weights as fetch
+from nst.layers import layer_names
 from nst.weights import TORCHVISION_CONVENTION, load_weights
 
 
@@ -22,7 +23,7 @@ def test_converts_a_full_torchvision_state_dict(tmp_path):
     assert fetch.convert(checkpoint, out, "test") == 32  # 16 convs x (weight, bias)
     weights = load_weights(out)
     assert weights.convention == TORCHVISION_CONVENTION
-    assert weights.deepest_layer == "conv5_4"
+    assert layer_names()[weights.last_index] == "conv5_4"
     assert torch.equal(weights.state_dict["features.34.weight"], model.features[34].weight)
 
 
