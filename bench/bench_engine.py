@@ -53,7 +53,7 @@ def plain_gram(features: torch.Tensor) -> torch.Tensor:
 
 
 def plain_style_loss(features, grams, layer_weights):
-    """:func:`nst.losses.style_loss` on :func:`plain_gram` (the same value)."""
+    """The layer-weighted relative Gram error (the engine's style term) on :func:`plain_gram`."""
     return sum(
         layer_weights[n] * relative_sq_error(plain_gram(features[n]), g) for n, g in grams.items()
     )

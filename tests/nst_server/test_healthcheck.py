@@ -49,12 +49,12 @@ def test_probes_fail_while_the_only_worker_cannot_serve_though_listed_ready(serv
 def test_ready_needs_the_model_not_just_a_running_frontend(server):
     """/ping answers Healthy with no model loaded; the probe asks for this model's worker."""
     assert healthcheck.is_live(server.management, None, 5)
-    original = healthcheck.MODEL
-    healthcheck.MODEL = "no_such_model"
+    original = healthcheck.MODEL_NAME
+    healthcheck.MODEL_NAME = "no_such_model"
     try:
         assert not healthcheck.is_ready(server.management, None, 5)
     finally:
-        healthcheck.MODEL = original
+        healthcheck.MODEL_NAME = original
 
 
 def test_drain_waits_for_the_running_job_to_be_answered(server):
