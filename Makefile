@@ -74,8 +74,9 @@ test-image: venv image-tools  ## build the CPU image with podman, run it as the 
 docs: venv  ## the parameter table of docs/api.md and docs/openapi.yaml, from nst/params.py
 	$(PY) -m docgen
 
-bench: venv  ## engine vs a plain Gatys loop at 256 px (see docs/benchmarks.md)
+bench: venv  ## engine vs a plain Gatys loop at 256 px, and the fixed cost of a run (docs/benchmarks.md)
 	$(PY) bench/bench_engine.py --size 256 --steps 100
+	$(PY) bench/bench_startup.py --size 256 --steps 20
 
 bench-gpu: venv  ## every GPU figure of docs/benchmarks.md, on cuda:0
 	$(PY) bench/bench_gpu.py

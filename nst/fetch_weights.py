@@ -24,7 +24,6 @@ import tempfile
 from pathlib import Path
 
 from torch.hub import download_url_to_file
-from torchvision.models import VGG19_Weights
 
 from .errors import WeightsError
 from .version import add_version
@@ -44,6 +43,8 @@ URL_ENV = "NST_WEIGHTS_URL"  # a mirror of the checkpoint, for builds without th
 
 def official_url() -> str:
     """``$NST_WEIGHTS_URL`` or torchvision's download address of VGG19 IMAGENET1K_V1."""
+    from torchvision.models import VGG19_Weights  # a second to import: only when fetching
+
     return os.environ.get(URL_ENV) or VGG19_Weights.IMAGENET1K_V1.url
 
 

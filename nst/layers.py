@@ -1,19 +1,25 @@
 """VGG19 layer names and their indices in torchvision's ``vgg19().features``.
 
-torchvision's configuration "E" (``torchvision.models.vgg.cfgs``) is the single source
-of the layout; names follow the paper: ``conv{block}_{n}``, ``relu{block}_{n}``,
-``pool{block}``.
+The layout is torchvision's configuration "E" (``torchvision.models.vgg.cfgs["E"]``),
+written out here so that the engine never imports torchvision, whose import costs about a
+second of every start (docs/benchmarks.md, "Start-up"); a test checks that the two agree.
+Names follow the paper: ``conv{block}_{n}``, ``relu{block}_{n}``, ``pool{block}``.
 """
 
 from __future__ import annotations
 
 from functools import cache
 
-from torchvision.models.vgg import cfgs
-
 from .errors import ParamError, quote
 
-VGG19_CONFIG = "E"
+# Output channels of each 3x3 convolution (each followed by a ReLU); "M": a 2x2 max pool.
+VGG19_LAYOUT: tuple[int | str, ...] = (
+    *(64, 64, "M"),
+    *(128, 128, "M"),
+    *(256, 256, 256, 256, "M"),
+    *(512, 512, 512, 512, "M"),
+    *(512, 512, 512, 512, "M"),
+)
 
 
 @cache
@@ -21,7 +27,7 @@ def layer_names() -> tuple[str, ...]:
     """Names of ``features[0] .. features[36]`` in order."""
     names: list[str] = []
     block, conv = 1, 0
-    for item in cfgs[VGG19_CONFIG]:
+    for item in VGG19_LAYOUT:
         if item == "M":
             names.append(f"pool{block}")
             block, conv = block + 1, 0
@@ -54,7 +60,7 @@ def conv_shapes() -> dict[int, tuple[int, int]]:
     """``features`` index of every conv layer -> (out_channels, in_channels)."""
     shapes: dict[int, tuple[int, int]] = {}
     index, channels = 0, 3
-    for item in cfgs[VGG19_CONFIG]:
+    for item in VGG19_LAYOUT:
         if item == "M":
             index += 1
         else:

@@ -32,8 +32,13 @@ from collections.abc import Callable
 import torch
 
 
-class LBFGS(torch.optim.Optimizer):
-    """L-BFGS over one tensor; ``step(closure)`` runs one iteration (see the module)."""
+class LBFGS:
+    """L-BFGS over one tensor; ``step(closure)`` runs one iteration (see the module).
+
+    It takes torch's optimiser arguments but is not a ``torch.optim.Optimizer``: it needs
+    none of its parameter groups or state dicts, and the first optimiser torch builds imports
+    its compiler stack (about a second of every process's start, docs/benchmarks.md).
+    """
 
     def __init__(
         self,
@@ -43,35 +48,32 @@ class LBFGS(torch.optim.Optimizer):
         tolerance_grad: float = 1e-7,
         tolerance_change: float = 1e-9,
     ):
-        defaults = dict(
-            lr=lr,
-            history_size=history_size,
-            tolerance_grad=tolerance_grad,
-            tolerance_change=tolerance_change,
-        )
-        super().__init__(params, defaults)
-        if len(self.param_groups) != 1 or len(self.param_groups[0]["params"]) != 1:
+        tensors = list(params)
+        if len(tensors) != 1:
             raise ValueError("nst.lbfgs.LBFGS optimises exactly one tensor")
+        self.x = tensors[0]
+        self.lr, self.history_size = lr, history_size
+        self.tolerance_grad, self.tolerance_change = tolerance_grad, tolerance_change
+        self.state: dict = {}
 
     @torch.no_grad()
-    def step(self, closure: Callable[[], torch.Tensor]) -> torch.Tensor:  # type: ignore[override]
+    def step(self, closure: Callable[[], torch.Tensor]) -> torch.Tensor:
         """One L-BFGS iteration from the gradient the closure leaves in the tensor."""
         with torch.enable_grad():
             loss = closure()
-        group = self.param_groups[0]
-        x = group["params"][0]
+        x = self.x
         g = x.grad.detach().reshape(-1).float()
         here = x.detach().reshape(-1).float().clone()
-        state = self.state[x]
+        state = self.state
         if not state:
-            state.update(_History.empty(group["history_size"], g))
-            d, t = -g, (1.0 / g.abs().sum()).clamp(max=1.0) * group["lr"]
+            state.update(_History.empty(self.history_size, g))
+            d, t = -g, (1.0 / g.abs().sum()).clamp(max=1.0) * self.lr
         else:
             history = _History(state)
             history.remember(here - state["prev_x"], g - state["prev_g"])
-            d, t = history.direction(g), group["lr"]
+            d, t = history.direction(g), self.lr
         descent = g.dot(d)
-        moves = (g.abs().max() > group["tolerance_grad"]) & (descent <= -group["tolerance_change"])
+        moves = (g.abs().max() > self.tolerance_grad) & (descent <= -self.tolerance_change)
         x.add_((d * (t * moves)).view_as(x).to(x.dtype))
         state.update(prev_g=g.clone(), prev_x=here)
         return loss

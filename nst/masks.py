@@ -16,7 +16,6 @@ from collections.abc import Sequence
 
 import torch
 from PIL import Image
-from torchvision.transforms.functional import gaussian_blur
 
 from .errors import ParamError
 from .imageio import longest_side_size
@@ -101,6 +100,8 @@ def region_weights(
     """Soft weights (1, 1, H, W) of each region at ``size`` (width, height), by palette
     index; they sum to one at every pixel. The regions are :func:`mask_key`'s at every
     size, so a small level never loses or gains one."""
+    from torchvision.transforms.functional import gaussian_blur  # only masks pay its import
+
     pixels = _pixels(mask, size)
     key = mask_key(mask)
     used = sorted(key)

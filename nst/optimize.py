@@ -254,7 +254,7 @@ class StepTimer:
 
 def make_optimizer(
     pixels: torch.Tensor, prepared: PreparedJob, steps: int
-) -> torch.optim.Optimizer:
+) -> torch.optim.Optimizer | LBFGS:
     """The job's optimiser for ``steps`` steps of ``pixels``."""
     p = prepared.job.params
     if p.optimizer == "adam":

@@ -6,10 +6,9 @@ from collections.abc import Iterable
 
 import torch
 from torch import nn
-from torchvision.models.vgg import cfgs, make_layers
 
 from .errors import ParamError
-from .layers import VGG19_CONFIG, layer_index, layer_names
+from .layers import VGG19_LAYOUT, layer_index, layer_names
 from .weights import VGGWeights
 
 # (index in ``features``, name) of each layer a pass must return, sorted by index: what
@@ -26,14 +25,13 @@ class VGGFeatures(nn.Module):
 
     def __init__(self, weights: VGGWeights):
         super().__init__()
-        full = make_layers(cfgs[VGG19_CONFIG], batch_norm=False)
-        # Keep conv layers the weights cover plus the ReLU after the deepest one.
-        self.layers = nn.Sequential(*list(full)[: weights.last_index + 2])
-        for i, module in enumerate(self.layers):
-            if isinstance(module, nn.ReLU):
-                self.layers[i] = nn.ReLU(inplace=False)
+        # Conv layers the weights cover plus the ReLU after the deepest one, given the
+        # weights' own tensors (no random initialisation to overwrite, no copy).
+        self.layers = vgg19_layers(weights.last_index + 2)
         missing, unexpected = self.layers.load_state_dict(
-            {k.removeprefix("features."): v for k, v in weights.state_dict.items()}, strict=True
+            {k.removeprefix("features."): v for k, v in weights.state_dict.items()},
+            strict=True,
+            assign=True,
         )
         assert not missing and not unexpected
         self.requires_grad_(False)
@@ -74,6 +72,22 @@ class VGGFeatures(nn.Module):
             if i in names:
                 out[names[i]] = x
         return out
+
+
+def vgg19_layers(count: int) -> nn.Sequential:
+    """The first ``count`` modules of VGG19's ``features`` as torchvision's ``make_layers``
+    builds them (no batch norm), with ReLUs not in place and parameters on the meta device:
+    nothing is allocated or initialised until weights are assigned."""
+    modules: list[nn.Module] = []
+    channels = 3
+    with torch.device("meta"):
+        for item in VGG19_LAYOUT:
+            if item == "M":
+                modules.append(nn.MaxPool2d(kernel_size=2, stride=2))
+            else:
+                modules += [nn.Conv2d(channels, int(item), 3, padding=1), nn.ReLU()]
+                channels = int(item)
+    return nn.Sequential(*modules[:count])
 
 
 def layer_positions(names: Iterable[str]) -> LayerPositions:

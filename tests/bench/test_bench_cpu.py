@@ -108,3 +108,13 @@ def test_decode_benchmark_decodes_large_jpegs_at_a_reduced_scale():
     width, height = map(int, row[4].split("x"))
     assert min(width, height) >= 128 and width * height < 2e6 / 8  # reduced, still covering
     assert float(row[5].strip(" |")) > 30  # the same picture at the size used
+
+
+def test_startup_benchmark_breaks_the_fixed_cost_down():
+    out = bench("bench/bench_startup.py", "--size", "64", "--steps", "2", "--repeat", "1")
+    report = __import__("json").loads(out[: out.index("\n| part")])
+    parts = report["parts_seconds"]
+    assert {"import torch", "import nst", "weights + network", "encode + write"} <= set(parts)
+    assert all(seconds >= 0 for seconds in parts.values())
+    assert 0 < report["beyond_import_torch_seconds"] < report["cli_seconds"]["2"]
+    assert "| **beyond `import torch`** |" in out

@@ -55,3 +55,39 @@ def test_min_input_side_counts_pools_before_the_deepest_layer():
     assert min_input_side(["relu1_1"]) == 1
     assert min_input_side(["conv2_1"]) == 2
     assert min_input_side(["relu1_1", "relu5_1"]) == 16
+
+
+def test_the_layout_is_torchvisions_vgg19():
+    from torchvision.models.vgg import cfgs
+
+    from nst.layers import VGG19_LAYOUT
+
+    assert list(VGG19_LAYOUT) == cfgs["E"]
+
+
+def test_the_network_is_torchvisions_vgg19_features_with_relus_not_in_place():
+    from torch import nn
+    from torchvision.models.vgg import cfgs, make_layers
+
+    from nst.vgg import vgg19_layers
+
+    ours, theirs = vgg19_layers(37), make_layers(cfgs["E"])
+    for mine, reference in zip(ours, theirs, strict=True):
+        if isinstance(reference, nn.ReLU):
+            assert isinstance(mine, nn.ReLU) and not mine.inplace
+        else:
+            assert repr(mine) == repr(reference)
+    shapes = {k: v.shape for k, v in ours.state_dict().items()}
+    assert shapes == {k: v.shape for k, v in theirs.state_dict().items()}
+    assert all(p.is_meta for p in ours.parameters())  # nothing allocated before the weights
+
+
+def test_the_engine_and_its_command_never_import_torchvision():
+    """torchvision's import costs about a second of every start; only fetching weights and
+    masks need it."""
+    import subprocess
+    import sys
+
+    code = "import sys, nst, nst.cli; print(sorted(m for m in sys.modules if 'torchvision' in m))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
