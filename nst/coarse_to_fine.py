@@ -89,7 +89,9 @@ def run_levels(
         finally:
             clock.after_forward()
 
-    def batch_run(prepared: list[PreparedJob], steps: list[int], relay: Callback | None):
+    def batch_run(
+        prepared: list[PreparedJob], steps: list[int], relay: Callback | None
+    ) -> BatchRun:
         return BatchRun(passes, prepared, steps, relay, started)
 
     plans = [job.levels() for job in jobs]
