@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from nst.params import PRESETS, StyleParams, number_text
+from nst.params import PRESETS, StyleParams, declared_default, number_text
 
 from . import ROOT
 
@@ -20,7 +20,7 @@ def markdown_table() -> str:
     ]
     for f in dataclasses.fields(StyleParams):
         m = f.metadata
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[operator]
+        default = declared_default(f)
         if m["choices"]:
             allowed = ", ".join(f"`{c}`" for c in m["choices"])
         elif m["lo"] is not None:

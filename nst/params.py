@@ -212,8 +212,12 @@ def describe(f: dataclasses.Field) -> str:
         if m["lo"] is not None
         else ""
     )
-    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[operator]
-    return f"{m['help']} [{allowed}{'; ' if allowed else ''}default {default!r}]"
+    return f"{m['help']} [{allowed}{'; ' if allowed else ''}default {declared_default(f)!r}]"
+
+
+def declared_default(f: dataclasses.Field) -> Any:
+    """A :func:`declared` field's default (made afresh for a list or mapping)."""
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[operator]
 
 
 def number_text(value: float) -> str:

@@ -54,26 +54,31 @@ class Stylizer:
         kernels. Each new input shape costs a compilation the first time, so it pays for
         long-lived workers serving a few sizes (docs/benchmarks.md).
         """
-        self.device = torch.device(device)
-        dtype = precision_mod.resolve(precision, self.device)
-        channels_last = precision_mod.use_channels_last(self.device, dtype)
-        precision_mod.configure_gpu(self.device)
+        torch_device = torch.device(device)
+        dtype = precision_mod.resolve(precision, torch_device)
+        channels_last = precision_mod.use_channels_last(torch_device, dtype)
+        precision_mod.configure_gpu(torch_device)
         self.style_cache = StyleCache(style_cache_size, style_cache_bytes)
         self.pace = Pace()  # this device's measured speed, for deadlines (nst.pace)
         loaded = weights if isinstance(weights, VGGWeights) else load_weights(weights)
-        net = VGGFeatures(loaded).to(self.device)
+        net = VGGFeatures(loaded).to(torch_device)
         if channels_last:
             net = net.to(memory_format=torch.channels_last)
         self.passes = PassConfig(
             net,
-            self.device,
+            torch_device,
             torch.compile(batch_losses) if compile else batch_losses,
             dtype,
             channels_last,
-            one_pass_per_job=self.device.type == "cpu"
+            one_pass_per_job=torch_device.type == "cpu"
             if batch_invariant is None
             else batch_invariant,
         )
+
+    @property
+    def device(self) -> torch.device:
+        """The device the network runs on."""
+        return self.passes.device
 
     @property
     def net(self) -> VGGFeatures:

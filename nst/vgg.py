@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from .errors import ParamError
-from .layers import VGG19_LAYOUT, layer_index, layer_names
+from .layers import conv_shapes, layer_index, layer_names
 from .weights import VGGWeights
 
 # (index in ``features``, name) of each layer a pass must return, sorted by index: what
@@ -78,16 +78,18 @@ def vgg19_layers(count: int) -> nn.Sequential:
     """The first ``count`` modules of VGG19's ``features`` as torchvision's ``make_layers``
     builds them (no batch norm), with ReLUs not in place and parameters on the meta device:
     nothing is allocated or initialised until weights are assigned."""
+    shapes = conv_shapes()
     modules: list[nn.Module] = []
-    channels = 3
     with torch.device("meta"):
-        for item in VGG19_LAYOUT:
-            if item == "M":
-                modules.append(nn.MaxPool2d(kernel_size=2, stride=2))
+        for index, name in enumerate(layer_names()[:count]):
+            if index in shapes:
+                out_channels, in_channels = shapes[index]
+                modules.append(nn.Conv2d(in_channels, out_channels, 3, padding=1))
+            elif name.startswith("relu"):
+                modules.append(nn.ReLU())
             else:
-                modules += [nn.Conv2d(channels, int(item), 3, padding=1), nn.ReLU()]
-                channels = int(item)
-    return nn.Sequential(*modules[:count])
+                modules.append(nn.MaxPool2d(kernel_size=2, stride=2))
+    return nn.Sequential(*modules)
 
 
 def layer_positions(names: Iterable[str]) -> LayerPositions:
