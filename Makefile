@@ -27,12 +27,14 @@ $(VENV)/.installed: pyproject.toml client/pyproject.toml constraints.txt
 	touch $@
 
 # Prometheus and promtool for the monitoring tests, Chromium and its driver for the web page's
-# test: Debian's packages, installed if missing (needs root, as on CI; elsewhere install them
-# yourself: apt-get install prometheus chromium chromium-driver).
-SYSTEM_TOOLS := prometheus chromium chromium-driver
+# test, Redis for the jobs API's shared store: Debian's packages, installed if missing (needs
+# root, as on CI; elsewhere install them yourself:
+# apt-get install prometheus chromium chromium-driver redis-server).
+SYSTEM_TOOLS := prometheus chromium chromium-driver redis-server
 tools:
 	@command -v prometheus >/dev/null && command -v promtool >/dev/null \
-		&& command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		&& command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+		&& command -v redis-server >/dev/null || { \
 		apt-get install -y --no-install-recommends $(SYSTEM_TOOLS) >/dev/null || { \
 		apt-get update >/dev/null && apt-get install -y --no-install-recommends $(SYSTEM_TOOLS) >/dev/null; }; }
 
@@ -74,8 +76,9 @@ test-image: venv image-tools  ## build the CPU image with podman, run it as the 
 docs: venv  ## the parameter table of docs/api.md and docs/openapi.yaml, from nst/params.py
 	$(PY) -m docgen
 
-bench: venv  ## engine vs a plain Gatys loop at 256 px, and the fixed cost of a run (docs/benchmarks.md)
+bench: venv  ## engine vs a plain Gatys loop at 256 px, the pyramid on several pairs, and the fixed cost of a run (docs/benchmarks.md)
 	$(PY) bench/bench_engine.py --size 256 --steps 100
+	$(PY) bench/bench_parameterization.py --size 256 --steps 70
 	$(PY) bench/bench_startup.py --size 256 --steps 20
 
 bench-gpu: venv  ## every GPU figure of docs/benchmarks.md, on cuda:0

@@ -12,10 +12,10 @@ until the colour-matched start's. Reported: ms per step, the baseline's loss aft
 ``--steps`` steps, and the wall time each needs to reach that loss, for the engine's
 techniques one at a time: the single-scale engine (truncated network, targets once,
 one-GEMM Gram) with torch's L-BFGS, then with :mod:`nst.lbfgs`, bfloat16 passes where the
-CPU runs them natively, the colour-matched start (``init=matched``), coarse-to-fine
-(``levels=2``), and the time a repeated style saves through the style cache. Where bfloat16
-is native, also how far it moves the final loss of a full-length run (``--precision-steps``)
-from float32.
+CPU runs them natively, the colour-matched start (``init=matched``), the pyramid
+parameterisation (:mod:`nst.preconditioner`), coarse-to-fine (``levels=2``), and the time
+a repeated style saves through the style cache. Where bfloat16 is native, also how far it
+moves the final loss of a full-length run (``--precision-steps``) from float32.
 """
 
 from __future__ import annotations
@@ -203,7 +203,7 @@ def main() -> int:
     ]
     native = bf16_supported(torch.device("cpu"))
     best = "bf16" if native else "fp32"
-    plain = {"init": "content"}  # the paper's start, as the baseline's
+    plain = {"init": "content", "parameterization": "pixels"}  # the paper's start and space
     variants = [  # (label, precision, parameter changes, with torch's L-BFGS)
         (
             "engine: truncated VGG, targets once, one-GEMM Gram (fp32, torch's L-BFGS)",
@@ -217,7 +217,9 @@ def main() -> int:
         variants.append(("+ bf16 passes", "bf16", plain, False))
     else:
         print("bf16: this CPU has no native bfloat16 (oneDNN would emulate it, ~100x slower)")
-    variants.append((f"+ colour-matched start (**the defaults**, {best})", best, {}, False))
+    pixels = {"parameterization": "pixels"}
+    variants.append((f"+ colour-matched start, {best}", best, pixels, False))
+    variants.append((f"+ pyramid parameterisation (**the defaults**, {best})", best, {}, False))
     variants.append(
         (f"+ coarse-to-fine (levels=2; off by default), {best}", best, {"levels": 2}, False)
     )

@@ -30,6 +30,7 @@ from nst import (
     check_style_count,
     decode_image,
     quote,
+    work_pixels,
 )
 
 from .settings import ServerSettings
@@ -62,7 +63,8 @@ def parse_request(
     *,
     streams: bool = True,
 ) -> ParsedRequest:
-    """Validate one request; raises :class:`nst.errors.NSTError` naming the bad field.
+    """Validate one request (all but the layers' depth, which needs the weights: the
+    handler's gate); raises :class:`nst.errors.NSTError` naming the bad field.
     ``streams``: whether the request's transport can carry a stream (gRPC cannot)."""
     # TorchServe's SageMaker route (/invocations?model_name=...) passes its routing query on
     # as an input; it has already chosen this model.
@@ -93,8 +95,24 @@ def parse_request(
         if value is not None
     }
     job = Job(content=content, styles=styles, params=params, **extra)
+    check_work(job, settings)
     accept = headers.get("accept", "")
     return ParsedRequest(job, stream, want_json="application/json" in accept.lower())
+
+
+def check_work(job: Job, settings: ServerSettings) -> None:
+    """Refuse a job whose VGG passes would exceed the server's ``max_work_pixels``."""
+    work, limit = work_pixels(job), settings.max_work_pixels
+    if work > limit:
+        p = job.params
+        raise ParamError(
+            f"this request needs {work} pixels per VGG pass (the output at size {p.size} "
+            f"plus {len(job.styles)} style image(s) at style_scale "
+            f"{p.style_scale:g}); this server allows {limit}: lower size, style_scale or "
+            "the number of styles",
+            field="size",
+            code="limit_exceeded",
+        )
 
 
 def _json_fields(body: Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import torch
 from handler import kserve
 from handler.activity import busy
 from handler.auth import ApiKeys, Unauthorized
+from handler.cancel import JOB_ID_HEADER, CancelWatch
 from handler.faults import (
     exit_worker_soon,
     free_device_memory,
@@ -31,13 +32,14 @@ from handler.settings import ServerSettings
 from handler.streaming import Streamer, torchserve_sender
 from handler.transport import arrived_over_grpc, is_describe_call
 from nst import (
+    Callback,
     DeadlineExceeded,
     NSTError,
     ParamError,
+    Progress,
     Result,
     Stylizer,
     requested_work,
-    work_pixels,
 )
 
 log = logging.getLogger(__name__)
@@ -185,18 +187,7 @@ class StyleTransferHandler:
                 )
             self.api_keys.check(headers)
         parsed = parse_request(request, headers, self.settings, streams=not grpc)
-        self.stylizer.check(parsed.job)
-        work, limit = work_pixels(parsed.job), self.settings.max_work_pixels
-        if work > limit:
-            p = parsed.job.params
-            raise ParamError(
-                f"this request needs {work} pixels per VGG pass (the output at size {p.size} "
-                f"plus {len(parsed.job.styles)} style image(s) at style_scale "
-                f"{p.style_scale:g}); this server allows {limit}: lower size, style_scale or "
-                "the number of styles",
-                field="size",
-                code="limit_exceeded",
-            )
+        self.stylizer.check(parsed.job)  # the layers against the depth the weights cover
         return parsed
 
     def _run_group(
@@ -209,7 +200,7 @@ class StyleTransferHandler:
         jobs = [parsed.job for _, parsed in members]
         try:
             results = self.stylizer.stylize_batch(
-                jobs, callback=self._streamer(members, context, replies), deadline=deadline
+                jobs, callback=self._callback(members, context, replies), deadline=deadline
             )
         except DeadlineExceeded as exc:
             for i, _ in members:
@@ -323,6 +314,23 @@ class StyleTransferHandler:
                 "batch_jobs": batch_jobs,
             },
         )
+
+    def _callback(self, members: Members, context, replies: Replies) -> Callback | None:
+        """The group's progress callback: streamed progress for the requests that asked for
+        it, and a stop for each job the jobs service has cancelled (``handler.cancel``)."""
+        streamer = self._streamer(members, context, replies)
+        watch = CancelWatch.for_jobs(
+            {k: replies.headers[i].get(JOB_ID_HEADER.lower()) for k, (i, _) in enumerate(members)}
+        )
+        if watch is None:
+            return streamer
+
+        def callback(progress: Progress) -> bool:
+            if streamer is not None:
+                streamer(progress)
+            return watch(progress)
+
+        return callback
 
     def _streamer(self, members: Members, context, replies: Replies) -> Streamer | None:
         """Progress callback for the requests of the group that asked to stream."""

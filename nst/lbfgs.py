@@ -23,6 +23,12 @@ Two minor departures, both only where torch would stop or skip:
   are left where they are but the history is still updated.
 
 One iteration per ``step()`` and no line search, as ``LBFGS(max_iter=1)``.
+
+``precondition`` (a symmetric positive definite operator on tensors shaped like the
+optimised one) replaces the identity in the initial inverse Hessian ``h·I``: the
+iterates are those of L-BFGS over the coefficients of another parameterisation of the
+image (:mod:`nst.preconditioner`). Without it, torch's ``h = s·y / y·y``; with it,
+``s·y / y·M y``.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ class LBFGS:
         history_size: int = 100,
         tolerance_grad: float = 1e-7,
         tolerance_change: float = 1e-9,
+        precondition: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ):
         tensors = list(params)
         if len(tensors) != 1:
@@ -55,6 +62,13 @@ class LBFGS:
         self.lr, self.history_size = lr, history_size
         self.tolerance_grad, self.tolerance_change = tolerance_grad, tolerance_change
         self.state: dict = {}
+        self.precondition = precondition
+
+    def _metric(self, v: torch.Tensor) -> torch.Tensor:
+        """The initial inverse Hessian's operator on a flat vector (before the scale h)."""
+        if self.precondition is None:
+            return v
+        return self.precondition(v.view(self.x.shape)).reshape(-1)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor]) -> torch.Tensor:
@@ -67,9 +81,10 @@ class LBFGS:
         state = self.state
         if not state:
             state.update(_History.empty(self.history_size, g))
-            d, t = -g, (1.0 / g.abs().sum()).clamp(max=1.0) * self.lr
+            d = -self._metric(g)
+            t: torch.Tensor | float = (1.0 / d.abs().sum()).clamp(max=1.0) * self.lr
         else:
-            history = _History(state)
+            history = _History(state, self._metric)
             history.remember(here - state["prev_x"], g - state["prev_g"])
             d, t = history.direction(g), self.lr
         descent = g.dot(d)
@@ -79,12 +94,16 @@ class LBFGS:
         return loss
 
 
+def _identity(v: torch.Tensor) -> torch.Tensor:
+    return v
+
+
 class _History:
     """The stored pairs: ``S``/``Y`` (m, N) ring buffers, ``A[i, j] = s_i·y_j``, ``ro_i =
     1/(y_i·s_i)`` (0 for an empty or rejected slot) and the initial Hessian scale ``h``."""
 
-    def __init__(self, state: dict):
-        self.state = state
+    def __init__(self, state: dict, metric: Callable[[torch.Tensor], torch.Tensor] | None = None):
+        self.state, self.metric = state, metric or _identity
 
     @staticmethod
     def empty(size: int, like: torch.Tensor) -> dict:
@@ -113,7 +132,7 @@ class _History:
         A[slot, :] = Y @ S[slot]
         A[:, slot] = S @ Y[slot]
         st["ro"][slot] = torch.where(valid, 1.0 / ys, torch.zeros_like(ys))
-        st["h"] = torch.where(valid, ys / y.dot(y), st["h"])
+        st["h"] = torch.where(valid, ys / y.dot(self.metric(y)), st["h"])
 
     def direction(self, g: torch.Tensor) -> torch.Tensor:
         """``-H g`` by the two-loop recursion, both loops as triangular solves.
@@ -121,7 +140,8 @@ class _History:
         In chronological order (oldest first) the first loop is
         ``(I + diag(ro)·triu(A, 1))·al = ro * (S q0)`` with ``q0 = -g``, and the second
         ``(I + diag(ro)·tril(Aᵀ, -1))·be = ro * (Y r0 + tril(Aᵀ, -1)·al)`` with
-        ``r0 = h (q0 - Yᵀ al)``; the direction is ``r0 + Sᵀ (al - be)``.
+        ``r0 = h M (q0 - Yᵀ al)`` (``M``: the preconditioner, else the identity); the
+        direction is ``r0 + Sᵀ (al - be)``.
         """
         st = self.state
         S, Y, ro = st["S"], st["Y"], st["ro"]
@@ -141,7 +161,7 @@ class _History:
         al = torch.linalg.solve_triangular(
             eye + ro[:, None] * upper, (ro * chron(S @ q0))[:, None], upper=True
         )[:, 0]
-        r0 = st["h"] * (q0 - Y.T @ slots(al))
+        r0 = st["h"] * self.metric(q0 - Y.T @ slots(al))
         rhs = ro * (chron(Y @ r0) + lower @ al)
         be = torch.linalg.solve_triangular(eye + ro[:, None] * lower, rhs[:, None], upper=False)[
             :, 0

@@ -10,7 +10,7 @@ concatenated batch (which would couple the jobs through shared dot products).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -19,6 +19,7 @@ from .lbfgs import LBFGS
 from .losses import random_directions
 from .objective import JobTargets, Losses, PassConfig, evaluate_losses
 from .pace import Deadline, Pace
+from .preconditioner import preconditioner
 from .prepare import PreparedJob
 from .progress import Callback, LossTerms, Progress, StopReason
 from .vgg import layer_positions
@@ -252,15 +253,41 @@ class StepTimer:
         self.steps, self.pixels = 0, 0
 
 
+class PreconditionedAdam(torch.optim.Adam):
+    """Adam over another parameterisation of the image: it is given the gradient
+    ``P Pᵀ g`` (:mod:`nst.preconditioner`). The loop's closure only returns the loss of a
+    gradient already computed, so replacing the gradient before ``step`` is enough."""
+
+    def __init__(self, params, lr: float, precondition: Callable[[torch.Tensor], torch.Tensor]):
+        super().__init__(params, lr=lr)
+        self.precondition = precondition
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.grad = self.precondition(p.grad)
+        return super().step(closure)
+
+
 def make_optimizer(
     pixels: torch.Tensor, prepared: PreparedJob, steps: int
 ) -> torch.optim.Optimizer | LBFGS:
     """The job's optimiser for ``steps`` steps of ``pixels``."""
     p = prepared.job.params
+    precondition = preconditioner(p.parameterization)
     if p.optimizer == "adam":
-        return torch.optim.Adam([pixels], lr=p.lr)
+        if precondition is None:
+            return torch.optim.Adam([pixels], lr=p.lr)
+        return PreconditionedAdam([pixels], p.lr, precondition)
     # One L-BFGS iteration per step() so the loop controls evaluation, deadlines and
     # progress; no line search (as neural-style). nst.lbfgs rather than torch's: its pairs
     # follow the pixels through the clamp (see nst/lbfgs.py), and it never syncs with a GPU.
     # Its matrices are allocated up front, so a short run gets only the slots it can fill.
-    return LBFGS([pixels], lr=1.0, history_size=max(1, min(LBFGS_HISTORY, steps - 1)))
+    return LBFGS(
+        [pixels],
+        lr=1.0,
+        history_size=max(1, min(LBFGS_HISTORY, steps - 1)),
+        precondition=precondition,
+    )

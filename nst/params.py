@@ -45,6 +45,7 @@ def declared(
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 STYLE_LOSSES = ("gram", "mean_cov", "sliced_wasserstein")
+PARAMETERIZATIONS = ("pixels", "pyramid")  # what the optimiser moves (nst.preconditioner)
 # What each preset sets, chosen from the measurements in docs/benchmarks.md ("Presets").
 PRESETS: dict[str, dict[str, Any]] = {
     "none": {},
@@ -81,6 +82,12 @@ class StyleParams:
     )
     optimizer: str = declared("lbfgs", "optimiser of the pixels", choices=("lbfgs", "adam"))
     lr: float = declared(0.02, "Adam learning rate (pixels are in 0..1)", lo=1e-5, hi=1.0)
+    parameterization: str = declared(
+        "pyramid",
+        "what the optimiser moves: the pixels (the paper), or a Laplacian pyramid of the "
+        "image, whose coarse levels move whole areas at once (the same loss in fewer steps)",
+        choices=PARAMETERIZATIONS,
+    )
     # 'matched' by default: lower losses than 'content' after 50 and after 300 steps on both
     # pairs measured (docs/benchmarks.md); 'content' is the paper's start.
     init: str = declared(

@@ -29,12 +29,13 @@ import time
 from pathlib import Path
 
 from handler import MODEL_NAME
+from handler.activity import STATE_DIR_ENV
 from handler.histograms import ADDRESS_ENV, DEFAULT_ADDRESS, MULTIPROC_ENV, UPSTREAM_ENV
 from handler.settings import SettingsError
 from nst.errors import WeightsError
 from nst.fetch_weights import FetchError, advice, ensure_weights
 
-from . import RESOURCES, add_version, server_home
+from . import RESOURCES, add_version, jobs, server_home
 from . import mar as archive
 from . import web as page
 from .healthcheck import is_ready
@@ -56,6 +57,8 @@ def read_properties(path: Path) -> dict[str, str]:
 
 
 HISTOGRAMS_DIR = "prometheus"  # in the run folder: the workers' shared histogram files
+STATE_DIR = "state"  # in the run folder: the workers' busy and cancel markers
+JOBS_STORE = "jobs.sqlite3"  # in the run folder: the jobs API's store
 
 
 def server_env(run_dir: Path, log_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -63,6 +66,7 @@ def server_env(run_dir: Path, log_dir: Path, extra: dict[str, str] | None = None
     histogram files (:func:`start` empties their folder), plus ``extra``."""
     tmp = run_dir / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
+    (run_dir / STATE_DIR).mkdir(exist_ok=True)
     log_dir.mkdir(parents=True, exist_ok=True)
     return {
         **os.environ,
@@ -71,6 +75,7 @@ def server_env(run_dir: Path, log_dir: Path, extra: dict[str, str] | None = None
         "LOG_LOCATION": str(log_dir),
         "METRICS_LOCATION": str(log_dir),
         MULTIPROC_ENV: str(run_dir / HISTOGRAMS_DIR),
+        STATE_DIR_ENV: str(run_dir / STATE_DIR),
         "PATH": f"{VENV_BIN}:{os.environ['PATH']}",
         **(extra or {}),
     }
@@ -122,6 +127,12 @@ def start(
             stderr=console,
             stdin=subprocess.DEVNULL,
         )
+    jobs_address = (extra_env or {}).get(
+        jobs.ADDRESS_ENV, os.environ.get(jobs.ADDRESS_ENV, jobs.DEFAULT_ADDRESS)
+    )
+    if jobs_address:
+        inference = local_url(props["inference_address"])
+        props["jobs_address"] = start_jobs(jobs_address, inference, web, env, run_dir, log_dir)
     if web:
         if props.get("enable_envvars_config") != "true":
             print(
@@ -129,7 +140,10 @@ def start(
                 "the try-it page's CORS origin and the page cannot call the API",
                 file=sys.stderr,
             )
-        props["web_address"] = start_page(web, props["inference_address"], run_dir, log_dir)
+        jobs_url = f"http://{jobs_address}" if jobs_address else ""
+        props["web_address"] = start_page(
+            web, props["inference_address"], jobs_url, run_dir, log_dir
+        )
     wait_ready(props["management_address"], timeout, log_dir)
     return props
 
@@ -150,38 +164,68 @@ def cors_env(web: str) -> dict[str, str]:
     }
 
 
-def start_page(address: str, inference: str, run_dir: Path, log_dir: Path) -> str:
-    """Run the try-it page in the background (pid in ``run_dir/web.pid``); its URL."""
-    with (log_dir / "web.log").open("ab") as log:
+def start_background(
+    name: str,
+    module: str,
+    options: list[str],
+    run_dir: Path,
+    log_dir: Path,
+    env: dict[str, str] | None = None,
+) -> None:
+    """Run ``python -m module options`` in the background, in ``env`` (pid in
+    ``run_dir/NAME.pid``, output in ``log_dir/NAME.log``)."""
+    with (log_dir / f"{name}.log").open("ab") as log:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "nst_server.web",
-                "--address",
-                address,
-                "--inference",
-                inference,
-            ],
+            [sys.executable, "-m", module, *options],
             stdout=log,
             stderr=log,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            env=env,
         )
-    (run_dir / "web.pid").write_text(str(process.pid))
-    return page.origin(address) + "/"
+    (run_dir / f"{name}.pid").write_text(str(process.pid))
 
 
-def stop_page(run_dir: Path) -> None:
-    """Stop the page started from ``run_dir``, if any."""
-    pid_file = run_dir / "web.pid"
+def stop_background(name: str, module: str, run_dir: Path) -> None:
+    """Stop what :func:`start_background` started as ``name`` from ``run_dir``, if running."""
+    pid_file = run_dir / f"{name}.pid"
     if not pid_file.exists():
         return
     pid = int(pid_file.read_text().strip() or 0)
     pid_file.unlink()
     cmdline = Path(f"/proc/{pid}/cmdline")
-    if pid and cmdline.exists() and b"nst_server.web" in cmdline.read_bytes():
+    if pid and cmdline.exists() and module.encode() in cmdline.read_bytes():
         os.kill(pid, signal.SIGTERM)
+
+
+def start_page(address: str, inference: str, jobs: str, run_dir: Path, log_dir: Path) -> str:
+    """Run the try-it page in the background (``jobs``: the jobs API it submits to); its URL."""
+    options = ["--address", address, "--inference", inference, "--jobs", jobs]
+    start_background("web", "nst_server.web", options, run_dir, log_dir)
+    return page.origin(address) + "/"
+
+
+def start_jobs(
+    address: str, inference: str, web: str, env: dict[str, str], run_dir: Path, log_dir: Path
+) -> str:
+    """Run the jobs API in the background in the server's ``env`` (its keys, its state
+    folder for cancel markers), its store in ``run_dir``; its URL."""
+    options = [
+        "--address",
+        address,
+        "--inference",
+        inference,
+        "--store",
+        str(run_dir / JOBS_STORE),
+        "--state-dir",
+        env[STATE_DIR_ENV],
+    ]
+    if web:
+        options += ["--cors-origin", page.origin(web)]
+    # Its series are its own (served on its /metrics), not the workers' shared histograms.
+    own = {k: v for k, v in env.items() if k != MULTIPROC_ENV}
+    start_background("jobs", "nst_server.jobs", options, run_dir, log_dir, own)
+    return f"http://{address}/v1/jobs"
 
 
 def wait_ready(management: str, timeout: float, log_dir: Path) -> None:
@@ -198,7 +242,8 @@ def wait_ready(management: str, timeout: float, log_dir: Path) -> None:
 
 def stop(run_dir: Path, timeout: float = 30.0) -> bool:
     """Stop the server whose pid file is in ``run_dir``; wait until its process is gone."""
-    stop_page(run_dir)
+    stop_background("web", "nst_server.web", run_dir)
+    stop_background("jobs", "nst_server.jobs", run_dir)
     pid_file = run_dir / "tmp" / ".model_server.pid"
     if not pid_file.exists():
         return False
@@ -309,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     print("try:\n  " + example(props))
     if props.get("web_address"):
         print(f"or open {props['web_address']} in a browser (the try-it page)")
+    if props.get("jobs_address"):
+        print(f"async jobs (submit, poll, cancel): {props['jobs_address']}")
     return 0
 
 

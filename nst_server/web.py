@@ -1,9 +1,12 @@
 """The try-it page: ``resources/web/``, the sample images and ``/config.json`` (where the API is).
 
-    nst-web --address 127.0.0.1:8084 --inference http://127.0.0.1:8080
+    nst-web --address 127.0.0.1:8084 --inference http://127.0.0.1:8080 \
+        [--jobs http://127.0.0.1:8085]
 
 ``nst-server start`` runs it beside TorchServe and turns on TorchServe's CORS for exactly
-this page's origin, so the page calls the inference API from the browser. It serves files
+this page's origin, so the page calls the inference API from the browser; with ``--jobs``
+the page submits through the async jobs API instead (its job survives a reload, and it can
+be cancelled). It serves files
 only (no request reaches TorchServe through it) and is meant for local use.
 """
 
@@ -34,10 +37,12 @@ class PageHandler(SimpleHTTPRequestHandler):
     """
 
     inference = ""
+    jobs = ""
 
     def do_GET(self) -> None:
         if self.path.split("?")[0] == "/config.json":
-            body = json.dumps({"inference": self.inference, "model": MODEL_NAME}).encode()
+            config = {"inference": self.inference, "jobs": self.jobs, "model": MODEL_NAME}
+            body = json.dumps(config).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -48,7 +53,7 @@ class PageHandler(SimpleHTTPRequestHandler):
         super().do_GET()
 
     def end_headers(self) -> None:
-        for name, value in security_headers(self.inference).items():
+        for name, value in security_headers(self.inference, self.jobs).items():
             self.send_header(name, value)
         super().end_headers()
 
@@ -69,13 +74,14 @@ class PageHandler(SimpleHTTPRequestHandler):
         sys.stderr.write(f"web {self.address_string()} {format % args}\n")
 
 
-def security_headers(inference: str) -> dict[str, str]:
+def security_headers(inference: str, jobs: str = "") -> dict[str, str]:
     """Headers of every answer: a content security policy allowing this page's own files,
-    previews as data/blob images and calls to the inference API only; no framing, no
-    content-type sniffing, no referrer."""
+    previews as data/blob images and calls to the inference and jobs APIs only; no framing,
+    no content-type sniffing, no referrer."""
+    apis = " ".join(api for api in (inference, jobs) if api)
     policy = (
         "default-src 'none'; script-src 'self'; style-src 'self'; "
-        f"img-src 'self' data: blob:; connect-src 'self' {inference}; "
+        f"img-src 'self' data: blob:; connect-src 'self' {apis}; "
         "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     )
     return {
@@ -91,10 +97,11 @@ def origin(address: str) -> str:
     return f"http://{address}"
 
 
-def serve(address: str, inference: str) -> None:
+def serve(address: str, inference: str, jobs: str = "") -> None:
     """Serve the page until interrupted."""
     host, _, port = address.rpartition(":")
-    handler = type("Handler", (PageHandler,), {"inference": inference.rstrip("/")})
+    apis = {"inference": inference.rstrip("/"), "jobs": jobs.rstrip("/")}
+    handler = type("Handler", (PageHandler,), apis)
     server = ThreadingHTTPServer((host, int(port)), partial(handler, directory=str(PAGE_DIR)))
     with server:
         server.serve_forever()
@@ -107,8 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     add_version(parser)
     parser.add_argument("--address", default=DEFAULT_ADDRESS, help="host:port to listen on")
     parser.add_argument("--inference", required=True, help="the inference API's address")
+    parser.add_argument("--jobs", default="", help="the async jobs API's address (none: unused)")
     args = parser.parse_args(argv)
-    serve(args.address, args.inference)
+    serve(args.address, args.inference, args.jobs)
     return 0
 
 

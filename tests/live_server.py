@@ -21,6 +21,7 @@ import yaml
 
 from handler.histograms import ADDRESS_ENV
 from nst_server import RESOURCES, control
+from nst_server import jobs as jobs_service
 from nst_server import mar as build_mar
 from nst_server import web as web_page
 
@@ -63,6 +64,7 @@ class Server:
     state_dir: Path  # NST_STATE_DIR: the handler's busy markers
     grpc_inference: str = ""  # host:port of TorchServe's gRPC inference API
     grpc_management: str = ""
+    jobs: str = ""  # the async jobs API (nst_server/jobs), beside this TorchServe
 
     @property
     def predict_url(self) -> str:
@@ -189,8 +191,13 @@ def running_server(base: Path, weights_path: Path) -> Iterator[Server]:
     inference, management, metrics = ports["inference"], ports["management"], ports["metrics"]
     run_dir, log_dir, state_dir = base / "run", base / "logs", base / "state"
     state_dir.mkdir()
-    histograms, web = (f"127.0.0.1:{port}" for port in free_ports(2))
-    env = {"NST_STATE_DIR": str(state_dir), ADDRESS_ENV: histograms, web_page.ADDRESS_ENV: web}
+    histograms, web, jobs = (f"127.0.0.1:{port}" for port in free_ports(3))
+    env = {
+        "NST_STATE_DIR": str(state_dir),
+        ADDRESS_ENV: histograms,
+        web_page.ADDRESS_ENV: web,
+        jobs_service.ADDRESS_ENV: jobs,
+    }
     control.start(config, run_dir, log_dir, store, timeout=240, extra_env=env)
     try:
         yield Server(
@@ -203,6 +210,7 @@ def running_server(base: Path, weights_path: Path) -> Iterator[Server]:
             state_dir,
             f"127.0.0.1:{ports['grpc_inference']}",
             f"127.0.0.1:{ports['grpc_management']}",
+            f"http://{jobs}",
         )
     finally:
         control.stop(run_dir)

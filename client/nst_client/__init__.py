@@ -4,7 +4,7 @@ from nst_client import Client
 image = Client("http://127.0.0.1:8080").stylize("photo.jpg", "style.jpg", size=256)
 """
 
-from .client import Client, Progress, Result
+from .client import Client, Job, Progress, Result
 from .errors import (
     ConnectionFailed,
     InternalServerError,
@@ -22,6 +22,7 @@ __all__ = [
     "ConnectionFailed",
     "InternalServerError",
     "InvalidRequest",
+    "Job",
     "NSTClientError",
     "Progress",
     "Result",

@@ -11,6 +11,7 @@ import base64
 import io
 import json
 import os
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +67,8 @@ class Client:
     """A connection to one server.
 
     ``url`` is the inference address (``http://host:8080``) or the full prediction URL;
-    ``token`` the API key where the server checks keys; ``timeout`` the most seconds to wait
+    ``token`` the API key where the server checks keys; ``jobs_url`` the async jobs API
+    (:meth:`submit`); ``timeout`` the most seconds to wait
     for the answer's next bytes (a job may run minutes), ``connect_timeout`` the most to wait
     for the connection itself (an unreachable server fails fast). Requests answered 503
     (queue full, or no time left in the worker's batch) are retried ``retries`` times with
@@ -81,9 +83,11 @@ class Client:
         retries: int = 5,
         backoff: float = 1.0,
         connect_timeout: float = 10.0,
+        jobs_url: str = "http://127.0.0.1:8085",
     ):
         url = url.rstrip("/")
         self.url = url if "/predictions/" in url else f"{url}/predictions/{MODEL}"
+        self.jobs_url = jobs_url.rstrip("/")
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.session = requests.Session()
@@ -142,6 +146,40 @@ class Client:
                     )
         raise ConnectionFailed("the stream ended without a result")
 
+    def submit(
+        self,
+        content: ImageInput,
+        style: ImageInput,
+        *styles: ImageInput,
+        idempotency_key: str | None = None,
+        **params: Any,
+    ) -> Job:
+        """Queue the job on the async jobs API and return at once: a :class:`Job` to
+        follow, wait for, cancel or fetch. With ``idempotency_key``, a retried submit (after
+        a dropped connection) returns the job already queued instead of a second one."""
+        files, fields = _form(content, (style, *styles), params)
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        reply = self.request(
+            "POST", f"{self.jobs_url}/v1/jobs", files=files, data=fields, headers=headers
+        )
+        if reply.status_code != 202:
+            raise _error(reply)
+        return Job(self, _json(reply))
+
+    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """One HTTP call of this client, its transport errors as :class:`ConnectionFailed`."""
+        kwargs.setdefault("timeout", (self.connect_timeout, self.timeout))
+        try:
+            return self.session.request(method, url, **kwargs)
+        except requests.ConnectTimeout as exc:
+            raise ConnectionFailed(f"cannot reach {url} within {self.connect_timeout:g} s") from exc
+        except requests.Timeout as exc:
+            raise ConnectionFailed(f"{url}: no answer within {self.timeout:g} s") from exc
+        except requests.ConnectionError as exc:
+            raise ConnectionFailed(f"cannot reach {url} (is the server running?)") from exc
+        except requests.RequestException as exc:
+            raise ConnectionFailed(f"{url}: {exc}") from exc
+
     def _post(
         self,
         content: ImageInput,
@@ -149,39 +187,103 @@ class Client:
         params: Mapping[str, Any],
         stream: bool,
     ) -> requests.Response:
-        params = dict(params)
-        files = {"content": image_file(content, "content")}
-        for i, style in enumerate(styles):
-            name = "style" if i == 0 else f"style_{i + 1}"
-            files[name] = image_file(style, name)
-        for name in IMAGE_PARAMS:
-            if params.get(name) is not None:
-                files[name] = image_file(params.pop(name), name)
-        fields = {name: form_value(value) for name, value in params.items() if value is not None}
+        files, fields = _form(content, styles, params)
         if stream:
             fields["stream"] = "true"
-        try:
-            reply = self.session.post(
-                self.url,
-                files=files,
-                data=fields,
-                headers={} if stream else {"Accept": "application/json"},
-                stream=stream,
-                timeout=(self.connect_timeout, self.timeout),
-            )
-        except requests.ConnectTimeout as exc:
-            raise ConnectionFailed(
-                f"cannot reach {self.url} within {self.connect_timeout:g} s"
-            ) from exc
-        except requests.Timeout as exc:
-            raise ConnectionFailed(f"{self.url}: no answer within {self.timeout:g} s") from exc
-        except requests.ConnectionError as exc:
-            raise ConnectionFailed(f"cannot reach {self.url} (is the server running?)") from exc
-        except requests.RequestException as exc:
-            raise ConnectionFailed(f"{self.url}: {exc}") from exc
+        reply = self.request(
+            "POST",
+            self.url,
+            files=files,
+            data=fields,
+            headers={} if stream else {"Accept": "application/json"},
+            stream=stream,
+        )
         if reply.status_code != 200:
             raise _error(reply)
         return reply
+
+
+class Job:
+    """A job on the async jobs API (from :meth:`Client.submit`). ``info`` is its last known
+    state as the API shows it (``status``, ``progress``, ``queue_position``...)."""
+
+    def __init__(self, client: Client, info: dict[str, Any]):
+        self.client, self.info = client, info
+        self.id: str = info["id"]
+        self.url = f"{client.jobs_url}/v1/jobs/{self.id}"
+
+    @property
+    def status(self) -> str:
+        return str(self.info["status"])
+
+    def refresh(self, wait: float = 0.0) -> dict[str, Any]:
+        """The job's state now; with ``wait``, once it changes or after ``wait`` seconds."""
+        params = {"wait": f"{min(wait, 60.0):g}"} if wait else None
+        reply = self.client.request("GET", self.url, params=params)
+        if reply.status_code != 200:
+            raise _error(reply)
+        self.info = _json(reply)
+        return self.info
+
+    def wait(self, timeout: float | None = None) -> dict[str, Any]:
+        """Wait until the job has ended (``succeeded``, ``failed`` or ``cancelled``) or
+        ``timeout`` seconds have passed; its state."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.status not in ENDED:
+            left = 30.0 if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                break
+            self.refresh(wait=min(30.0, left))
+        return self.info
+
+    def cancel(self) -> dict[str, Any]:
+        """Cancel: a queued job never runs; a running one stops within a step or two and
+        keeps the image it had reached."""
+        reply = self.client.request("DELETE", self.url)
+        if reply.status_code not in (200, 202):
+            raise _error(reply)
+        self.info = _json(reply)
+        return self.info
+
+    def result(self) -> Result:
+        """The job's image and figures (waits for the job to end first); a failed job
+        raises the :class:`ServerError` it failed with."""
+        self.wait()
+        if self.status == "failed":
+            error = self.info.get("error") or {}
+            raise from_body(int(error.get("status", 500)), error, self.id)
+        reply = self.client.request("GET", f"{self.url}/result")
+        if reply.status_code != 200:
+            raise _error(reply)
+        summary = self.info.get("result") or {}
+        return Result(
+            image=_decode(reply.content),
+            data=reply.content,
+            steps_run=int(reply.headers.get("X-NST-Steps", summary.get("steps_run", 0))),
+            stopped=reply.headers.get("X-NST-Stopped"),
+            seconds=summary.get("seconds", 0.0),
+            losses=summary.get("losses", {}),
+            initial_losses=summary.get("initial_losses", {}),
+        )
+
+
+ENDED = ("succeeded", "failed", "cancelled")
+
+
+def _form(
+    content: ImageInput, styles: tuple[ImageInput, ...], params: Mapping[str, Any]
+) -> tuple[dict[str, tuple[str, bytes]], dict[str, str]]:
+    """The multipart files and text fields of a request."""
+    params = dict(params)
+    files = {"content": image_file(content, "content")}
+    for i, style in enumerate(styles):
+        name = "style" if i == 0 else f"style_{i + 1}"
+        files[name] = image_file(style, name)
+    for name in IMAGE_PARAMS:
+        if params.get(name) is not None:
+            files[name] = image_file(params.pop(name), name)
+    fields = {name: form_value(value) for name, value in params.items() if value is not None}
+    return files, fields
 
 
 def image_file(image: ImageInput, name: str) -> tuple[str, bytes]:

@@ -25,6 +25,13 @@ def test_engine_benchmark_rows():
     assert any("nst.lbfgs" in row for row in rows) and any("coarse-to-fine" in row for row in rows)
 
 
+def test_parameterization_benchmark_rows():
+    out = bench("bench/bench_parameterization.py", "--size", "48", "--steps", "3")
+    rows = [line for line in out.splitlines() if line.startswith("| ")][2:]
+    assert len(rows) == 6
+    assert {row.split(" | ")[2] for row in rows} == {"gram", "mean_cov", "sliced_wasserstein"}
+
+
 def test_lbfgs_runs_benchmark_rows():
     out = bench(
         "bench/bench_lbfgs_runs.py",

@@ -116,3 +116,27 @@ def test_engine_loss_falls_steadily(stylizer, images):
     climbs = [(seen[i] - min(seen[:i])) / min(seen[:i]) for i in range(1, len(seen))]
     assert max(climbs) < 0.005, max(climbs)
     assert result.losses.total < 0.5 * result.initial_losses.total
+
+
+def test_an_identity_preconditioner_changes_nothing():
+    objective = quadratic()
+    plain = iterates(lambda x: LBFGS([x], history_size=5), objective, 12)
+    same = iterates(lambda x: LBFGS([x], history_size=5, precondition=lambda v: v), objective, 12)
+    for a, b in zip(plain, same):
+        torch.testing.assert_close(b, a)
+
+
+def test_a_preconditioner_is_the_initial_inverse_hessian():
+    """With M = the inverse of a diagonal quadratic's curvature, the first direction is the
+    Newton step: L-BFGS lands on the minimum after the (scaled) first step's line."""
+    curvature = torch.tensor([100.0, 1.0, 0.01])
+    b = torch.tensor([1.0, 1.0, 1.0])
+
+    def objective(x):
+        return 0.5 * (curvature * x * x).sum() - b @ x
+
+    newton = iterates(lambda x: LBFGS([x], precondition=lambda v: v / curvature), objective, 3, n=3)
+    plain = iterates(lambda x: LBFGS([x]), objective, 3, n=3)
+    optimum = b / curvature
+    assert (newton[-1] - optimum).norm() < 1e-3 * optimum.norm()
+    assert (plain[-1] - optimum).norm() > 0.1 * optimum.norm()

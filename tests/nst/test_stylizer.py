@@ -76,10 +76,15 @@ def test_astronaut_in_the_style_of_starry_night(stylizer, astronaut, starry):
 )
 def test_matched_start_ends_lower_than_the_content(stylizer, images, content, style):
     """The default start (content recoloured to the style's palette) beats the paper's
-    start in the same steps (by 6-13 % on these pairs at 64 px / 20 steps)."""
+    start in the same steps (by 6-13 % on these pairs at 64 px / 20 steps, on the pixels;
+    the pyramid parameterisation moves colours quickly itself, and the gap narrows)."""
 
     def final_loss(init: str) -> float:
-        job = Job(images[content], [images[style]], StyleParams(size=64, steps=20, init=init))
+        job = Job(
+            images[content],
+            [images[style]],
+            StyleParams(size=64, steps=20, init=init, parameterization="pixels"),
+        )
         return stylizer.stylize(job).losses.total
 
     matched, plain = final_loss("matched"), final_loss("content")
@@ -139,6 +144,8 @@ def test_several_styles_blend(stylizer, astronaut, starry, images):
     "changes",
     [
         {"optimizer": "adam", "lr": 0.05},
+        {"optimizer": "adam", "lr": 0.05, "parameterization": "pixels"},
+        {"parameterization": "pixels"},
         {"init": "noise"},
         {"init": "style"},
         {"pooling": "avg"},

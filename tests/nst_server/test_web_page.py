@@ -183,3 +183,33 @@ def test_a_mask_and_the_style_statistics_reach_the_server(browser, server, tmp_p
     WebDriverWait(browser, 90).until(lambda b: shown(b, "result-box") or shown(b, "error"))
     assert not shown(browser, "error"), browser.find_element(By.ID, "error").text
     assert "3 steps" in browser.find_element(By.ID, "figures").text
+
+
+def test_a_job_is_found_again_after_a_reload_and_cancelled(browser, server):
+    """With the jobs API the page follows its job by id: a reload picks it up again, and
+    Cancel stops it in the worker, showing the image it had reached."""
+    config = requests.get(server.web + "config.json", timeout=10).json()
+    assert config["jobs"] == server.jobs
+    open_page(browser, server)
+    browser.find_element(By.ID, "use-samples").click()
+    WebDriverWait(browser, 10).until(lambda b: shown(b, "content-thumb"))
+    set_value(browser, "size", "96")
+    set_value(browser, "steps", "400")
+    browser.find_element(By.ID, "stylise").click()
+    running = lambda b: b.find_element(By.ID, "status").text.startswith("Step")  # noqa: E731
+    WebDriverWait(browser, 60).until(running)
+    job_id = browser.execute_script("return localStorage.getItem('nst-job')")
+    assert job_id
+
+    browser.refresh()
+    WebDriverWait(browser, 20).until(lambda b: running(b) and shown(b, "cancel"))
+    assert browser.find_element(By.ID, "stylise").get_attribute("disabled")
+    browser.find_element(By.ID, "cancel").click()
+    WebDriverWait(browser, 60).until(lambda b: shown(b, "result-box") or shown(b, "error"))
+    assert not shown(browser, "error"), browser.find_element(By.ID, "error").text
+    assert "stopped: cancelled" in browser.find_element(By.ID, "figures").text
+    assert browser.find_element(By.ID, "status").text.startswith("Cancelled")
+    assert not shown(browser, "cancel")
+    assert browser.execute_script("return localStorage.getItem('nst-job')") is None
+    job = requests.get(f"{server.jobs}/v1/jobs/{job_id}", timeout=10).json()
+    assert job["status"] == "cancelled" and 0 < job["result"]["steps_run"] < 400

@@ -1,10 +1,13 @@
-// The try-it page: builds a multipart request from the form, streams the NDJSON progress of
-// POST /predictions/style_transfer, and shows previews, the result and errors.
+// The try-it page: builds a multipart request from the form and either submits it to the async
+// jobs API (when config.json names one: the job is followed by polling, can be cancelled and
+// is found again after a reload) or streams the NDJSON progress of
+// POST /predictions/style_transfer; shows progress, previews, the result and errors.
 "use strict";
 
 const MAX_STYLES = 4;
 const $ = (id) => document.getElementById(id);
-const state = { content: null, mask: null, api: "", model: "style_transfer" };
+const state = { content: null, mask: null, api: "", jobs: "", model: "style_transfer", job: null };
+const JOB_KEY = "nst-job";  // localStorage: the job this page follows, kept across reloads
 
 async function loadConfig() {
   try {
@@ -12,6 +15,11 @@ async function loadConfig() {
     if (reply.ok) Object.assign(state, await reply.json());
   } catch (_) { /* opened from elsewhere: same origin as the API */ }
   state.api = new URLSearchParams(location.search).get("api") || state.inference || "";
+}
+
+function authHeaders() {
+  const key = $("api-key").value.trim();
+  return key ? { Authorization: `Bearer ${key}` } : {};
 }
 
 // --- images: file pickers, drag and drop, samples -----------------------------------------
@@ -103,12 +111,10 @@ async function stylise(event) {
   setProgress(0, parseInt($("steps").value, 10) || 1);
   $("stylise").disabled = true;
   $("status").textContent = "Sending…";
-  const headers = {};
-  const key = $("api-key").value.trim();
-  if (key) headers.Authorization = `Bearer ${key}`;
   try {
+    if (state.jobs) return await submitJob();
     const reply = await fetch(`${state.api}/predictions/${state.model}`, {
-      method: "POST", body: buildForm(), headers,
+      method: "POST", body: buildForm(), headers: authHeaders(),
     });
     if (!reply.ok) return showError(await errorBody(reply), reply.status);
     $("status").textContent = "Waiting for the server…";
@@ -116,8 +122,88 @@ async function stylise(event) {
   } catch (err) {
     showError({ message: `The server could not be reached (${err.message}).` });
   } finally {
+    $("stylise").disabled = state.job !== null;
+  }
+}
+
+// --- the async jobs API: submit, follow by long polling, cancel, resume after a reload ---
+
+async function submitJob() {
+  const reply = await fetch(`${state.jobs}/v1/jobs`, {
+    method: "POST", body: buildForm(), headers: authHeaders(),
+  });
+  if (reply.status !== 202) return showError(await errorBody(reply), reply.status);
+  const job = await reply.json();
+  localStorage.setItem(JOB_KEY, job.id);
+  await follow(job.id);
+}
+
+async function follow(id) {
+  state.job = id;
+  $("stylise").disabled = true;
+  $("cancel").hidden = false;
+  $("cancel").disabled = false;
+  try {
+    for (;;) {
+      const reply = await fetch(`${state.jobs}/v1/jobs/${id}?wait=10`, { headers: authHeaders() });
+      if (reply.status === 404) { localStorage.removeItem(JOB_KEY); $("status").textContent = ""; return; }
+      if (!reply.ok) return showError(await errorBody(reply), reply.status);
+      const job = await reply.json();
+      showJob(job);
+      if (["succeeded", "failed", "cancelled"].includes(job.status)) return await finishJob(job);
+    }
+  } catch (err) {
+    showError({ message: `The jobs API could not be reached (${err.message}).` });
+  } finally {
+    state.job = null;
+    $("cancel").hidden = true;
     $("stylise").disabled = false;
   }
+}
+
+function showJob(job) {
+  const { step, steps } = job.progress;
+  if (job.status === "queued") {
+    $("status").textContent = `Queued (${job.queue_position} ahead)…`;
+  } else if (job.status === "running") {
+    if (steps) setProgress(step, steps);
+    $("status").textContent = job.cancel_requested ? "Cancelling…" : `Step ${step} of ${steps || "?"}`;
+    if (job.preview_url) showPreview(job.preview_url);
+  }
+}
+
+async function showPreview(path) {
+  const reply = await fetch(`${state.jobs}${path}`, { headers: authHeaders() });
+  if (!reply.ok || !state.job) return;
+  const old = $("preview").src;
+  $("preview").src = URL.createObjectURL(await reply.blob());
+  if (old.startsWith("blob:")) URL.revokeObjectURL(old);
+  $("preview").hidden = false;
+}
+
+async function finishJob(job) {
+  localStorage.removeItem(JOB_KEY);
+  if (job.status === "failed") return showError(job.error || {}, job.error && job.error.status);
+  if (!job.result) {
+    $("progress").hidden = true;
+    $("status").textContent = "Cancelled.";
+    return;
+  }
+  const reply = await fetch(`${state.jobs}${job.result.url}`, { headers: authHeaders() });
+  if (!reply.ok) return showError(await errorBody(reply), reply.status);
+  const blob = await reply.blob();
+  showImage(URL.createObjectURL(blob), job.result.content_type, job.result);
+  if (job.status === "cancelled") $("status").textContent = "Cancelled: the image so far.";
+}
+
+async function cancelJob() {
+  if (!state.job) return;
+  $("cancel").disabled = true;
+  $("status").textContent = "Cancelling…";
+  const reply = await fetch(`${state.jobs}/v1/jobs/${state.job}`, {
+    method: "DELETE", headers: authHeaders(),
+  });
+  if (!reply.ok) showError(await errorBody(reply), reply.status);
 }
 
 async function errorBody(reply) {
@@ -167,10 +253,13 @@ function setProgress(step, steps) {
 }
 
 function showResult(result) {
-  setProgress(result.steps_run, Math.max(result.steps_run, $("progress").max));
   const type = result.content_type || "image/png";
   const bytes = Uint8Array.from(atob(result.image), (c) => c.charCodeAt(0));
-  const url = URL.createObjectURL(new Blob([bytes], { type }));
+  showImage(URL.createObjectURL(new Blob([bytes], { type })), type, result);
+}
+
+function showImage(url, type, result) {
+  setProgress(result.steps_run, Math.max(result.steps_run, $("progress").max));
   $("result").src = url;
   $("download").href = url;
   $("download").download = `stylised.${type.split("/")[1].replace("jpeg", "jpg")}`;
@@ -224,5 +313,11 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("add-style").addEventListener("click", addStyleSlot);
   $("use-samples").addEventListener("click", useSamples);
   $("form").addEventListener("submit", stylise);
+  $("cancel").addEventListener("click", cancelJob);
   document.body.dataset.ready = "true";
+  const pending = state.jobs && localStorage.getItem(JOB_KEY);
+  if (pending) {
+    $("status").textContent = "Following the job started before the reload…";
+    await follow(pending);
+  }
 });

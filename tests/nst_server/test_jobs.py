@@ -1,0 +1,153 @@
+"""The async jobs API (nst_server/jobs) beside a real TorchServe: submit, follow, fetch,
+cancel inside the worker, idempotent retries, the same 4xx as the synchronous API."""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+
+import pytest
+import requests
+from PIL import Image
+
+from tests.conftest import CONTENT, STYLE
+from tests.live_server import metric_value
+
+ASTRONAUT = (CONTENT / "astronaut.png").read_bytes()
+STARRY = (STYLE / "starry_night.jpg").read_bytes()
+FILES = {"content": ("content.png", ASTRONAUT), "style": ("style.jpg", STARRY)}
+
+
+def submit(server, headers=None, **fields) -> requests.Response:
+    return requests.post(
+        f"{server.jobs}/v1/jobs", files=FILES, data=fields, headers=headers, timeout=60
+    )
+
+
+def wait_until(server, job_id: str, done, timeout: float = 120.0) -> dict:
+    """Poll (long-polling) until ``done(job)``; the job."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = requests.get(f"{server.jobs}/v1/jobs/{job_id}?wait=5", timeout=30).json()
+        if done(job):
+            return job
+    raise AssertionError(f"job {job_id} never got there: {job}")
+
+
+def ended(job: dict) -> bool:
+    return job["status"] in ("succeeded", "failed", "cancelled")
+
+
+def test_a_submitted_job_runs_and_its_result_is_fetched(server):
+    reply = submit(server, size="64", steps="6")
+    assert reply.status_code == 202, reply.text
+    job = reply.json()
+    assert job["status"] in ("queued", "running")
+    assert reply.headers["Location"] == f"/v1/jobs/{job['id']}"
+    done = wait_until(server, job["id"], ended)
+    assert done["status"] == "succeeded", done
+    assert done["progress"]["step"] == 6 and done["result"]["steps_run"] == 6
+    assert done["started_at"] and done["finished_at"] >= done["started_at"]
+    image = requests.get(f"{server.jobs}{done['result']['url']}", timeout=30)
+    assert image.status_code == 200
+    assert image.headers["Content-Type"] == "image/png" and image.headers["X-NST-Steps"] == "6"
+    assert Image.open(io.BytesIO(image.content)).size == (64, 64)
+
+
+def test_a_json_submit_runs_too(server):
+    body = {
+        "content": base64.b64encode(ASTRONAUT).decode(),
+        "style": [base64.b64encode(STARRY).decode()],
+        "params": {"size": 48, "steps": 3, "format": "jpeg"},
+    }
+    reply = requests.post(f"{server.jobs}/v1/jobs", json=body, timeout=60)
+    assert reply.status_code == 202, reply.text
+    done = wait_until(server, reply.json()["id"], ended)
+    assert done["status"] == "succeeded", done
+    image = requests.get(f"{server.jobs}{done['result']['url']}", timeout=30)
+    assert image.headers["Content-Type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(image.content)).size == (48, 48)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"steps": "-1"}, {"size": "100000"}, {"style_loss": "nope"}, {"colour": "red"}],
+)
+def test_bad_input_gets_the_synchronous_apis_error_at_submit(server, fields):
+    jobs = submit(server, **fields)
+    direct = requests.post(server.predict_url, files=FILES, data=fields, timeout=60)
+    assert jobs.status_code == direct.status_code and 400 <= jobs.status_code < 500
+    assert jobs.json() == direct.json()
+
+
+def test_a_missing_image_is_refused_at_submit(server):
+    reply = requests.post(f"{server.jobs}/v1/jobs", files={"content": FILES["content"]}, timeout=60)
+    assert reply.status_code == 400 and reply.json()["field"] == "style"
+
+
+def test_the_same_idempotency_key_gives_one_job(server):
+    headers = {"Idempotency-Key": f"retry-{time.time()}"}
+    first = submit(server, headers=headers, size="48", steps="2")
+    again = submit(server, headers=headers, size="48", steps="2")
+    assert first.status_code == again.status_code == 202
+    assert first.json()["id"] == again.json()["id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    other = submit(server, headers=headers, size="48", steps="3")
+    assert other.status_code == 422 and other.json()["error"] == "idempotency_key_reused"
+    wait_until(server, first.json()["id"], ended)
+
+
+def test_unknown_jobs_are_404_json(server):
+    for method in ("get", "delete"):
+        reply = requests.request(method, f"{server.jobs}/v1/jobs/0123abcd", timeout=10)
+        assert reply.status_code == 404 and reply.json()["error"] == "not_found"
+    reply = requests.get(f"{server.jobs}/v1/jobs/0123abcd/result", timeout=10)
+    assert reply.status_code == 404
+
+
+def test_a_cancelled_running_job_stops_in_the_worker_and_its_batch_mate_finishes(server):
+    pids = server.worker_pids()
+    long = submit(server, size="96", steps="400").json()
+    mate = submit(server, size="96", steps="25").json()
+    running = wait_until(server, long["id"], lambda j: j["progress"]["step"] > 0 or ended(j))
+    assert running["status"] == "running", running
+    early = requests.get(f"{server.jobs}/v1/jobs/{long['id']}/result", timeout=10)
+    assert early.status_code == 409 and early.json()["error"] == "no_result"
+    asked = time.monotonic()
+    reply = requests.delete(f"{server.jobs}/v1/jobs/{long['id']}", timeout=10)
+    assert reply.status_code in (200, 202)
+    stopped = wait_until(server, long["id"], ended, timeout=60)
+    assert time.monotonic() - asked < 20
+    assert stopped["status"] == "cancelled", stopped
+    assert 0 < stopped["result"]["steps_run"] < 400
+    image = requests.get(f"{server.jobs}/v1/jobs/{long['id']}/result", timeout=10)
+    assert image.status_code == 200 and image.headers["X-NST-Stopped"] == "cancelled"
+    other = wait_until(server, mate["id"], ended)
+    assert other["status"] == "succeeded" and other["result"]["steps_run"] == 25
+    assert server.worker_pids() == pids  # the worker lived on
+    assert not list(server.state_dir.glob("cancel-*"))  # markers are cleared
+
+
+def test_the_queue_is_on_the_services_metrics(server):
+    done = wait_until(server, submit(server, size="48", steps="2").json()["id"], ended)
+    assert done["status"] == "succeeded"
+    text = requests.get(f"{server.jobs}/metrics", timeout=10).text
+    assert metric_value(text, "nst_jobs_ended_total") >= 1
+    assert 'nst_jobs{status="queued"}' in text
+    assert metric_value(text, "nst_job_queue_wait_seconds_count") >= 1
+
+
+def test_the_python_client_submits_waits_and_fetches(server):
+    from nst_client import Client, InvalidRequest
+
+    client = Client(server.inference, jobs_url=server.jobs)
+    key = f"client-{time.time()}"
+    job = client.submit(ASTRONAUT, STARRY, size=48, steps=3, idempotency_key=key)
+    assert client.submit(ASTRONAUT, STARRY, size=48, steps=3, idempotency_key=key).id == job.id
+    result = job.result()
+    assert job.status == "succeeded"
+    assert result.steps_run == 3 and result.image.size == (48, 48) and result.stopped is None
+    with pytest.raises(InvalidRequest) as refused:
+        client.submit(ASTRONAUT, STARRY, steps=-2)
+    assert refused.value.field == "steps"
