@@ -20,12 +20,14 @@ from the config file, overridden by ``TS_INFERENCE_ADDRESS`` / ``TS_MANAGEMENT_A
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from handler import MODEL_NAME
@@ -132,7 +134,15 @@ def start(
     )
     if jobs_address:
         inference = local_url(props["inference_address"])
-        props["jobs_address"] = start_jobs(jobs_address, inference, web, env, run_dir, log_dir)
+        props["jobs_address"] = start_jobs(
+            jobs_address,
+            inference,
+            web,
+            env,
+            model_store=model_store,
+            run_dir=run_dir,
+            log_dir=log_dir,
+        )
     if web:
         if props.get("enable_envvars_config") != "true":
             print(
@@ -145,7 +155,21 @@ def start(
             web, props["inference_address"], jobs_url, run_dir, log_dir
         )
     wait_ready(props["management_address"], timeout, log_dir)
+    if props.get("jobs_address"):
+        wait_answering(f"http://{jobs_address}/ping", timeout, log_dir / "jobs.log")
     return props
+
+
+def wait_answering(url: str, timeout: float, log: Path) -> None:
+    """Poll ``url`` until it answers 200 (a service started beside TorchServe)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=5) as reply:
+            if reply.status == 200:
+                return
+        time.sleep(0.5)
+    tail = log.read_text()[-3000:] if log.exists() else f"(no {log.name})"
+    raise SystemExit(f"{url} not answering after {timeout:.0f} s; log tail:\n{tail}")
 
 
 def local_url(address: str) -> str:
@@ -206,11 +230,21 @@ def start_page(address: str, inference: str, jobs: str, run_dir: Path, log_dir: 
 
 
 def start_jobs(
-    address: str, inference: str, web: str, env: dict[str, str], run_dir: Path, log_dir: Path
+    address: str,
+    inference: str,
+    web: str,
+    env: dict[str, str],
+    *,
+    model_store: Path,
+    run_dir: Path,
+    log_dir: Path,
 ) -> str:
     """Run the jobs API in the background in the server's ``env`` (its keys, its state
-    folder for cancel markers), its store in ``run_dir``; its URL."""
+    folder for cancel markers), checking submits against the served archive's settings, its
+    store in ``run_dir``; its URL."""
     options = [
+        "--model-config",
+        str(model_store / f"{MODEL_NAME}.mar"),
         "--address",
         address,
         "--inference",

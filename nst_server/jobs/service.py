@@ -32,6 +32,7 @@ from handler.settings import ServerSettings
 from nst import NSTError
 
 from .. import RESOURCES, add_version, server_home
+from ..mar import packed_config
 from . import ADDRESS_ENV, DEFAULT_ADDRESS
 from .bodies import read_submission, request_hash
 from .metrics import JobMetrics
@@ -297,11 +298,17 @@ def make_app(service: Service, cors_origin: str | None = None) -> web.Applicatio
 
 
 def server_settings(model_config: Path) -> ServerSettings:
-    """The handler's settings from ``model_config``, for the device this machine offers
-    (the pod's workers see the same devices)."""
+    """The handler's settings from ``model_config`` (a model-config.yaml, or the model
+    archive that packs one), for the device this machine offers (the pod's workers see the
+    same devices)."""
     import torch
 
-    config = yaml.safe_load(model_config.read_text()) or {}
+    if model_config.suffix == ".mar":
+        config = packed_config(model_config)
+        if config is None:
+            raise SystemExit(f"nst-jobs: {model_config} packs no model-config.yaml")
+    else:
+        config = yaml.safe_load(model_config.read_text()) or {}
     device = "cuda" if torch.cuda.is_available() else "cpu"
     return ServerSettings.from_model_config(config).for_device(device)
 
@@ -367,9 +374,16 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--store",
-        type=Path,
-        default=home / ".run" / "jobs.sqlite3",
-        help="the SQLite file of the jobs",
+        default=str(home / ".run" / "jobs.sqlite3"),
+        help="the jobs' SQLite file (one service), or redis://host:port/db (several replicas "
+        "sharing one Redis)",
+    )
+    p.add_argument(
+        "--lease",
+        type=float,
+        default=30.0,
+        help="with Redis: seconds after which a running job whose replica stopped renewing it "
+        "is failed",
     )
     p.add_argument(
         "--state-dir",
@@ -381,7 +395,8 @@ def parser() -> argparse.ArgumentParser:
         "--model-config",
         type=Path,
         default=RESOURCES / "model-config.yaml",
-        help="the model's settings, whose limits a submit is checked against",
+        help="the model's settings, whose limits a submit is checked against: a "
+        "model-config.yaml, or the model archive (.mar) that packs it",
     )
     p.add_argument(
         "--ttl",
