@@ -53,6 +53,7 @@ ENV VIRTUAL_ENV=/opt/venv \
     NST_STATE_DIR=/home/model-server/run \
     NST_API_KEYS_FILE=/home/model-server/run/api-keys \
     NST_METRICS_ADDRESS=0.0.0.0:8083 \
+    NST_JOBS_ADDRESS=0.0.0.0:8085 \
     NST_KEY_PROXY_ADDRESS=0.0.0.0:8080 \
     NST_TORCHSERVE_ADDRESS=http://127.0.0.1:8079 \
     TS_CONFIG_FILE=/opt/nst/deploy/config.properties \
@@ -101,8 +102,9 @@ USER 10001:10001
 WORKDIR /home/model-server
 
 # Inference (the key proxy in front of TorchServe's 127.0.0.1:8079), TorchServe's metrics, the
-# workers' histograms; management stays on 127.0.0.1.
-EXPOSE 8080 8082 8083
+# workers' histograms (with the jobs API's series), the async jobs API; management stays on
+# 127.0.0.1.
+EXPOSE 8080 8082 8083 8085
 
 # "Ready" means the model's worker is READY, not that the JVM answers /ping.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=180s --retries=3 \

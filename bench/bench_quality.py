@@ -194,7 +194,8 @@ def _gallery_head(args: argparse.Namespace) -> str:
     return (
         "# Gallery: style statistics, averaging and colour modes\n\n"
         f"Every image had the same wall time, {args.seconds:g} s on {cpu}, at {args.size} px "
-        "(default parameters otherwise: L-BFGS, matched start, style weight 5). The numbers "
+        "(default parameters otherwise: L-BFGS over the pyramid parameterisation, matched start, "
+        "style weight 5). The numbers "
         "score each result by all three style statistics (lower is closer to the style), "
         "the content loss and the total variation (lower is smoother). Colour modes are "
         "scored against the style's own colours, so their style distances read high. Made "

@@ -71,8 +71,190 @@ def openapi(description: dict[str, Any], server_url: str = "http://127.0.0.1:808
             PATH: {"post": _operation(params, limits["max_styles"])},
             KSERVE_V1: {"post": _kserve_v1(limits["max_styles"])},
             KSERVE_V2: {"post": _kserve_v2()},
+            **_jobs_paths(params, limits["max_styles"]),
         },
-        "components": {"schemas": _schemas(params), "securitySchemes": _security()},
+        "components": {
+            "schemas": {**_schemas(params), "Job": _job_schema()},
+            "securitySchemes": _security(),
+        },
+    }
+
+
+JOBS = "/v1/jobs"
+JOBS_SERVER = [{"url": "http://127.0.0.1:8085", "description": "the async jobs API (nst-jobs)"}]
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+
+
+def _jobs_paths(params: dict[str, Any], max_styles: int) -> dict[str, Any]:
+    """The async jobs API's routes (its own port: path-level ``servers``)."""
+    stylize = _operation(params, max_styles)
+    error = {JSON: {"schema": {"$ref": "#/components/schemas/Error"}}}
+    job = {JSON: {"schema": {"$ref": "#/components/schemas/Job"}}}
+    job_id = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+    missing = {"description": "no such job for this key", "content": error}
+    image = {"schema": {"type": "string", "format": "binary"}}
+    security: list[dict[str, list[str]]] = [{}, {"apiKey": []}]
+    return {
+        JOBS: {
+            "servers": JOBS_SERVER,
+            "post": {
+                "operationId": "submitJob",
+                "summary": "Queue a stylisation and return at once",
+                "description": "The body of the synchronous route (`stream` is ignored), "
+                "checked by the same parser before it is queued.",
+                "security": security,
+                "parameters": [
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                        "description": "a retried submit with the same key and body returns "
+                        "the same job",
+                    }
+                ],
+                "requestBody": stylize["requestBody"],
+                "responses": {
+                    "202": {
+                        "description": "the job (a new one, or the one the key names)",
+                        "headers": {
+                            "Location": _header("string", "the job's URL"),
+                            "Idempotent-Replayed": _header(
+                                "string", "`true` when the key named an earlier job"
+                            ),
+                        },
+                        "content": job,
+                    },
+                    **{
+                        code: {"description": text, "content": error}
+                        for code, text in (
+                            ("400", "a bad image, parameter or body (`field` names it)"),
+                            ("401", "no API key or a wrong one, where keys are checked"),
+                            ("413", "an image or the request is too large"),
+                            ("422", "the Idempotency-Key was used for another body"),
+                            ("429", "too many queued jobs for this key (Retry-After)"),
+                        )
+                    },
+                },
+            },
+        },
+        JOBS + "/{id}": {
+            "servers": JOBS_SERVER,
+            "get": {
+                "operationId": "getJob",
+                "summary": "A job's status, progress, queue position, error and result",
+                "security": security,
+                "parameters": [
+                    job_id,
+                    {
+                        "name": "wait",
+                        "in": "query",
+                        "schema": {"type": "number", "minimum": 0, "maximum": 60},
+                        "description": "hold the answer until the status or step changes, "
+                        "at most this many seconds",
+                    },
+                ],
+                "responses": {"200": {"description": "the job", "content": job}, "404": missing},
+            },
+            "delete": {
+                "operationId": "cancelJob",
+                "summary": "Cancel: a queued job never runs, a running one stops in a step",
+                "security": security,
+                "parameters": [job_id],
+                "responses": {
+                    "200": {"description": "the job, ended", "content": job},
+                    "202": {"description": "the job, asked to stop", "content": job},
+                    "404": missing,
+                },
+            },
+        },
+        JOBS + "/{id}/result": {
+            "servers": JOBS_SERVER,
+            "get": {
+                "operationId": "getJobResult",
+                "summary": "The image of a job that succeeded, or that was cancelled after a step",
+                "security": security,
+                "parameters": [job_id],
+                "responses": {
+                    "200": {
+                        "description": "the image",
+                        "headers": {
+                            key: value
+                            for key, value in _responses()["200"]["headers"].items()
+                            if key in ("X-NST-Steps", "X-NST-Stopped")
+                        },
+                        "content": {mime: image for mime in IMAGE_TYPES},
+                    },
+                    "404": missing,
+                    "409": {"description": "no image yet (or none: no step ran)", "content": error},
+                },
+            },
+        },
+        JOBS + "/{id}/preview": {
+            "servers": JOBS_SERVER,
+            "get": {
+                "operationId": "getJobPreview",
+                "summary": "The latest preview of a running job (with `preview_every`)",
+                "security": security,
+                "parameters": [job_id],
+                "responses": {
+                    "200": {"description": "a PNG", "content": {"image/png": image}},
+                    "404": missing,
+                    "409": {"description": "no preview now", "content": error},
+                },
+            },
+        },
+    }
+
+
+def _job_schema() -> dict[str, Any]:
+    time = {"type": ["string", "null"], "format": "date-time"}
+    return {
+        "type": "object",
+        "required": ["id", "status", "created_at", "expires_at", "progress"],
+        "properties": {
+            "id": {"type": "string"},
+            "status": {"type": "string", "enum": list(JOB_STATUSES)},
+            "created_at": time,
+            "started_at": time,
+            "finished_at": time,
+            "expires_at": time,
+            "progress": {
+                "type": "object",
+                "properties": {
+                    "step": {"type": "integer", "minimum": 0},
+                    "steps": {"type": "integer", "minimum": 0},
+                    "losses": {"type": ["object", "null"]},
+                },
+            },
+            "queue_position": {"type": "integer", "minimum": 0, "description": "while queued"},
+            "cancel_requested": {"type": "boolean"},
+            "preview_url": {"type": "string"},
+            "error": {
+                "description": "when it failed: the synchronous API's error body and the "
+                "HTTP status it had",
+                "type": "object",
+                "properties": {
+                    "error": {"type": "string"},
+                    "message": {"type": "string"},
+                    "field": {"type": ["string", "null"]},
+                    "status": {"type": "integer"},
+                },
+            },
+            "result": {
+                "description": "once there is an image",
+                "type": "object",
+                "required": ["url", "content_type"],
+                "properties": {
+                    "url": {"type": "string"},
+                    "content_type": {"type": "string", "enum": list(IMAGE_TYPES)},
+                    "steps_run": {"type": "integer", "minimum": 0},
+                    "stopped": {"type": ["string", "null"], "enum": [*STOP_REASONS, None]},
+                    "seconds": {"type": "number", "minimum": 0},
+                    "width": {"type": "integer"},
+                    "height": {"type": "integer"},
+                },
+            },
+        },
     }
 
 

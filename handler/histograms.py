@@ -36,6 +36,8 @@ DEFAULT_ADDRESS = "127.0.0.1:8083"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 UPSTREAM_ENV = "NST_TORCHSERVE_METRICS_URL"  # TorchServe's metrics page, served along
 DEFAULT_UPSTREAM = "http://127.0.0.1:8082/metrics"
+# The jobs API's metrics page (nst-jobs), served along too when set: one scrape port.
+JOBS_UPSTREAM_ENV = "NST_JOBS_METRICS_URL"
 UPSTREAM_TIMEOUT_S = 3.0
 
 SECONDS_BUCKETS = (0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 240, 480)
@@ -118,19 +120,24 @@ def serving_registry() -> CollectorRegistry:
 def torchserve_metrics(url: str) -> bytes:
     """TorchServe's metrics page and an ``nst_torchserve_metrics_up`` gauge (0 with nothing
     else when the page cannot be read: the histograms are still served)."""
+    return upstream_page(url, "nst_torchserve_metrics_up", "TorchServe's own metrics")
+
+
+def upstream_page(url: str, gauge: str, what: str) -> bytes:
+    """Another metrics page (``url``) and a ``gauge`` saying whether it could be read."""
     text = b""
     if url:
         try:
             with urllib.request.urlopen(url, timeout=UPSTREAM_TIMEOUT_S) as reply:
                 text = reply.read()
         except (OSError, ValueError):
-            log.warning("could not read TorchServe's metrics at %s", url, exc_info=True)
+            log.warning("could not read %s at %s", what, url, exc_info=True)
     if text and not text.endswith(b"\n"):
         text += b"\n"
     up = (
-        b"# HELP nst_torchserve_metrics_up 1 if TorchServe's own metrics are in this page\n"
-        b"# TYPE nst_torchserve_metrics_up gauge\n"
-        b"nst_torchserve_metrics_up " + (b"1" if text else b"0") + b"\n"
+        f"# HELP {gauge} 1 if {what} are in this page\n# TYPE {gauge} gauge\n{gauge} ".encode()
+        + (b"1" if text else b"0")
+        + b"\n"
     )
     return text + up
 
@@ -146,6 +153,9 @@ class MetricsPage(BaseHTTPRequestHandler):
             self.send_error(404)
             return
         body = generate_latest(self.registry) + torchserve_metrics(self.upstream)
+        jobs = os.environ.get(JOBS_UPSTREAM_ENV, "")
+        if jobs:
+            body += upstream_page(jobs, "nst_jobs_metrics_up", "the jobs API's metrics")
         self.send_response(200)
         self.send_header("Content-Type", CONTENT_TYPE_LATEST)
         self.send_header("Content-Length", str(len(body)))

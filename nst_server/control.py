@@ -32,7 +32,13 @@ from pathlib import Path
 
 from handler import MODEL_NAME
 from handler.activity import STATE_DIR_ENV
-from handler.histograms import ADDRESS_ENV, DEFAULT_ADDRESS, MULTIPROC_ENV, UPSTREAM_ENV
+from handler.histograms import (
+    ADDRESS_ENV,
+    DEFAULT_ADDRESS,
+    JOBS_UPSTREAM_ENV,
+    MULTIPROC_ENV,
+    UPSTREAM_ENV,
+)
 from handler.settings import SettingsError
 from nst.errors import WeightsError
 from nst.fetch_weights import FetchError, advice, ensure_weights
@@ -100,9 +106,15 @@ def start(
     web = (extra_env or {}).get(
         page.ADDRESS_ENV, os.environ.get(page.ADDRESS_ENV, page.DEFAULT_ADDRESS)
     )
+    jobs_address = (extra_env or {}).get(
+        jobs.ADDRESS_ENV, os.environ.get(jobs.ADDRESS_ENV, jobs.DEFAULT_ADDRESS)
+    )
     props = read_properties(config)
     metrics = local_url(props.get("metrics_address", ""))
-    upstream = {UPSTREAM_ENV: f"{metrics}/metrics" if metrics else ""}
+    upstream = {
+        UPSTREAM_ENV: f"{metrics}/metrics" if metrics else "",
+        JOBS_UPSTREAM_ENV: f"http://{jobs_address}/metrics" if jobs_address else "",
+    }
     env = server_env(run_dir, log_dir, {**upstream, **cors_env(web), **(extra_env or {})})
     histograms = run_dir / HISTOGRAMS_DIR  # a new server's histograms start from zero
     shutil.rmtree(histograms, ignore_errors=True)
@@ -129,9 +141,6 @@ def start(
             stderr=console,
             stdin=subprocess.DEVNULL,
         )
-    jobs_address = (extra_env or {}).get(
-        jobs.ADDRESS_ENV, os.environ.get(jobs.ADDRESS_ENV, jobs.DEFAULT_ADDRESS)
-    )
     if jobs_address:
         inference = local_url(props["inference_address"])
         props["jobs_address"] = start_jobs(

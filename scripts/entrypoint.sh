@@ -24,10 +24,15 @@
 #   NST_DRAIN_TIMEOUT_S longest wait for queued and running jobs after SIGTERM (default 310)
 #   NST_METRICS_ADDRESS where the workers serve their histograms (handler/histograms.py); their
 #                      shared files live in NST_STATE_DIR/prometheus, emptied at each start
+#   NST_JOBS_ADDRESS   host:port of the async jobs API (nst-jobs; empty: not started). Its
+#                      series are served on NST_METRICS_ADDRESS too.
+#   NST_JOBS_STORE     its store: redis://host:port/db where several replicas share the jobs,
+#                      else SQLite in NST_STATE_DIR/jobs.sqlite3 (one container)
 #
 # This shell stays PID 1: TorchServe's launcher ignores SIGTERM, so on SIGTERM (or SIGINT) the
 # shell drains (scripts/healthcheck.py drain: nothing queued, no worker inside a batch), stops
-# TorchServe, waits for it, stops the key proxy (which carried the last answers) and exits 0.
+# TorchServe, waits for it, stops the jobs API (whose running jobs have then ended) and the key
+# proxy (which carried the last answers) and exits 0.
 set -eu
 
 : "${NST_APP:?}" "${NST_MODEL_STORE:?}" "${NST_WEIGHTS:?}" "${NST_STATE_DIR:?}" "${TS_CONFIG_FILE:?}"
@@ -64,6 +69,10 @@ metrics_address="${TS_METRICS_ADDRESS:-http://127.0.0.1:8082}"
 export NST_TORCHSERVE_METRICS_URL="${NST_TORCHSERVE_METRICS_URL:-$(echo "$metrics_address" \
     | sed 's#://0\.0\.0\.0#://127.0.0.1#')/metrics}"
 
+if [ -n "${NST_JOBS_ADDRESS:-}" ]; then
+    export NST_JOBS_METRICS_URL="http://127.0.0.1:${NST_JOBS_ADDRESS##*:}/metrics"
+fi
+
 cd "$NST_STATE_DIR"
 proxy=""
 if [ -n "${NST_KEY_PROXY_ADDRESS:-}" ] && [ -n "${NST_API_KEYS_FILE:-}" ]; then
@@ -78,11 +87,21 @@ torchserve --start --foreground --ncs --ts-config "$TS_CONFIG_FILE" \
     --model-store "$store" --models style_transfer=style_transfer.mar &
 server=$!
 
-stop_proxy() {
-    if [ -n "$proxy" ]; then
-        kill "$proxy" 2>/dev/null || true
-        wait "$proxy" || true
-    fi
+jobs=""
+if [ -n "${NST_JOBS_ADDRESS:-}" ]; then
+    # Straight to TorchServe (behind the key proxy when there is one), with a key of the file.
+    upstream=$(echo "${TS_INFERENCE_ADDRESS:-http://127.0.0.1:8080}" | sed 's#://0\.0\.0\.0#://127.0.0.1#')
+    python -m nst_server.jobs --address "$NST_JOBS_ADDRESS" --inference "$upstream" \
+        --store "${NST_JOBS_STORE:-$NST_STATE_DIR/jobs.sqlite3}" --state-dir "$NST_STATE_DIR" \
+        --model-config "$store/style_transfer.mar" &
+    jobs=$!
+fi
+
+stop_helpers() {
+    for pid in $jobs $proxy; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" || true
+    done
 }
 
 shutdown() {
@@ -92,7 +111,7 @@ shutdown() {
         || echo "entrypoint: drain timed out; stopping anyway"
     torchserve --stop --foreground >/dev/null || true
     wait "$server" || true
-    stop_proxy
+    stop_helpers
     echo "entrypoint: stopped"
     exit 0
 }
@@ -102,5 +121,5 @@ trap shutdown TERM INT
 status=0
 wait "$server" || status=$?
 echo "entrypoint: TorchServe exited with status $status"
-stop_proxy
+stop_helpers
 exit "$status"

@@ -61,7 +61,12 @@ class Runners:
 
     async def _loop(self) -> None:
         while True:
-            record = self.store.claim()
+            try:
+                record = self.store.claim()
+            except Exception:
+                log.exception("could not claim a job (the store is down?)")
+                await asyncio.sleep(2)
+                continue
             if record is None:
                 self.wake.clear()
                 with contextlib.suppress(TimeoutError):

@@ -111,6 +111,10 @@ async def errors(request: web.Request, handler) -> web.StreamResponse:
         if exc.status >= 400:
             return error(exc.status, "http_error", exc.reason)
         raise
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        return error(503, "jobs_unavailable", "the jobs store cannot be reached; retry shortly",
+                     **{"Retry-After": "5"})  # fmt: skip
 
 
 def iso(t: float | None) -> str | None:
@@ -331,9 +335,16 @@ async def maintain(store: JobStore, state_dir: Path, every_s: float = 5.0) -> No
 def open_store(where: str, ttl_s: float, lease_s: float) -> JobStore:
     """``redis://...`` (several replicas), else the path of an SQLite file (one)."""
     if where.startswith(("redis://", "rediss://", "unix://")):
+        import redis
+
         from .redis_store import RedisStore
 
-        return RedisStore(where, ttl_s, lease_s)
+        while True:  # Redis may come up after this pod: wait for it
+            try:
+                return RedisStore(where, ttl_s, lease_s)
+            except redis.ConnectionError as exc:
+                log.warning("waiting for the jobs store at %s: %s", where, exc)
+                time.sleep(2)
     return SQLiteStore(where, ttl_s)
 
 

@@ -87,9 +87,9 @@ def test_air_gapped_builds_supply_weights_and_pip_sources_as_build_arguments():
     assert (ROOT / "image-weights/README.md").is_file()  # the mount's source always exists
 
 
-def test_only_inference_and_metrics_ports_are_exposed():
+def test_only_inference_jobs_and_metrics_ports_are_exposed():
     exposed = [args for keyword, args in instructions() if keyword == "EXPOSE"]
-    assert exposed == ["8080 8082 8083"]  # management stays on loopback inside the container
+    assert exposed == ["8080 8082 8083 8085"]  # management stays on loopback in the container
 
 
 def test_build_context_leaves_out_secrets_weights_and_local_state():

@@ -24,10 +24,23 @@ def kustomization() -> dict:
     return load(DEPLOY / "kustomization.yaml")
 
 
+def manifests() -> list[dict]:
+    """Every document of every file kustomization.yaml lists."""
+    return [
+        doc
+        for name in kustomization()["resources"]
+        for doc in yaml.safe_load_all((DEPLOY / name).read_text())
+        if doc
+    ]
+
+
 def resources() -> dict[str, dict]:
-    """kind -> manifest, as kustomization.yaml lists them."""
-    docs = [load(DEPLOY / name) for name in kustomization()["resources"]]
-    return {doc["kind"]: doc for doc in docs}
+    """kind -> the server's manifest of that kind (named style-transfer, else the first)."""
+    found: dict[str, dict] = {}
+    for doc in manifests():
+        if doc["kind"] not in found or doc["metadata"]["name"] == "style-transfer":
+            found[doc["kind"]] = doc
+    return found
 
 
 def generated_configmap() -> dict:
@@ -62,6 +75,39 @@ def test_core_manifest_is_schema_valid(kind):
     manifest = resources()[kind]
     kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
     kubernetes_validate.validate(manifest, kubernetes_validate.utils.latest_version(), strict=True)
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    [doc for doc in manifests() if doc["kind"] in CORE_KINDS],
+    ids=lambda doc: f"{doc['kind']}/{doc['metadata']['name']}",
+)
+def test_every_core_manifest_is_schema_valid(manifest):
+    """The jobs' Redis and its policy too, beside the server's (custom resources such as
+    the ServiceMonitor have their own checks)."""
+    kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
+
+
+def test_the_jobs_api_is_served_and_reaches_its_redis():
+    """Port 8085 in the pod, the Service and the Ingress; the store is the Redis Service the
+    manifests run, and the network policies let only the server pods reach it."""
+    by_name = {(doc["kind"], doc["metadata"]["name"]): doc for doc in manifests()}
+    server = container()
+    assert {"name": "jobs", "containerPort": 8085} in server["ports"]
+    env = {e["name"]: e.get("value") for e in server["env"]}
+    redis_service = by_name[("Service", "style-transfer-redis")]
+    port = redis_service["spec"]["ports"][0]["port"]
+    assert env["NST_JOBS_STORE"] == f"redis://style-transfer-redis:{port}/0"
+    assert "jobs" in {p["name"] for p in resources()["Service"]["spec"]["ports"]}
+    paths = resources()["Ingress"]["spec"]["rules"][0]["http"]["paths"]
+    assert any(p["path"] == "/v1/jobs" and p["backend"]["service"]["port"]["name"] == "jobs"
+               for p in paths)  # fmt: skip
+    egress = by_name[("NetworkPolicy", "style-transfer")]["spec"]["egress"]
+    assert egress[0]["ports"] == [{"port": port, "protocol": "TCP"}]
+    admitted = by_name[("NetworkPolicy", "style-transfer-redis")]["spec"]["ingress"][0]
+    assert admitted["from"][0]["podSelector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "style-transfer"
+    }
 
 
 def test_generated_configmap_is_schema_valid():
@@ -146,7 +192,7 @@ def test_service_monitor_hpa_pdb_and_policy_point_at_the_pods():
     ):
         assert selector.items() <= labels.items()
     allowed = {p["port"] for rule in r["NetworkPolicy"]["spec"]["ingress"] for p in rule["ports"]}
-    assert allowed == {8080, 8082, 8083, 8090}  # never the management port
+    assert allowed == {8080, 8082, 8083, 8085, 8090}  # never the management port
     target = r["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]
     assert (target["kind"], target["name"]) == ("Deployment", r["Deployment"]["metadata"]["name"])
     annotations = r["Deployment"]["spec"]["template"]["metadata"]["annotations"]

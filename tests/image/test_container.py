@@ -9,6 +9,7 @@ last stops the shared container with SIGTERM while a job runs.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import secrets
@@ -60,8 +61,12 @@ def config_files(spec: podman.PodSpec) -> dict[str, dict[str, str]]:
 
 def start(spec: podman.PodSpec, tmp: Path, name: str) -> podman.Container:
     volumes = podman.prepare_volumes(spec, tmp, config_files(spec))
-    ports = dict(zip(("http", "metrics", "histograms"), free_ports(3)))
-    return podman.run(f"nst-image-test-{name}-{secrets.token_hex(3)}", spec, volumes, ports)
+    ports = dict(zip(("http", "metrics", "histograms", "jobs"), free_ports(4)))
+    # One container and no Redis here: the jobs API keeps its store in the state folder.
+    alone = dataclasses.replace(
+        spec, env={k: v for k, v in spec.env.items() if k != "NST_JOBS_STORE"}
+    )
+    return podman.run(f"nst-image-test-{name}-{secrets.token_hex(3)}", alone, volumes, ports)
 
 
 def ready_within(image: str) -> float:
@@ -123,6 +128,30 @@ def job_lines(logs: str, request_id: str) -> list[dict]:
             if line.get("event") == "job" and line["request_id"] == request_id:
                 found.append(line)
     return found
+
+
+def test_an_async_job_runs_with_the_key_and_is_on_the_scraped_port(container):
+    """The jobs API the image runs beside TorchServe: the same key, a job that runs and its
+    image; its series on the port the pod annotation names."""
+    jobs = container.url("jobs")
+    files = {"content": (CONTENT / "chelsea.png").read_bytes()}
+    files["style"] = (STYLE / "starry_night.jpg").read_bytes()
+    refused = requests.post(f"{jobs}/v1/jobs", files=files, timeout=60)
+    assert refused.status_code == 401 and refused.json()["error"] == "unauthorized"
+    headers = {"Authorization": f"Bearer {KEY}"}
+    reply = requests.post(
+        f"{jobs}/v1/jobs", files=files, data={"size": 64, "steps": 3}, headers=headers, timeout=60
+    )
+    assert reply.status_code == 202, reply.text
+    url = f"{jobs}/v1/jobs/{reply.json()['id']}"
+    deadline, job = time.monotonic() + 120, reply.json()
+    while job["status"] not in ("succeeded", "failed", "cancelled") and time.monotonic() < deadline:
+        job = requests.get(f"{url}?wait=10", headers=headers, timeout=30).json()
+    assert job["status"] == "succeeded", job
+    image = requests.get(f"{url}/result", headers=headers, timeout=30)
+    assert image.status_code == 200 and max(Image.open(io.BytesIO(image.content)).size) == 64
+    scraped = requests.get(f"{container.url('histograms')}/metrics", timeout=10).text
+    assert 'nst_jobs_ended_total{status="succeeded"}' in scraped
 
 
 def test_bad_requests_get_their_4xx_with_the_field(container):

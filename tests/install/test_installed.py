@@ -28,6 +28,7 @@ COMMANDS = (
     "nst-healthcheck",
     "nst-auth-gate",
     "nst-web",
+    "nst-jobs",
     "nst-fetch-weights",
     "nst-client",
 )
@@ -138,7 +139,7 @@ def test_nst_server_starts_from_an_empty_folder_and_serves(installed):
     bin_dir, env, empty = installed
     names = ("inference", "management", "metrics", "grpc_inference", "grpc_management")
     ports = dict(zip(names, free_ports(7)))
-    histograms, web = free_ports(2)
+    histograms, web, jobs = free_ports(3)
     env = env | {
         "TS_INFERENCE_ADDRESS": f"http://127.0.0.1:{ports['inference']}",
         "TS_MANAGEMENT_ADDRESS": f"http://127.0.0.1:{ports['management']}",
@@ -147,6 +148,7 @@ def test_nst_server_starts_from_an_empty_folder_and_serves(installed):
         "TS_GRPC_MANAGEMENT_PORT": str(ports["grpc_management"]),
         "NST_METRICS_ADDRESS": f"127.0.0.1:{histograms}",
         "NST_WEB_ADDRESS": f"127.0.0.1:{web}",
+        "NST_JOBS_ADDRESS": f"127.0.0.1:{jobs}",
     }
     site = bin_dir.parent / "lib"
     before = snapshot(site)
@@ -179,6 +181,7 @@ def test_nst_server_starts_from_an_empty_folder_and_serves(installed):
         )
         assert (empty / "out.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         parameterless_request_finishes_its_steps(env["TS_INFERENCE_ADDRESS"], Path(examples))
+        job_through_the_jobs_api(f"http://127.0.0.1:{jobs}", Path(examples), state)
         page = requests.get(f"http://127.0.0.1:{web}/", timeout=10)
         assert page.status_code == 200 and "<html" in page.text.lower()
         assert snapshot(site) == before  # nothing written into the installed packages
@@ -189,6 +192,24 @@ def test_nst_server_starts_from_an_empty_folder_and_serves(installed):
     assert stopped.startswith("stopped")
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{env['TS_INFERENCE_ADDRESS']}/ping", timeout=5)
+
+
+def job_through_the_jobs_api(url: str, resources: Path, state: Path) -> None:
+    """The installed server's jobs API: a job runs, its image comes back, and its store is in
+    the user's state folder."""
+    files = {
+        "content": (resources / "examples/astronaut.jpg").read_bytes(),
+        "style": (resources / "examples/starry_night.jpg").read_bytes(),
+    }
+    reply = requests.post(f"{url}/v1/jobs", files=files, data={"size": 64, "steps": 2}, timeout=60)
+    assert reply.status_code == 202, reply.text
+    job, deadline = reply.json(), time.monotonic() + 120
+    while job["status"] not in ("succeeded", "failed", "cancelled") and time.monotonic() < deadline:
+        job = requests.get(f"{url}/v1/jobs/{job['id']}?wait=10", timeout=30).json()
+    assert job["status"] == "succeeded", job
+    image = requests.get(f"{url}/v1/jobs/{job['id']}/result", timeout=30)
+    assert image.content[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (state / ".run/jobs.sqlite3").is_file()
 
 
 def parameterless_request_finishes_its_steps(inference: str, resources: Path) -> None:

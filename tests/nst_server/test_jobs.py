@@ -10,14 +10,28 @@ import time
 
 import pytest
 import requests
+import yaml
+from jsonschema import Draft202012Validator
 from PIL import Image
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 
+from docgen.openapi import CONTRACT
 from tests.conftest import CONTENT, STYLE
 from tests.live_server import metric_value
 
 ASTRONAUT = (CONTENT / "astronaut.png").read_bytes()
 STARRY = (STYLE / "starry_night.jpg").read_bytes()
 FILES = {"content": ("content.png", ASTRONAUT), "style": ("style.jpg", STARRY)}
+
+
+def job_schema() -> Draft202012Validator:
+    """The contract's Job schema (docs/openapi.yaml)."""
+    spec = yaml.safe_load(CONTRACT.read_text())
+    registry = Registry().with_resource(
+        "urn:contract", Resource.from_contents(spec, default_specification=DRAFT202012)
+    )
+    return Draft202012Validator({"$ref": "urn:contract#/components/schemas/Job"}, registry=registry)
 
 
 def submit(server, headers=None, **fields) -> requests.Response:
@@ -48,6 +62,8 @@ def test_a_submitted_job_runs_and_its_result_is_fetched(server):
     assert reply.headers["Location"] == f"/v1/jobs/{job['id']}"
     done = wait_until(server, job["id"], ended)
     assert done["status"] == "succeeded", done
+    for answer in (job, done):
+        job_schema().validate(answer)  # as the contract says
     assert done["progress"]["step"] == 6 and done["result"]["steps_run"] == 6
     assert done["started_at"] and done["finished_at"] >= done["started_at"]
     image = requests.get(f"{server.jobs}{done['result']['url']}", timeout=30)
@@ -118,7 +134,9 @@ def test_a_cancelled_running_job_stops_in_the_worker_and_its_batch_mate_finishes
     asked = time.monotonic()
     reply = requests.delete(f"{server.jobs}/v1/jobs/{long['id']}", timeout=10)
     assert reply.status_code in (200, 202)
+    job_schema().validate(reply.json())
     stopped = wait_until(server, long["id"], ended, timeout=60)
+    job_schema().validate(stopped)
     assert time.monotonic() - asked < 20
     assert stopped["status"] == "cancelled", stopped
     assert 0 < stopped["result"]["steps_run"] < 400
