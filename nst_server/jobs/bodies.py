@@ -16,9 +16,25 @@ from typing import Any
 from aiohttp import FormData, web
 from aiohttp.web_request import FileField
 
+from nst import InputError
+
 
 async def read_submission(request: web.Request) -> tuple[dict[str, Any], bytes]:
-    """The body as TorchServe would hand it to the handler, and its stored form."""
+    """The body as TorchServe would hand it to the handler, and its stored form; a body
+    that cannot be read is a 400 ``malformed_body``."""
+    try:
+        return await _read(request)
+    except web.HTTPException:
+        raise  # too large: answered as such
+    except Exception as exc:
+        raise InputError(
+            f"the body cannot be read as {request.content_type}: {exc}",
+            field="body",
+            code="malformed_body",
+        ) from exc
+
+
+async def _read(request: web.Request) -> tuple[dict[str, Any], bytes]:
     if request.content_type.startswith("multipart/"):
         form = await request.post()
         fields: list[list[Any]] = []

@@ -15,11 +15,13 @@ import contextlib
 import hashlib
 import logging
 import os
+import sqlite3
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import redis
 import yaml
 from aiohttp import web
 
@@ -43,6 +45,7 @@ log = logging.getLogger(__name__)
 MAX_WAIT_S = 60.0  # longest ?wait= long-poll
 MAX_BODY = 32 * 2**20  # as TorchServe's max_request_size in config.properties
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+STORE_ERRORS = (sqlite3.Error, redis.RedisError)
 SERVICE: web.AppKey[Service] = web.AppKey("service", object)  # type: ignore[arg-type]
 
 
@@ -111,10 +114,15 @@ async def errors(request: web.Request, handler) -> web.StreamResponse:
         if exc.status >= 400:
             return error(exc.status, "http_error", exc.reason)
         raise
+    except STORE_ERRORS:
+        log.exception("%s %s: the store failed", request.method, request.path)
+        return error(
+            503, "jobs_unavailable", "the jobs store cannot be reached; retry shortly",
+            **{"Retry-After": "5"},
+        )  # fmt: skip
     except Exception:
         log.exception("%s %s failed", request.method, request.path)
-        return error(503, "jobs_unavailable", "the jobs store cannot be reached; retry shortly",
-                     **{"Retry-After": "5"})  # fmt: skip
+        return error(500, "internal", "the jobs API failed on this request")
 
 
 def iso(t: float | None) -> str | None:
@@ -335,8 +343,6 @@ async def maintain(store: JobStore, state_dir: Path, every_s: float = 5.0) -> No
 def open_store(where: str, ttl_s: float, lease_s: float) -> JobStore:
     """``redis://...`` (several replicas), else the path of an SQLite file (one)."""
     if where.startswith(("redis://", "rediss://", "unix://")):
-        import redis
-
         from .redis_store import RedisStore
 
         while True:  # Redis may come up after this pod: wait for it

@@ -103,6 +103,22 @@ def test_a_missing_image_is_refused_at_submit(server):
     assert reply.status_code == 400 and reply.json()["field"] == "style"
 
 
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"--xyz\r\nnot a part", "multipart/form-data; boundary=xyz"),
+        (b"{not json", "application/json"),
+        (b"", "application/json"),
+    ],
+)
+def test_a_body_that_cannot_be_read_is_a_400_json(server, body, content_type):
+    reply = requests.post(
+        f"{server.jobs}/v1/jobs", data=body, headers={"Content-Type": content_type}, timeout=30
+    )
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["error"] in ("malformed_body", "missing_field")
+
+
 def test_the_same_idempotency_key_gives_one_job(server):
     headers = {"Idempotency-Key": f"retry-{time.time()}"}
     first = submit(server, headers=headers, size="48", steps="2")
