@@ -159,15 +159,17 @@ def trace_sqrt(matrix: torch.Tensor) -> torch.Tensor:
     """``tr(M^½)`` of symmetric PSD matrices (B, C, C) -> (B,), differentiable.
 
     On GPUs by :func:`sqrtm_newton_schulz` (matrix products only, no host synchronisation);
-    elsewhere from the eigenvalues (``eigvalsh``, whose gradient needs no eigenvector
-    differences), which a CPU computes far faster than the iteration's products
+    elsewhere from the eigenvalues (``eigvalsh`` in float64, whose gradient needs no
+    eigenvector differences), which a CPU computes far faster than the iteration's products
     (docs/benchmarks.md). Eigenvalues below a tiny share of the largest count as zero.
     """
     if matrix.device.type == "cuda":
         return torch.diagonal(sqrtm_newton_schulz(matrix), dim1=1, dim2=2).sum(1)
-    values = torch.linalg.eigvalsh(matrix)
+    # float64: in float32 the nearly singular covariances of small images (a few feature
+    # pixels for hundreds of channels) gave NaN gradients and then LAPACK failures
+    values = torch.linalg.eigvalsh(matrix.double())
     floor = values.detach().amax(1, keepdim=True).clamp_min(_EPS) * 1e-7
-    return torch.where(values > floor, values, floor).sqrt().sum(1)
+    return torch.where(values > floor, values, floor).sqrt().sum(1).to(matrix.dtype)
 
 
 def sqrtm_eigh(matrix: torch.Tensor) -> torch.Tensor:

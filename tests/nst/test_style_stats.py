@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from nst import Job, StyleParams
 from nst.losses import (
     gaussian_w2,
     masked_gram_matrix,
@@ -174,3 +175,16 @@ def test_style_samples_are_capped():
     big = torch.rand(1, 2, 300, 300)
     (samples,) = style_statistics("sliced_wasserstein", {"x": big})["x"]
     assert samples.shape == (MAX_SAMPLES, 2)
+
+
+@pytest.mark.parametrize("parameterization", ["pixels", "pyramid"])
+@pytest.mark.parametrize("size", [32, 48])
+def test_mean_cov_runs_its_steps_on_small_images(stylizer, images, size, parameterization):
+    """A few feature pixels for hundreds of channels make nearly singular covariances: their
+    roots must keep finite gradients (in float32 they broke the run with a LAPACK error)."""
+    params = StyleParams(
+        size=size, steps=40, style_loss="mean_cov", parameterization=parameterization
+    )
+    result = stylizer.stylize(Job(images["astronaut.png"], [images["starry_night.jpg"]], params))
+    assert result.steps_run == 40 and result.stopped is None
+    assert result.losses.total < result.initial_losses.total
