@@ -55,8 +55,8 @@ class ApiKeys:
             self._mtime = mtime
         return self._keys
 
-    def check(self, headers: dict[str, str]) -> None:
-        """Raise Unauthorized unless ``authorization`` is ``Bearer <a current key>``."""
+    def check(self, headers: dict[str, str]) -> bytes:
+        """Raise Unauthorized unless ``authorization`` is ``Bearer <a current key>``; the key."""
         scheme, _, token = headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("missing Authorization: Bearer <key> header", field="authorization")
@@ -65,3 +65,4 @@ class ApiKeys:
         matches = [hmac.compare_digest(given, key) for key in self.current()]
         if not any(matches):
             raise Unauthorized("the API key is not valid", field="authorization")
+        return given

@@ -41,19 +41,19 @@ redis.call('ZADD', KEYS[2], tonumber(ARGV[1]) + tonumber(ARGV[2]), id)
 return id
 """
 
-# ARGV: id, status, now, expires, then field/value pairs to set. Ends a queued or running
-# job once (a job already ended is left as it is).
+# ARGV: id, status, now, expires, prefix, the status the job must have (running: a runner
+# or the reaper ends it; queued: a cancel), then field/value pairs to set. Ends the job once,
+# and only from that status, so a cancel never ends a job a runner has just claimed.
 FINISH = """
 local job = ARGV[5] .. 'job:' .. ARGV[1]
-local status = redis.call('HGET', job, 'status')
-if status ~= 'queued' and status ~= 'running' then return 0 end
+if redis.call('HGET', job, 'status') ~= ARGV[6] then return 0 end
 redis.call('ZREM', ARGV[5] .. 'queue', ARGV[1])
 redis.call('ZREM', ARGV[5] .. 'running', ARGV[1])
 redis.call('SREM', ARGV[5] .. 'owner:' .. redis.call('HGET', job, 'owner') .. ':queued', ARGV[1])
 redis.call('HSET', job, 'status', ARGV[2], 'finished', ARGV[3], 'expires', ARGV[4])
 redis.call('HDEL', job, 'request', 'preview')
 redis.call('HSET', job, 'has_preview', 0)
-for i = 6, #ARGV, 2 do redis.call('HSET', job, ARGV[i], ARGV[i + 1]) end
+for i = 7, #ARGV, 2 do redis.call('HSET', job, ARGV[i], ARGV[i + 1]) end
 redis.call('ZADD', ARGV[5] .. 'ended', ARGV[4], ARGV[1])
 redis.call('HINCRBY', ARGV[5] .. 'counts', ARGV[2], 1)
 return 1
@@ -194,7 +194,6 @@ class RedisStore:
         summary: dict[str, Any] | None = None,
         error: dict[str, Any] | None = None,
     ) -> None:
-        now = time.time()
         extra: list[Any] = []
         if result is not None:
             extra += ["result", result, "result_type", result_type or ""]
@@ -204,19 +203,25 @@ class RedisStore:
                 extra += ["step", summary["steps_run"]]
         if error is not None:
             extra += ["error", json.dumps(error)]
-        self._finish(args=[job_id, status, now, now + self.ttl_s, self.prefix, *extra])
+        self._end(job_id, status, "running", extra)
+
+    def _end(self, job_id: str, status: str, only_from: str, extra: list[Any]) -> bool:
+        """End the job as ``status`` if it is ``only_from`` now (one script); whether it was."""
+        now = time.time()
+        args = [job_id, status, now, now + self.ttl_s, self.prefix, only_from, *extra]
+        return bool(self._finish(args=args))
 
     def result(self, job_id: str) -> bytes | None:
         return self.db.hget(self._key("job", job_id), "result")
 
     def cancel(self, job_id: str) -> JobRecord | None:
-        record = self.get(job_id)
-        if record is None:
+        """A queued job ends at once; one running (or claimed meanwhile) is flagged."""
+        if self.get(job_id) is None:
             return None
-        if record.status == "queued":
-            self.finish(job_id, "cancelled")
-        if self.get(job_id).status == "running":  # type: ignore[union-attr]
-            self.db.hset(self._key("job", job_id), "cancel_requested", 1)
+        if not self._end(job_id, "cancelled", "queued", []):
+            current = self.get(job_id)
+            if current is not None and current.status == "running":
+                self.db.hset(self._key("job", job_id), "cancel_requested", 1)
         return self.get(job_id)
 
     def cancel_requested(self, job_id: str) -> bool:

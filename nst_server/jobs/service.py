@@ -69,10 +69,8 @@ class Service:
         """Who submits: a digest of the caller's key (all callers are one without keys)."""
         if self.keys is None:
             return ""
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        self.keys.check(headers)
-        token = headers["authorization"].partition(" ")[2].strip()
-        return hashlib.sha256(token.encode()).hexdigest()[:32]
+        key = self.keys.check({k.lower(): v for k, v in request.headers.items()})
+        return hashlib.sha256(key).hexdigest()[:32]
 
     def job(self, request: web.Request) -> JobRecord:
         """The job the path names, if the caller's key submitted it (else 404)."""

@@ -26,6 +26,7 @@ from tests.conftest import CONTENT, STYLE
 from tests.image import podman
 from tests.image.report import FIGURES
 from tests.live_server import free_ports
+from tests.nst_server.test_jobs import follow
 
 pytestmark = pytest.mark.image
 
@@ -143,12 +144,9 @@ def test_an_async_job_runs_with_the_key_and_is_on_the_scraped_port(container):
         f"{jobs}/v1/jobs", files=files, data={"size": 64, "steps": 3}, headers=headers, timeout=60
     )
     assert reply.status_code == 202, reply.text
-    url = f"{jobs}/v1/jobs/{reply.json()['id']}"
-    deadline, job = time.monotonic() + 120, reply.json()
-    while job["status"] not in ("succeeded", "failed", "cancelled") and time.monotonic() < deadline:
-        job = requests.get(f"{url}?wait=10", headers=headers, timeout=30).json()
+    job = follow(jobs, reply.json()["id"], headers=headers)
     assert job["status"] == "succeeded", job
-    image = requests.get(f"{url}/result", headers=headers, timeout=30)
+    image = requests.get(f"{jobs}/v1/jobs/{job['id']}/result", headers=headers, timeout=30)
     assert image.status_code == 200 and max(Image.open(io.BytesIO(image.content)).size) == 64
     scraped = requests.get(f"{container.url('histograms')}/metrics", timeout=10).text
     assert 'nst_jobs_ended_total{status="succeeded"}' in scraped

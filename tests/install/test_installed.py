@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from tests.live_server import DEV_WEIGHTS, ROOT, free_ports
+from tests.nst_server.test_jobs import follow
 
 pytestmark = pytest.mark.install
 
@@ -203,9 +204,7 @@ def job_through_the_jobs_api(url: str, resources: Path, state: Path) -> None:
     }
     reply = requests.post(f"{url}/v1/jobs", files=files, data={"size": 64, "steps": 2}, timeout=60)
     assert reply.status_code == 202, reply.text
-    job, deadline = reply.json(), time.monotonic() + 120
-    while job["status"] not in ("succeeded", "failed", "cancelled") and time.monotonic() < deadline:
-        job = requests.get(f"{url}/v1/jobs/{job['id']}?wait=10", timeout=30).json()
+    job = follow(url, reply.json()["id"])
     assert job["status"] == "succeeded", job
     image = requests.get(f"{url}/v1/jobs/{job['id']}/result", timeout=30)
     assert image.content[:8] == b"\x89PNG\r\n\x1a\n"

@@ -40,18 +40,26 @@ def submit(server, headers=None, **fields) -> requests.Response:
     )
 
 
-def wait_until(server, job_id: str, done, timeout: float = 120.0) -> dict:
-    """Poll (long-polling) until ``done(job)``; the job."""
+def ended(job: dict) -> bool:
+    return job["status"] in ("succeeded", "failed", "cancelled")
+
+
+def follow(
+    url: str, job_id: str, done=ended, timeout: float = 120.0, headers: dict | None = None
+) -> dict:
+    """Poll the jobs API at ``url`` (long-polling) until ``done(job)``; the job."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        job = requests.get(f"{server.jobs}/v1/jobs/{job_id}?wait=5", timeout=30).json()
+        reply = requests.get(f"{url}/v1/jobs/{job_id}?wait=5", headers=headers, timeout=30)
+        job = reply.json()
         if done(job):
             return job
     raise AssertionError(f"job {job_id} never got there: {job}")
 
 
-def ended(job: dict) -> bool:
-    return job["status"] in ("succeeded", "failed", "cancelled")
+def wait_until(server, job_id: str, done=ended, timeout: float = 120.0) -> dict:
+    """:func:`follow` on the session server's jobs API."""
+    return follow(server.jobs, job_id, done, timeout)
 
 
 def test_a_submitted_job_runs_and_its_result_is_fetched(server):

@@ -17,7 +17,7 @@ import yaml
 from nst_server.jobs.redis_store import RedisStore
 from tests.live_server import TEST_MODEL_CONFIG, free_ports
 from tests.nst_server.redis_server import running_redis
-from tests.nst_server.test_jobs import FILES, ended
+from tests.nst_server.test_jobs import FILES, ended, follow
 
 LEASE_S = 3
 
@@ -63,15 +63,6 @@ def replicas(server, redis_url, tmp_path):
     for process in started:
         process.kill()
         process.wait(10)
-
-
-def follow(url: str, job_id: str, done, timeout: float = 120.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = requests.get(f"{url}/v1/jobs/{job_id}?wait=5", timeout=30).json()
-        if done(job):
-            return job
-    raise AssertionError(f"job {job_id} never got there: {job}")
 
 
 def test_any_replica_answers_for_any_job_and_each_job_runs_once(replicas, redis_url):
