@@ -28,7 +28,7 @@ from .errors import (
     WeightsError,
     quote,
 )
-from .gate import MAX_STYLES, check_style_count
+from .gate import MAX_STYLES, check_layers_depth, check_style_count
 from .imageio import content_type, decode_image, encode_image, resize_longest
 from .job import Job
 from .params import StyleParams, declared, parameter_ranges
@@ -56,6 +56,7 @@ __all__ = [
     "StyleParams",
     "Stylizer",
     "WeightsError",
+    "check_layers_depth",
     "check_style_count",
     "content_type",
     "declared",

@@ -10,7 +10,9 @@ from __future__ import annotations
 from .errors import ParamError
 from .imageio import source_size
 from .job import Job
+from .layers import check_depth
 from .masks import check_mask
+from .params import StyleParams
 from .vgg import VGGFeatures
 
 MAX_STYLES = 8  # style images the engine takes per job; a server may allow fewer
@@ -26,6 +28,13 @@ def check_style_count(count: int, max_styles: int = MAX_STYLES) -> None:
             field="style",
             code="limit_exceeded" if count > max_styles else None,
         )
+
+
+def check_layers_depth(params: StyleParams, depth: int) -> None:
+    """Raise unless every content and style layer is among the first ``depth`` layers of
+    VGG19's ``features`` (what the loaded weights cover: ``len(VGGFeatures.layers)``)."""
+    check_depth(params.content_layers, "content_layers", depth)
+    check_depth(params.style_layers, "style_layers", depth)
 
 
 def check_job(job: Job, net: VGGFeatures) -> None:
@@ -51,8 +60,7 @@ def check_job(job: Job, net: VGGFeatures) -> None:
         raise ParamError(
             f"an init image is only used with init='image' (init is {p.init!r})", field="init"
         )
-    net.check_depth(p.content_layers, "content_layers")
-    net.check_depth(p.style_layers, "style_layers")
+    check_layers_depth(p, len(net.layers))
     need = job.min_side()
     width, height = job.output_size()
     if min(width, height) < need:

@@ -8,6 +8,7 @@ Names follow the paper: ``conv{block}_{n}``, ``relu{block}_{n}``, ``pool{block}`
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import cache
 
 from .errors import ParamError, quote
@@ -68,6 +69,24 @@ def conv_shapes() -> dict[int, tuple[int, int]]:
             channels = int(item)
             index += 2
     return shapes
+
+
+def depth_through(conv_index: int) -> int:
+    """How many layers of ``features`` weights ending at the conv ``conv_index`` serve: that
+    conv and the ReLU after it."""
+    return conv_index + 2
+
+
+def check_depth(names: Iterable[str], field: str, depth: int) -> None:
+    """Raise :class:`ParamError` if a (known) layer in ``names`` is not among the first
+    ``depth`` layers of ``features``, the ones the loaded weights cover."""
+    for name in names:
+        if layer_index(name, field=field) >= depth:
+            raise ParamError(
+                f"layer {quote(name)} is deeper than the loaded weights allow "
+                f"(they end at {layer_names()[depth - 1]})",
+                field=field,
+            )
 
 
 def min_input_side(names: tuple[str, ...] | list[str]) -> int:

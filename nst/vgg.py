@@ -7,8 +7,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from .errors import ParamError
-from .layers import conv_shapes, layer_index, layer_names
+from .layers import conv_shapes, depth_through, layer_index, layer_names
 from .weights import VGGWeights
 
 # (index in ``features``, name) of each layer a pass must return, sorted by index: what
@@ -27,7 +26,7 @@ class VGGFeatures(nn.Module):
         super().__init__()
         # Conv layers the weights cover plus the ReLU after the deepest one, given the
         # weights' own tensors (no random initialisation to overwrite, no copy).
-        self.layers = vgg19_layers(weights.last_index + 2)
+        self.layers = vgg19_layers(depth_through(weights.last_index))
         missing, unexpected = self.layers.load_state_dict(
             {k.removeprefix("features."): v for k, v in weights.state_dict.items()},
             strict=True,
@@ -38,16 +37,6 @@ class VGGFeatures(nn.Module):
         self.eval()
         self.convention = weights.convention
         self.available = layer_names()[: len(self.layers)]
-
-    def check_depth(self, names: Iterable[str], field: str) -> None:
-        """Raise :class:`ParamError` if a (known) layer is deeper than the loaded weights."""
-        for name in names:
-            if layer_index(name, field=field) >= len(self.layers):
-                raise ParamError(
-                    f"layer {name!r} is deeper than the loaded weights allow "
-                    f"(they end at {self.available[-1]})",
-                    field=field,
-                )
 
     def forward(
         self, x: torch.Tensor, names: Iterable[str], pooling: str = "max"

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,6 +115,9 @@ class VGGWeights:
     source: str
 
 
+_CONV_KEY = re.compile(r"(?:features\.)?(\d+)\.(?:weight|bias)")
+
+
 def _triple(values: list) -> tuple[float, float, float]:
     """Floats, one per channel (:class:`InputConvention` checks that there are three)."""
     return tuple(float(v) for v in values)  # type: ignore[return-value]
@@ -143,6 +148,14 @@ def missing_advice(path: Path) -> str:
         f"ones into {cache_dir()}), or set {WEIGHTS_ENV} to a VGG19 weights file "
         "(.safetensors or .pth; `nst-fetch-weights --from FILE` converts a checkpoint)"
     )
+
+
+def deepest_conv(keys: Iterable[str]) -> int | None:
+    """``features`` index of the deepest conv among a weights file's tensor names
+    (full-model or bare ``features`` keys), or None; a check that reads no tensor, where
+    :func:`features_state_dict` validates them all."""
+    indices = [int(m[1]) for k in keys if (m := _CONV_KEY.fullmatch(k))]
+    return max(indices, default=None)
 
 
 def features_state_dict(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], int]:

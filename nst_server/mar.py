@@ -18,6 +18,7 @@ import hashlib
 import importlib
 import json
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -30,14 +31,16 @@ from handler import MODEL_NAME
 from handler.settings import ServerSettings, SettingsError
 from nst.errors import WeightsError
 from nst.fetch_weights import FetchError, advice, ensure_weights
+from nst.layers import depth_through
 from nst.version import version as package_version
-from nst.weights import load_weights
+from nst.weights import deepest_conv, load_weights
 
 from . import RESOURCES, add_version, server_home
 
 PACKAGES = ("nst", "handler")
 BUILD_INFO = "build-info.json"
 DEFAULT_CONFIG = RESOURCES / "model-config.yaml"
+MAX_SAFETENSORS_HEADER = 2**20  # a VGG19 file's header is a few KB
 
 
 def default_store() -> Path:
@@ -125,6 +128,27 @@ def packed_config(mar: Path) -> dict | None:
             return yaml.safe_load(archive.read("model-config.yaml"))
     except (OSError, KeyError, zipfile.BadZipFile, yaml.YAMLError):
         return None
+
+
+def packed_depth(mar: Path) -> int | None:
+    """How many layers of VGG19's ``features`` the weights packed in ``mar`` cover, from the
+    safetensors header alone (no tensor is read); None when that cannot be told (no
+    readable archive, weights in another format)."""
+    try:
+        with zipfile.ZipFile(mar) as archive:
+            manifest = json.loads(archive.read("MAR-INF/MANIFEST.json"))
+            name = manifest["model"]["serializedFile"]
+            if not name.endswith(".safetensors"):
+                return None
+            with archive.open(name) as packed:
+                (length,) = struct.unpack("<Q", packed.read(8))
+                if length > MAX_SAFETENSORS_HEADER:
+                    return None
+                header = json.loads(packed.read(length))
+    except (OSError, KeyError, TypeError, ValueError, struct.error, zipfile.BadZipFile):
+        return None
+    last = deepest_conv(key for key in header if key != "__metadata__")
+    return None if last is None else depth_through(last)
 
 
 def package_dir(name: str) -> Path:

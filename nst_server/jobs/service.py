@@ -31,10 +31,10 @@ from handler.cancel import request_cancel
 from handler.parsing import parse_request
 from handler.responses import error_body, error_status
 from handler.settings import ServerSettings
-from nst import NSTError
+from nst import NSTError, check_layers_depth
 
 from .. import RESOURCES, add_version, server_home
-from ..mar import packed_config
+from ..mar import packed_config, packed_depth
 from . import ADDRESS_ENV, DEFAULT_ADDRESS
 from .bodies import read_submission, request_hash
 from .metrics import JobMetrics
@@ -50,8 +50,8 @@ SERVICE: web.AppKey[Service] = web.AppKey("service", object)  # type: ignore[arg
 
 
 class Service:
-    """What the routes share: the store, the settings requests are checked against, the
-    keys, the limits and the runners' wake-up."""
+    """What the routes share: the store, the settings and weights' depth requests are
+    checked against, the keys, the limits and the runners' wake-up."""
 
     def __init__(
         self,
@@ -61,9 +61,11 @@ class Service:
         max_queued: int,
         metrics: JobMetrics,
         runners: Runners | None = None,
+        depth: int | None = None,
     ):
         self.store, self.settings, self.keys = store, settings, keys
         self.max_queued, self.metrics, self.runners = max_queued, metrics, runners
+        self.depth = depth  # VGG19 layers the served weights cover (None: not known here)
 
     def owner(self, request: web.Request) -> str:
         """Who submits: a digest of the caller's key (all callers are one without keys)."""
@@ -164,8 +166,10 @@ async def submit(request: web.Request) -> web.Response:
     as_torchserve, stored = await read_submission(request)
     digest = request_hash(stored)
     headers = {k.lower(): v for k, v in request.headers.items()}
-    # The handler's own parser: the same 4xx, now, rather than when the job runs.
-    await asyncio.to_thread(parse_request, as_torchserve, headers, service.settings)
+    # The handler's own parser and layer check: the same 4xx, now, rather than when it runs.
+    parsed = await asyncio.to_thread(parse_request, as_torchserve, headers, service.settings)
+    if service.depth is not None:
+        check_layers_depth(parsed.job.params, service.depth)
     fresh = key is None or service.store.find(owner, key) is None
     if fresh and service.store.queued_count(owner) >= service.max_queued:
         return error(
@@ -446,8 +450,9 @@ def main(argv: list[str] | None = None) -> None:
     metrics = JobMetrics()
     key = keys.current()[0].decode() if keys is not None else None
     runners = Runners(store, args.inference, args.state_dir, args.runners, metrics, key)
+    depth = packed_depth(args.model_config) if args.model_config.suffix == ".mar" else None
     service = Service(
-        store, server_settings(args.model_config), keys, args.max_queued, metrics, runners
+        store, server_settings(args.model_config), keys, args.max_queued, metrics, runners, depth
     )
     app = make_app(service, args.cors_origin)
     with_background(app, runners, store)

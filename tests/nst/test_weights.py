@@ -135,11 +135,17 @@ def test_not_a_weights_file_fails(tmp_path):
 
 def test_layer_deeper_than_weights_is_a_param_error(tmp_path):
     from nst.errors import ParamError
+    from nst.layers import check_depth
     from nst.vgg import VGGFeatures
+    from nst.weights import deepest_conv
 
     path = tmp_path / "short.safetensors"
     save_weights(path, synthetic_features(10), CAFFE)
     net = VGGFeatures(load_weights(path))
     with pytest.raises(ParamError, match="deeper than the loaded weights") as err:
-        net.check_depth(["relu4_2"], "content_layers")
+        check_depth(["relu4_2"], "content_layers", len(net.layers))
     assert err.value.field == "content_layers"
+    check_depth(["relu3_1", "conv1_1"], "style_layers", len(net.layers))
+    assert deepest_conv(synthetic_features(10)) == 10
+    assert deepest_conv({"0.weight": 0, "2.bias": 0, "classifier.6.weight": 0}) == 2
+    assert deepest_conv(["classifier.0.weight"]) is None

@@ -97,7 +97,13 @@ def test_a_json_submit_runs_too(server):
 
 @pytest.mark.parametrize(
     "fields",
-    [{"steps": "-1"}, {"size": "100000"}, {"style_loss": "nope"}, {"colour": "red"}],
+    [
+        {"steps": "-1"},
+        {"size": "100000"},
+        {"style_loss": "nope"},
+        {"colour": "red"},
+        {"content_layers": "relu5_2"},  # deeper than the served weights (conv5_1)
+    ],
 )
 def test_bad_input_gets_the_synchronous_apis_error_at_submit(server, fields):
     jobs = submit(server, **fields)

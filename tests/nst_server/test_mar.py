@@ -115,3 +115,25 @@ def test_an_archive_is_up_to_date_for_what_it_was_built_from(tmp_path, weights_p
     assert not up_to_date(store, DEFAULT_CONFIG)  # the override is not the shipped config
     assert not up_to_date(store, weights=tmp_path / "other.safetensors")
     assert not up_to_date(tmp_path / "empty")
+
+
+def test_the_depth_of_the_packed_weights_is_read_without_loading_them(tmp_path, weights_path):
+    """What the jobs API checks a submit's layers against, before the job is queued."""
+    from nst import ParamError, StyleParams, check_layers_depth
+    from nst.layers import layer_names
+    from nst.weights import save_weights
+    from nst_server.mar import DEFAULT_CONFIG, build, packed_depth
+    from tests.nst.test_weights import CAFFE, synthetic_features
+
+    short = tmp_path / "to-conv3_1.safetensors"
+    save_weights(short, synthetic_features(10), CAFFE)  # features[10] is conv3_1
+    depth = packed_depth(build(short, DEFAULT_CONFIG, tmp_path / "store"))
+    assert depth == 12 and layer_names()[depth - 1] == "relu3_1"
+    check_layers_depth(StyleParams(content_layers=("relu2_2",), style_layers=("relu3_1",)), depth)
+    with pytest.raises(ParamError, match="deeper than the loaded weights") as refused:
+        check_layers_depth(StyleParams(content_layers=("relu2_2",)), depth)  # relu4_1.. styles
+    assert refused.value.field == "style_layers"
+    full = packed_depth(build(weights_path, DEFAULT_CONFIG, tmp_path / "full"))
+    assert full is not None and layer_names()[full - 1] == "relu5_1"
+    assert packed_depth(tmp_path / "absent.mar") is None
+    assert packed_depth(short) is None  # not an archive
