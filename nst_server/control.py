@@ -161,7 +161,12 @@ def start(
             )
         jobs_url = f"http://{jobs_address}" if jobs_address else ""
         props["web_address"] = start_page(
-            web, props["inference_address"], jobs_url, run_dir, log_dir
+            web,
+            props["inference_address"],
+            jobs_url,
+            model_store=model_store,
+            run_dir=run_dir,
+            log_dir=log_dir,
         )
     wait_ready(props["management_address"], timeout, log_dir)
     if props.get("jobs_address"):
@@ -231,9 +236,13 @@ def stop_background(name: str, module: str, run_dir: Path) -> None:
         os.kill(pid, signal.SIGTERM)
 
 
-def start_page(address: str, inference: str, jobs: str, run_dir: Path, log_dir: Path) -> str:
-    """Run the try-it page in the background (``jobs``: the jobs API it submits to); its URL."""
+def start_page(
+    address: str, inference: str, jobs: str, *, model_store: Path, run_dir: Path, log_dir: Path
+) -> str:
+    """Run the try-it page in the background (``jobs``: the jobs API it submits to; the
+    served archive's style limit for its slots); its URL."""
     options = ["--address", address, "--inference", inference, "--jobs", jobs]
+    options += ["--model-config", str(model_store / f"{MODEL_NAME}.mar")]
     start_background("web", "nst_server.web", options, run_dir, log_dir)
     return page.origin(address) + "/"
 

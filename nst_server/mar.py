@@ -130,6 +130,24 @@ def packed_config(mar: Path) -> dict | None:
         return None
 
 
+def served_settings(model_config: Path) -> ServerSettings:
+    """The handler's settings (before its device's defaults) from a model-config.yaml or
+    the model archive that packs one; SystemExit in one line when neither is readable."""
+    if model_config.suffix == ".mar":
+        config = packed_config(model_config)
+        if config is None:
+            raise SystemExit(f"{model_config} packs no readable model-config.yaml")
+    else:
+        try:
+            config = yaml.safe_load(model_config.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise SystemExit(f"{model_config}: {exc}") from None
+    try:
+        return ServerSettings.from_model_config(config)
+    except SettingsError as exc:
+        raise SystemExit(f"{model_config}: {exc}") from None
+
+
 def packed_depth(mar: Path) -> int | None:
     """How many layers of VGG19's ``features`` the weights packed in ``mar`` cover, from the
     safetensors header alone (no tensor is read); None when that cannot be told (no

@@ -23,6 +23,7 @@ from urllib.parse import unquote
 from handler import MODEL_NAME
 
 from . import RESOURCES, add_version
+from .mar import DEFAULT_CONFIG, served_settings
 
 PAGE_DIR = RESOURCES / "web"
 EXAMPLES_DIR = RESOURCES / "examples"
@@ -38,10 +39,16 @@ class PageHandler(SimpleHTTPRequestHandler):
 
     inference = ""
     jobs = ""
+    max_styles = 1
 
     def do_GET(self) -> None:
         if self.path.split("?")[0] == "/config.json":
-            config = {"inference": self.inference, "jobs": self.jobs, "model": MODEL_NAME}
+            config = {
+                "inference": self.inference,
+                "jobs": self.jobs,
+                "model": MODEL_NAME,
+                "max_styles": self.max_styles,  # the served model's limit: the page's style slots
+            }
             body = json.dumps(config).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -97,11 +104,11 @@ def origin(address: str) -> str:
     return f"http://{address}"
 
 
-def serve(address: str, inference: str, jobs: str = "") -> None:
-    """Serve the page until interrupted."""
+def serve(address: str, inference: str, jobs: str = "", max_styles: int = 1) -> None:
+    """Serve the page until interrupted (``max_styles``: the served model's limit)."""
     host, _, port = address.rpartition(":")
     apis = {"inference": inference.rstrip("/"), "jobs": jobs.rstrip("/")}
-    handler = type("Handler", (PageHandler,), apis)
+    handler = type("Handler", (PageHandler,), {**apis, "max_styles": max_styles})
     server = ThreadingHTTPServer((host, int(port)), partial(handler, directory=str(PAGE_DIR)))
     with server:
         server.serve_forever()
@@ -115,8 +122,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--address", default=DEFAULT_ADDRESS, help="host:port to listen on")
     parser.add_argument("--inference", required=True, help="the inference API's address")
     parser.add_argument("--jobs", default="", help="the async jobs API's address (none: unused)")
+    parser.add_argument(
+        "--model-config",
+        type=Path,
+        default=DEFAULT_CONFIG,
+        help="the served model's settings, whose style limit the page offers: a "
+        "model-config.yaml, or the model archive (.mar) that packs it",
+    )
     args = parser.parse_args(argv)
-    serve(args.address, args.inference, args.jobs)
+    max_styles = served_settings(args.model_config).max_styles
+    serve(args.address, args.inference, args.jobs, max_styles)
     return 0
 
 

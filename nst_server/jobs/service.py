@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import redis
-import yaml
 from aiohttp import web
 
 from handler.activity import STATE_DIR_ENV
@@ -34,7 +33,7 @@ from handler.settings import ServerSettings
 from nst import NSTError, check_layers_depth
 
 from .. import RESOURCES, add_version, server_home
-from ..mar import packed_config, packed_depth
+from ..mar import packed_depth, served_settings
 from . import ADDRESS_ENV, DEFAULT_ADDRESS
 from .bodies import read_submission, request_hash
 from .metrics import JobMetrics
@@ -317,14 +316,8 @@ def server_settings(model_config: Path) -> ServerSettings:
     same devices)."""
     import torch
 
-    if model_config.suffix == ".mar":
-        config = packed_config(model_config)
-        if config is None:
-            raise SystemExit(f"nst-jobs: {model_config} packs no model-config.yaml")
-    else:
-        config = yaml.safe_load(model_config.read_text()) or {}
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    return ServerSettings.from_model_config(config).for_device(device)
+    return served_settings(model_config).for_device(device)
 
 
 async def maintain(store: JobStore, state_dir: Path, every_s: float = 5.0) -> None:

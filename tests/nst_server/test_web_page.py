@@ -159,6 +159,18 @@ def test_a_second_style_with_weights_and_a_parameter_error(browser, server):
     assert "400 steps" not in browser.find_element(By.ID, "figures").text
 
 
+def test_the_page_offers_as_many_styles_as_the_served_model_takes(browser, server):
+    described = requests.get(
+        f"{server.management}/models/style_transfer", params={"customized": "true"}, timeout=60
+    ).json()
+    limit = described[0]["customizedMetadata"]["limits"]["max_styles"]
+    assert requests.get(server.web + "config.json", timeout=10).json()["max_styles"] == limit
+    open_page(browser, server)
+    while shown(browser, "add-style"):
+        browser.find_element(By.ID, "add-style").click()
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".style-slot")) == limit
+
+
 def test_a_mask_and_the_style_statistics_reach_the_server(browser, server, tmp_path):
     from PIL import Image
 

@@ -4,9 +4,11 @@
 // POST /predictions/style_transfer; shows progress, previews, the result and errors.
 "use strict";
 
-const MAX_STYLES = 4;
 const $ = (id) => document.getElementById(id);
-const state = { content: null, mask: null, api: "", jobs: "", model: "style_transfer", job: null };
+// max_styles: the served model's limit, from config.json (without it, one style).
+const state = {
+  content: null, mask: null, api: "", jobs: "", model: "style_transfer", job: null, max_styles: 1,
+};
 const JOB_KEY = "nst-job";  // localStorage: the job this page follows, kept across reloads
 
 async function loadConfig() {
@@ -43,7 +45,7 @@ function wireDrop(zone, input, onFile) {
 
 function addStyleSlot() {
   const slots = $("styles").children;
-  if (slots.length >= MAX_STYLES) return null;
+  if (slots.length >= state.max_styles) return null;
   const slot = $("style-slot").content.firstElementChild.cloneNode(true);
   slot.file = null;
   wireDrop(slot, slot.querySelector(".style-file"), (file) => {
@@ -67,7 +69,7 @@ function numberStyles() {
     slot.querySelector(".weight").hidden = slots.length === 1;
     slot.querySelector(".remove").hidden = slots.length === 1;
   });
-  $("add-style").hidden = slots.length >= MAX_STYLES;
+  $("add-style").hidden = slots.length >= state.max_styles;
 }
 
 async function useSamples() {
