@@ -185,8 +185,10 @@ def with_process_start(args, steps: int, baseline_loop_s: float) -> tuple[float,
     nst = str(Path(sys.executable).parent / "nst")
     with tempfile.TemporaryDirectory() as tmp:
         engine = fresh_process_seconds(
-            [nst, args.content, args.style, "-o", f"{tmp}/out.png", "--quiet"]
-            + ["--size", str(args.size), "--steps", str(steps)]
+            [
+                *(nst, args.content, args.style, "-o", f"{tmp}/out.png", "--quiet"),
+                *("--size", str(args.size), "--steps", str(steps)),
+            ]
         )
     setup = (
         "import torch; from torchvision.models.vgg import cfgs, make_layers; "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -40,6 +41,21 @@ def clear_cancel(state_dir: str | Path, job_id: str) -> None:
     path = marker(state_dir, job_id)
     if path is not None:
         path.unlink(missing_ok=True)
+
+
+def clear_stale(state_dir: str | Path, max_age_s: float, now: float | None = None) -> int:
+    """Remove the cancel markers older than ``max_age_s``: those no runner is left to clear
+    (a job failed because the replica running it stopped). How many went."""
+    limit = (time.time() if now is None else now) - max_age_s
+    removed = 0
+    for path in Path(state_dir).glob(f"{PREFIX}*"):
+        try:
+            if path.stat().st_mtime < limit:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:  # cleared meanwhile by its runner
+            continue
+    return removed
 
 
 class CancelWatch:

@@ -26,7 +26,7 @@ from aiohttp import web
 
 from handler.activity import STATE_DIR_ENV
 from handler.auth import ApiKeys, Unauthorized
-from handler.cancel import request_cancel
+from handler.cancel import clear_stale, request_cancel
 from handler.parsing import parse_request
 from handler.responses import error_body, error_status
 from handler.settings import ServerSettings
@@ -321,8 +321,9 @@ def server_settings(model_config: Path) -> ServerSettings:
 
 
 async def maintain(store: JobStore, state_dir: Path, every_s: float = 5.0) -> None:
-    """Now and then: drop expired jobs, and fail the running jobs whose runner stopped
-    (with Redis, a replica that died), asking this pod's workers to stop them too."""
+    """Now and then: drop expired jobs, fail the running jobs whose runner stopped (with
+    Redis, a replica that died), asking this pod's workers to stop them too, and remove
+    cancel markers older than a job's record lives (no runner is left to clear those)."""
     while True:
         try:
             if removed := store.expire():
@@ -330,6 +331,7 @@ async def maintain(store: JobStore, state_dir: Path, every_s: float = 5.0) -> No
             for job_id in store.reap():
                 log.warning("job %s: its replica stopped; failed", job_id)
                 request_cancel(state_dir, job_id)
+            clear_stale(state_dir, store.ttl_s)
         except Exception:
             log.exception("could not maintain the jobs store")
         await asyncio.sleep(every_s)

@@ -97,6 +97,8 @@ class JobStore(Protocol):
     """What the service and its runners need of a store (SQLite here, or
     :class:`~nst_server.jobs.redis_store.RedisStore`)."""
 
+    ttl_s: float  # seconds a job's record is kept after it ended
+
     def submit(
         self, owner: str, request: bytes, request_hash: str, idempotency_key: str | None
     ) -> tuple[JobRecord, bool]: ...
