@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
+import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from tqdm import tqdm
 
@@ -122,3 +125,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{result.losses.content:.3g}, style loss {result.losses.style:.3g})"
     )
     return 0
+
+
+def run() -> NoReturn:
+    """The ``nst`` command: :func:`main`, then an exit that skips the interpreter's teardown
+    of torch's modules (half a second or more of every run, docs/benchmarks.md); what the
+    run wrote is closed by then, and its streams are flushed here."""
+    status = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
