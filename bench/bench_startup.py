@@ -3,11 +3,12 @@
 
     python bench/bench_startup.py --size 256 --steps 20
 
-Two measurements, each in fresh processes (nothing cached in memory):
+Three measurements, each in fresh processes (nothing cached in memory):
 
 * the ``nst`` command as a user runs it, at ``--steps`` and ``--steps + 10`` steps: the
   wall time of each, the time per step from their difference, and what is left (the fixed
   cost, process start included);
+* the interpreter's teardown once torch is loaded, which the command skips (``os._exit``);
 * one instrumented run of the same work, timed part by part: the interpreter, ``import
   torch``, importing the engine and the CLI's libraries, decoding the images, reading the
   weights and building the network, the gate, the preparation and first step (less a
@@ -107,6 +108,11 @@ def main() -> int:
             command += ["--size", str(args.size), "--steps", str(steps)]
             runs[steps] = min(wall(command) for _ in range(args.repeat))
         bare = min(wall([sys.executable, "-c", "pass"]) for _ in range(args.repeat))
+        # What the interpreter's teardown costs once torch is loaded (the command skips it).
+        torn = [sys.executable, "-c", "import torch; torch.ones(1)"]
+        skipped = [sys.executable, "-c", "import os, torch; torch.ones(1); os._exit(0)"]
+        teardown = min(wall(torn) for _ in range(args.repeat))
+        teardown -= min(wall(skipped) for _ in range(args.repeat))
         timed = []
         for _ in range(args.repeat):
             command = [sys.executable, __file__, "--size", str(args.size)]
@@ -127,12 +133,14 @@ def main() -> int:
         "cli_fixed_seconds": round(runs[args.steps] - args.steps * step, 2),
         "parts_seconds": {k: round(v, 3) for k, v in parts.items()},
         "beyond_import_torch_seconds": round(beyond, 3),
+        "teardown_skipped_seconds": round(teardown, 3),
     }
     print(json.dumps(report, indent=1))
     print("\n| part | s |\n|---|---|")
     for name, seconds in parts.items():
         print(f"| {name} | {seconds:.3f} |")
     print(f"| **beyond `import torch`** | **{beyond:.3f}** |")
+    print(f"\nthe interpreter's teardown with torch loaded, which `nst` skips: {teardown:.3f} s")
     return 0
 
 
