@@ -239,10 +239,11 @@ def stop_background(name: str, module: str, run_dir: Path) -> None:
 def start_page(
     address: str, inference: str, jobs: str, *, model_store: Path, run_dir: Path, log_dir: Path
 ) -> str:
-    """Run the try-it page in the background (``jobs``: the jobs API it submits to; the
-    served archive's style limit for its slots); its URL."""
+    """Run the try-it page in the background (``jobs``: the jobs API it submits to; as many
+    style slots as the served archive takes); its URL."""
+    served = archive.served_settings(model_store / f"{MODEL_NAME}.mar")
     options = ["--address", address, "--inference", inference, "--jobs", jobs]
-    options += ["--model-config", str(model_store / f"{MODEL_NAME}.mar")]
+    options += ["--max-styles", str(served.max_styles)]
     start_background("web", "nst_server.web", options, run_dir, log_dir)
     return page.origin(address) + "/"
 

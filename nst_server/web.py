@@ -23,7 +23,6 @@ from urllib.parse import unquote
 from handler import MODEL_NAME
 
 from . import RESOURCES, add_version
-from .mar import DEFAULT_CONFIG, served_settings
 
 PAGE_DIR = RESOURCES / "web"
 EXAMPLES_DIR = RESOURCES / "examples"
@@ -39,7 +38,7 @@ class PageHandler(SimpleHTTPRequestHandler):
 
     inference = ""
     jobs = ""
-    max_styles = 1
+    max_styles: int | None = None
 
     def do_GET(self) -> None:
         if self.path.split("?")[0] == "/config.json":
@@ -47,7 +46,7 @@ class PageHandler(SimpleHTTPRequestHandler):
                 "inference": self.inference,
                 "jobs": self.jobs,
                 "model": MODEL_NAME,
-                "max_styles": self.max_styles,  # the served model's limit: the page's style slots
+                "max_styles": self.max_styles,  # the served model's limit (None: not known)
             }
             body = json.dumps(config).encode()
             self.send_response(200)
@@ -104,7 +103,7 @@ def origin(address: str) -> str:
     return f"http://{address}"
 
 
-def serve(address: str, inference: str, jobs: str = "", max_styles: int = 1) -> None:
+def serve(address: str, inference: str, jobs: str = "", max_styles: int | None = None) -> None:
     """Serve the page until interrupted (``max_styles``: the served model's limit)."""
     host, _, port = address.rpartition(":")
     apis = {"inference": inference.rstrip("/"), "jobs": jobs.rstrip("/")}
@@ -123,15 +122,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--inference", required=True, help="the inference API's address")
     parser.add_argument("--jobs", default="", help="the async jobs API's address (none: unused)")
     parser.add_argument(
-        "--model-config",
-        type=Path,
-        default=DEFAULT_CONFIG,
-        help="the served model's settings, whose style limit the page offers: a "
-        "model-config.yaml, or the model archive (.mar) that packs it",
+        "--max-styles",
+        type=int,
+        default=None,
+        help="style images the served model takes (its max_styles; nst-server start passes "
+        "it): the page offers that many slots; without it, slots are not capped and the "
+        "server's answer names its limit",
     )
     args = parser.parse_args(argv)
-    max_styles = served_settings(args.model_config).max_styles
-    serve(args.address, args.inference, args.jobs, max_styles)
+    serve(args.address, args.inference, args.jobs, args.max_styles)
     return 0
 
 

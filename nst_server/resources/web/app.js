@@ -5,10 +5,13 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-// max_styles: the served model's limit, from config.json (without it, one style).
+// max_styles: the served model's limit, from config.json (null: not known, no cap; the
+// server's answer then names its limit).
 const state = {
-  content: null, mask: null, api: "", jobs: "", model: "style_transfer", job: null, max_styles: 1,
+  content: null, mask: null, api: "", jobs: "", model: "style_transfer", job: null,
+  max_styles: null,
 };
+const slotsFull = (count) => state.max_styles != null && count >= state.max_styles;
 const JOB_KEY = "nst-job";  // localStorage: the job this page follows, kept across reloads
 
 async function loadConfig() {
@@ -45,7 +48,7 @@ function wireDrop(zone, input, onFile) {
 
 function addStyleSlot() {
   const slots = $("styles").children;
-  if (slots.length >= state.max_styles) return null;
+  if (slotsFull(slots.length)) return null;
   const slot = $("style-slot").content.firstElementChild.cloneNode(true);
   slot.file = null;
   wireDrop(slot, slot.querySelector(".style-file"), (file) => {
@@ -69,7 +72,7 @@ function numberStyles() {
     slot.querySelector(".weight").hidden = slots.length === 1;
     slot.querySelector(".remove").hidden = slots.length === 1;
   });
-  $("add-style").hidden = slots.length >= state.max_styles;
+  $("add-style").hidden = slotsFull(slots.length);
 }
 
 async function useSamples() {
