@@ -36,7 +36,6 @@ class VGGFeatures(nn.Module):
         self.requires_grad_(False)
         self.eval()
         self.convention = weights.convention
-        self.available = layer_names()[: len(self.layers)]
 
     def forward(
         self, x: torch.Tensor, names: Iterable[str], pooling: str = "max"

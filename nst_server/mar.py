@@ -165,6 +165,8 @@ def packed_depth(mar: Path) -> int | None:
                 header = json.loads(packed.read(length))
     except (OSError, KeyError, TypeError, ValueError, struct.error, zipfile.BadZipFile):
         return None
+    if not isinstance(header, dict):
+        return None
     last = deepest_conv(key for key in header if key != "__metadata__")
     return None if last is None else depth_through(last)
 

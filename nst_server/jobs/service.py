@@ -445,10 +445,8 @@ def main(argv: list[str] | None = None) -> None:
     metrics = JobMetrics()
     key = keys.current()[0].decode() if keys is not None else None
     runners = Runners(store, args.inference, args.state_dir, args.runners, metrics, key)
-    depth = packed_depth(args.model_config) if args.model_config.suffix == ".mar" else None
-    service = Service(
-        store, server_settings(args.model_config), keys, args.max_queued, metrics, runners, depth
-    )
+    settings, depth = server_settings(args.model_config), packed_depth(args.model_config)
+    service = Service(store, settings, keys, args.max_queued, metrics, runners, depth)
     app = make_app(service, args.cors_origin)
     with_background(app, runners, store)
     host, _, port = args.address.rpartition(":")
