@@ -10,10 +10,11 @@ concatenated batch (which would couple the jobs through shared dot products).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 
+from .adam import Adam
 from .imageio import tensor_to_image
 from .lbfgs import LBFGS
 from .losses import random_directions
@@ -192,7 +193,7 @@ class BatchRun:
             return
         # The forward/backward for the whole batch has already run: the closure L-BFGS
         # calls once, at the start of step(), returns that loss (left on the device).
-        self.optimizers[k].step(lambda: total)  # type: ignore[arg-type, return-value]
+        self.optimizers[k].step(lambda: total)
         with torch.no_grad():
             x.clamp_(0, 1)  # keep pixels valid (neural-style instead lets them drift)
         x.grad = None
@@ -253,34 +254,12 @@ class StepTimer:
         self.steps, self.pixels = 0, 0
 
 
-class PreconditionedAdam(torch.optim.Adam):
-    """Adam over another parameterisation of the image: it is given the gradient
-    ``P Pᵀ g`` (:mod:`nst.preconditioner`). The loop's closure only returns the loss of a
-    gradient already computed, so replacing the gradient before ``step`` is enough."""
-
-    def __init__(self, params, lr: float, precondition: Callable[[torch.Tensor], torch.Tensor]):
-        super().__init__(params, lr=lr)
-        self.precondition = precondition
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    p.grad = self.precondition(p.grad)
-        return super().step(closure)
-
-
-def make_optimizer(
-    pixels: torch.Tensor, prepared: PreparedJob, steps: int
-) -> torch.optim.Optimizer | LBFGS:
+def make_optimizer(pixels: torch.Tensor, prepared: PreparedJob, steps: int) -> Adam | LBFGS:
     """The job's optimiser for ``steps`` steps of ``pixels``."""
     p = prepared.job.params
     precondition = preconditioner(p.parameterization)
     if p.optimizer == "adam":
-        if precondition is None:
-            return torch.optim.Adam([pixels], lr=p.lr)
-        return PreconditionedAdam([pixels], p.lr, precondition)
+        return Adam([pixels], lr=p.lr, precondition=precondition)
     # One L-BFGS iteration per step() so the loop controls evaluation, deadlines and
     # progress; no line search (as neural-style). nst.lbfgs rather than torch's: its pairs
     # follow the pixels through the clamp (see nst/lbfgs.py), and it never syncs with a GPU.
