@@ -12,6 +12,7 @@ from PIL import Image
 
 from nst import NSTError, Progress, Result, StyleParams, content_type, encode_image
 
+from . import error_json
 from .auth import Unauthorized
 
 JSON = "application/json"
@@ -23,7 +24,7 @@ ClientError = NSTError | Unauthorized  # errors answered with a JSON body and a 
 
 def error_body(error: ClientError) -> dict[str, str | None]:
     """The JSON error body: a stable code, a message, the field at fault."""
-    return {"error": error.code, "message": error.message, "field": error.field}
+    return error_json(error.code, error.message, error.field)
 
 
 def error_status(error: ClientError) -> int:

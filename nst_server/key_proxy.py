@@ -17,6 +17,7 @@ import logging
 
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
+from handler import error_json
 from handler.auth import ApiKeys, Unauthorized
 
 from .model_routes import KEYLESS, add_routes
@@ -105,11 +106,9 @@ def make_app(
                 return response
         except ClientError as error:
             log.warning("upstream %s failed: %s", upstream, type(error).__name__)
-            failure = {
-                "error": "upstream_unavailable",
-                "message": "the model server did not answer; retry later",
-                "field": None,
-            }
+            failure = error_json(
+                "upstream_unavailable", "the model server did not answer; retry later"
+            )
             return web.json_response(failure, status=502)
 
     async def open_session(app: web.Application):

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import ClientError, ClientSession, web
 
-from handler import MODEL_NAME
+from handler import MODEL_NAME, error_json
 
 IMAGE = {"datatype": "BYTES"}
 INPUTS = [
@@ -32,7 +32,7 @@ KEYLESS = ("/v2/health/live", "/v2/health/ready")
 
 
 def error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": code, "message": message, "field": None}, status=status)
+    return web.json_response(error_json(code, message), status=status)
 
 
 async def describe(session: ClientSession, management: str, auth: str | None) -> dict | None:

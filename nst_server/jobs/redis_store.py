@@ -20,6 +20,8 @@ from typing import Any
 
 import redis
 
+from handler import error_json
+
 from .store import COLUMNS, JobRecord
 
 FIELDS = [name.strip() for name in COLUMNS.split(",")]
@@ -254,11 +256,7 @@ class RedisStore:
         """Fail the running jobs whose runner stopped renewing their lease (its replica
         died); their ids."""
         late = self.db.zrangebyscore(self._key("running"), "-inf", time.time())
-        error = {
-            "error": "interrupted",
-            "message": "the replica running this job stopped; submit it again",
-            "field": None,
-        }
+        error = error_json("interrupted", "the replica running this job stopped; submit it again")
         ids = [raw.decode() for raw in late]
         for job_id in ids:
             self.finish(job_id, "failed", error=error)

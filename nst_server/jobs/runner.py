@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import ClientError, ClientSession, ClientTimeout
 
-from handler import MODEL_NAME
+from handler import MODEL_NAME, error_json
 from handler.cancel import JOB_ID_HEADER, clear_cancel, request_cancel
 
 from .bodies import forward_body
@@ -77,7 +77,9 @@ class Runners:
                 await self._execute(record)
             except Exception:
                 log.exception("job %s: runner failed", record.id)
-                self.store.finish(record.id, "failed", error=_error("internal", "runner failed"))
+                self.store.finish(
+                    record.id, "failed", error=error_json("internal", "runner failed")
+                )
             finally:
                 clear_cancel(self.state_dir, record.id)
                 ended = self.store.get(record.id)
@@ -105,7 +107,9 @@ class Runners:
         except (ClientError, TimeoutError, ValueError) as exc:
             log.warning("job %s: upstream failed: %s", record.id, exc)
             self.store.finish(
-                record.id, "failed", error=_error("upstream_failed", f"the server failed: {exc}")
+                record.id,
+                "failed",
+                error=error_json("upstream_failed", f"the server failed: {exc}"),
             )
             return
         finally:
@@ -115,7 +119,7 @@ class Runners:
             self.store.finish(
                 record.id,
                 "failed",
-                error=_error("upstream_failed", "the server's stream ended without a result"),
+                error=error_json("upstream_failed", "the server's stream ended without a result"),
             )
 
     def _line(self, record: JobRecord, line: dict[str, Any]) -> None:
@@ -146,7 +150,7 @@ class Runners:
         try:
             error = json.loads(body)
         except ValueError:
-            error = _error("upstream_failed", f"the server answered {status}")
+            error = error_json("upstream_failed", f"the server answered {status}")
         if status == 503 and record.attempts < MAX_ATTEMPTS:
             retry_after = float(headers.get("Retry-After", "5") or 5)
             self.store.requeue(record.id, time.time() + min(retry_after, 60.0))
@@ -165,7 +169,3 @@ class Runners:
             if polls % HEARTBEAT_POLLS == 0:
                 self.store.heartbeat(job_id)
             await asyncio.sleep(POLL_S)
-
-
-def _error(code: str, message: str) -> dict[str, Any]:
-    return {"error": code, "message": message, "field": None}

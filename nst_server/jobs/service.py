@@ -24,6 +24,7 @@ from typing import Any
 import redis
 from aiohttp import web
 
+from handler import error_json
 from handler.activity import STATE_DIR_ENV
 from handler.auth import ApiKeys, Unauthorized
 from handler.cancel import clear_stale, request_cancel
@@ -91,9 +92,7 @@ class NotFound(Exception):
 
 
 def error(status: int, code: str, message: str, field: str | None = None, **headers: str):
-    return web.json_response(
-        {"error": code, "message": message, "field": field}, status=status, headers=headers
-    )
+    return web.json_response(error_json(code, message, field), status=status, headers=headers)
 
 
 @web.middleware

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from handler import error_json
+
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 ENDED = ("succeeded", "failed", "cancelled")
 
@@ -318,11 +320,9 @@ class SQLiteStore:
     def fail_interrupted(self) -> list[str]:
         """At start: jobs a stopped service left running can never report; fail them with a
         reason (their ids)."""
-        error = {
-            "error": "interrupted",
-            "message": "the jobs service stopped while this job ran; submit it again",
-            "field": None,
-        }
+        error = error_json(
+            "interrupted", "the jobs service stopped while this job ran; submit it again"
+        )
         rows = self.db.execute("SELECT id FROM jobs WHERE status = 'running'").fetchall()
         for (job_id,) in rows:
             self.finish(job_id, "failed", error=error)
