@@ -28,6 +28,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from handler import MODEL_NAME
@@ -176,14 +177,27 @@ def start(
 
 def wait_answering(url: str, timeout: float, log: Path) -> None:
     """Poll ``url`` until it answers 200 (a service started beside TorchServe)."""
+
+    def answers() -> bool:
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=5) as reply:
+            return reply.status == 200
+        return False
+
+    wait_for(answers, f"{url} not answering", timeout, log, every_s=0.5)
+
+
+def wait_for(
+    check: Callable[[], bool], what: str, timeout: float, log: Path, every_s: float
+) -> None:
+    """Poll ``check`` every ``every_s`` until it holds; after ``timeout``, exit saying
+    ``what`` with the tail of ``log``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=5) as reply:
-            if reply.status == 200:
-                return
-        time.sleep(0.5)
+        if check():
+            return
+        time.sleep(every_s)
     tail = log.read_text()[-3000:] if log.exists() else f"(no {log.name})"
-    raise SystemExit(f"{url} not answering after {timeout:.0f} s; log tail:\n{tail}")
+    raise SystemExit(f"{what} after {timeout:.0f} s; {log.name} tail:\n{tail}")
 
 
 def local_url(address: str) -> str:
@@ -282,15 +296,15 @@ def start_jobs(
 
 
 def wait_ready(management: str, timeout: float, log_dir: Path) -> None:
-    """Poll the management API until the model has a READY worker."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if is_ready(management, None, 5.0):  # the container probe's check
-            return
-        time.sleep(1)
-    log = log_dir / "model_log.log"
-    tail = log.read_text()[-3000:] if log.exists() else "(no model_log.log)"
-    raise SystemExit(f"{MODEL_NAME} not READY after {timeout:.0f} s; model log tail:\n{tail}")
+    """Poll the management API until the model has a READY worker (the container probe's
+    check)."""
+    wait_for(
+        lambda: is_ready(management, None, 5.0),
+        f"{MODEL_NAME} not READY",
+        timeout,
+        log_dir / "model_log.log",
+        every_s=1.0,
+    )
 
 
 def stop(run_dir: Path, timeout: float = 30.0) -> bool:
