@@ -115,7 +115,8 @@ class VGGWeights:
     source: str
 
 
-_CONV_KEY = re.compile(r"(?:features\.)?(\d+)\.(?:weight|bias)")
+# A conv tensor's name in a VGG19 state dict: full-model or bare ``features`` keys.
+_CONV_KEY = re.compile(r"(?:features\.)?(\d+)\.(weight|bias)")
 
 
 def _triple(values: list) -> tuple[float, float, float]:
@@ -171,15 +172,15 @@ def features_state_dict(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, 
     for key, tensor in state_dict.items():
         if key.startswith("classifier."):
             continue
-        name = key if key.startswith("features.") else f"features.{key}"
-        parts = name.split(".")
-        if len(parts) != 3 or not parts[1].isdigit() or parts[2] not in ("weight", "bias"):
+        match = _CONV_KEY.fullmatch(key)
+        if match is None:
             raise WeightsError(f"unexpected key {key!r}: not a VGG19 features conv tensor")
-        index = int(parts[1])
+        name = key if key.startswith("features.") else f"features.{key}"
+        index = int(match[1])
         if index not in shapes:
             raise WeightsError(f"unexpected key {key!r}: features.{index} is not a conv layer")
         cout, cin = shapes[index]
-        want = (cout, cin, 3, 3) if parts[2] == "weight" else (cout,)
+        want = (cout, cin, 3, 3) if match[2] == "weight" else (cout,)
         if tuple(tensor.shape) != want:
             raise WeightsError(
                 f"{name} has shape {tuple(tensor.shape)}, VGG19 needs {want} "
