@@ -26,13 +26,13 @@ import argparse
 import contextlib
 import json
 import platform
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from bench_startup import wall
 from torch import nn
 from torchvision.models.vgg import cfgs, make_layers
 
@@ -169,12 +169,7 @@ def style_target_seconds(weights, content, style, params) -> tuple[float, float]
 
 def fresh_process_seconds(command: list[str], repeat: int = 2) -> float:
     """Wall time of ``command`` in a fresh process, the fastest of ``repeat`` runs."""
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, cwd=tempfile.gettempdir())
-        times.append(time.perf_counter() - started)
-    return min(times)
+    return min(wall(command) for _ in range(repeat))
 
 
 def with_process_start(args, steps: int, baseline_loop_s: float) -> tuple[float, float]:

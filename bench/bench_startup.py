@@ -74,6 +74,7 @@ def child(size: int, steps: int, out: Path) -> dict[str, float]:
 
 
 def wall(command: list[str]) -> float:
+    """Wall time of ``command`` in a fresh process (its output discarded)."""
     started = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, cwd=tempfile.gettempdir())
     return time.perf_counter() - started
