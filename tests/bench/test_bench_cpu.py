@@ -75,6 +75,27 @@ def test_levels_benchmark_compares_runs():
     assert rows[0][2] != rows[1][2]  # another start, another result
 
 
+def test_levels_benchmark_counts_steps_to_a_target():
+    def steps_to(target: str) -> list[list[str]]:
+        out = bench(
+            "bench/bench_levels.py",
+            "--size",
+            "64",
+            "--target",
+            target,
+            "--run",
+            "steps=6",
+            "--run",
+            "steps=6,levels=2,coarse_share=0.5",
+        )
+        return [line.split(" | ") for line in out.splitlines() if line.startswith("| ")][1:]
+
+    easy = steps_to("1000")  # any image is below it: the first full-size step stops the run
+    assert [(row[-2], row[-1]) for row in easy] == [("0", "1 |"), ("3", "1 |")]
+    never = steps_to("0")
+    assert [row[-1] for row in never] == ["not reached |"] * 2
+
+
 def test_pass_benchmark_times_the_pass_and_the_grams():
     out = bench("bench/bench_pass.py", "--sizes", "32", "--bf16-sizes", "32", "--repeats", "1")
     rows = [line.split(" | ") for line in out.splitlines() if line.startswith("| 32 |")]
