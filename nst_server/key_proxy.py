@@ -17,9 +17,9 @@ import logging
 
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
-from handler import error_json
 from handler.auth import ApiKeys, Unauthorized
 
+from .errors import error_response
 from .model_routes import KEYLESS, add_routes
 
 log = logging.getLogger(__name__)
@@ -53,8 +53,9 @@ def refusal(keys: ApiKeys, request: web.BaseRequest) -> web.Response | None:
     try:
         keys.check({k.lower(): v for k, v in request.headers.items()})
     except Unauthorized as error:
-        body = {"error": error.code, "message": error.message, "field": error.field}
-        response = web.json_response(body, status=401, headers={"WWW-Authenticate": "Bearer"})
+        response = error_response(
+            401, error.code, error.message, error.field, **{"WWW-Authenticate": "Bearer"}
+        )
         response.force_close()  # the body is never read: this connection cannot carry another
         return response
     return None
@@ -106,10 +107,9 @@ def make_app(
                 return response
         except ClientError as error:
             log.warning("upstream %s failed: %s", upstream, type(error).__name__)
-            failure = error_json(
-                "upstream_unavailable", "the model server did not answer; retry later"
+            return error_response(
+                502, "upstream_unavailable", "the model server did not answer; retry later"
             )
-            return web.json_response(failure, status=502)
 
     async def open_session(app: web.Application):
         timeout = ClientTimeout(total=None, sock_connect=10, sock_read=read_timeout_s)

@@ -18,7 +18,9 @@ from typing import Any
 
 from aiohttp import ClientError, ClientSession, web
 
-from handler import MODEL_NAME, error_json
+from handler import MODEL_NAME
+
+from .errors import error_response
 
 IMAGE = {"datatype": "BYTES"}
 INPUTS = [
@@ -29,10 +31,6 @@ INPUTS = [
 ]
 OUTPUTS = [{"name": "image", "shape": [1], **IMAGE}]
 KEYLESS = ("/v2/health/live", "/v2/health/ready")
-
-
-def error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response(error_json(code, message), status=status)
 
 
 async def describe(session: ClientSession, management: str, auth: str | None) -> dict | None:
@@ -91,10 +89,10 @@ def add_routes(app: web.Application, management: str, session_key: web.AppKey) -
 
     async def model(request: web.Request) -> web.Response:
         if request.match_info["model"] != MODEL_NAME:
-            return error(404, "unknown_model", f"this server serves {MODEL_NAME}")
+            return error_response(404, "unknown_model", f"this server serves {MODEL_NAME}")
         described = await read(request)
         if described is None:
-            return error(503, "unavailable", "the model's description cannot be read now")
+            return error_response(503, "unavailable", "the model's description cannot be read now")
         if request.path.startswith("/v1/"):
             return web.json_response({"name": MODEL_NAME, "ready": ready(described)})
         if request.path.endswith("/ready"):

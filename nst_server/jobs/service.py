@@ -24,7 +24,6 @@ from typing import Any
 import redis
 from aiohttp import web
 
-from handler import error_json
 from handler.activity import STATE_DIR_ENV
 from handler.auth import ApiKeys, Unauthorized
 from handler.cancel import clear_stale, request_cancel
@@ -34,6 +33,7 @@ from handler.settings import ServerSettings
 from nst import NSTError, check_layers_depth
 
 from .. import RESOURCES, add_version, server_home
+from ..errors import error_response
 from ..mar import packed_depth, served_settings
 from . import ADDRESS_ENV, DEFAULT_ADDRESS
 from .bodies import read_submission, request_hash
@@ -91,36 +91,34 @@ class NotFound(Exception):
         self.message, self.field = message, None
 
 
-def error(status: int, code: str, message: str, field: str | None = None, **headers: str):
-    return web.json_response(error_json(code, message, field), status=status, headers=headers)
-
-
 @web.middleware
 async def errors(request: web.Request, handler) -> web.StreamResponse:
     """Every refusal as the synchronous API's JSON error body."""
     try:
         return await handler(request)
     except Unauthorized as exc:
-        return error(401, exc.code, exc.message, exc.field, **{"WWW-Authenticate": "Bearer"})
+        return error_response(
+            401, exc.code, exc.message, exc.field, **{"WWW-Authenticate": "Bearer"}
+        )
     except NotFound as exc:
-        return error(404, exc.code, exc.message)
+        return error_response(404, exc.code, exc.message)
     except NSTError as exc:
         return web.json_response(error_body(exc), status=error_status(exc))
     except web.HTTPRequestEntityTooLarge:
-        return error(413, "request_too_large", f"the body is over {MAX_BODY} bytes")
+        return error_response(413, "request_too_large", f"the body is over {MAX_BODY} bytes")
     except web.HTTPException as exc:
         if exc.status >= 400:
-            return error(exc.status, "http_error", exc.reason)
+            return error_response(exc.status, "http_error", exc.reason)
         raise
     except STORE_ERRORS:
         log.exception("%s %s: the store failed", request.method, request.path)
-        return error(
+        return error_response(
             503, "jobs_unavailable", "the jobs store cannot be reached; retry shortly",
             **{"Retry-After": "5"},
         )  # fmt: skip
     except Exception:
         log.exception("%s %s failed", request.method, request.path)
-        return error(500, "internal", "the jobs API failed on this request")
+        return error_response(500, "internal", "the jobs API failed on this request")
 
 
 def iso(t: float | None) -> str | None:
@@ -160,7 +158,9 @@ async def submit(request: web.Request) -> web.Response:
     owner = service.owner(request)
     key = request.headers.get(IDEMPOTENCY_HEADER)
     if key is not None and not (0 < len(key) <= 255 and key.isascii() and key.isprintable()):
-        return error(400, "bad_idempotency_key", "Idempotency-Key must be 1-255 printable ASCII")
+        return error_response(
+            400, "bad_idempotency_key", "Idempotency-Key must be 1-255 printable ASCII"
+        )
     as_torchserve, stored = await read_submission(request)
     digest = request_hash(stored)
     headers = {k.lower(): v for k, v in request.headers.items()}
@@ -170,7 +170,7 @@ async def submit(request: web.Request) -> web.Response:
         check_layers_depth(parsed.job.params, service.depth)
     fresh = key is None or service.store.find(owner, key) is None
     if fresh and service.store.queued_count(owner) >= service.max_queued:
-        return error(
+        return error_response(
             429,
             "too_many_jobs",
             f"at most {service.max_queued} queued jobs per key; wait for some to start",
@@ -178,7 +178,7 @@ async def submit(request: web.Request) -> web.Response:
         )
     record, created = service.store.submit(owner, stored, digest, key)
     if not created and record.request_hash != digest:
-        return error(
+        return error_response(
             422,
             "idempotency_key_reused",
             "this Idempotency-Key was used for another request",
@@ -228,7 +228,7 @@ async def result(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     record = service.job(request)
     if record.result_type is None:
-        return error(
+        return error_response(
             409,
             "no_result",
             f"job {record.id} is {record.status}: it has no image "
@@ -247,7 +247,7 @@ async def preview(request: web.Request) -> web.Response:
     record = service.job(request)
     body = service.store.preview(record.id) if record.has_preview else None
     if body is None:
-        return error(409, "no_preview", f"job {record.id} has no preview now")
+        return error_response(409, "no_preview", f"job {record.id} has no preview now")
     return web.Response(body=body, content_type="image/png", headers={"Cache-Control": "no-store"})
 
 
