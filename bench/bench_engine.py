@@ -119,6 +119,11 @@ def seeds_loop(weights, content_img, style_img, params: StyleParams, steps: int)
     return seconds, [(t - start, v) for t, v in history[:steps]]
 
 
+def coarse_steps(job: Job) -> int:
+    """Steps ``job`` makes at its coarser levels, before the output size."""
+    return sum(level.steps for level in job.levels()[:-1])
+
+
 def engine_run(stylizer, content, style, params, target):
     """Our engine until its loss reaches ``target``: (seconds, steps, [(elapsed, loss)]).
 
@@ -127,7 +132,7 @@ def engine_run(stylizer, content, style, params, target):
     step k started from.
     """
     history = []
-    full_from = sum(level.steps for level in Job(content, [style], params).levels()[:-1])
+    full_from = coarse_steps(Job(content, [style], params))
     start = time.perf_counter()
 
     def record(progress) -> bool:

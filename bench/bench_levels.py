@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import torch
-from bench_engine import engine_run
+from bench_engine import coarse_steps, engine_run
 
 from nst import Job, StyleParams, Stylizer, decode_image
 
@@ -43,22 +43,22 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     content, style = decode_image(args.content), decode_image(args.style)
     stylizer = Stylizer()
-    reach = " coarse steps | full-size steps to the target |" if args.target else ""
+    counted = args.target is not None
+    reach = " coarse steps | full-size steps to the target |" if counted else ""
     print(f"| run | seconds | total | style | content |{reach}")
-    print("|---|---|---|---|---|" + "---|" * 2 * bool(args.target))
+    print("|---|---|---|---|---|" + "---|---|" * counted)
     for run in args.run:
         changes = dict(item.split("=", 1) for item in run.split(","))
         params = StyleParams.from_mapping({"size": args.size, **changes})
-        job = Job(content, [style], params)
-        if args.target is None:
-            start = time.perf_counter()
-            result = stylizer.stylize(job)
-            seconds, steps = time.perf_counter() - start, ""
-        else:
+        if counted:
             seconds, result, history = engine_run(stylizer, content, style, params, args.target)
-            coarse = sum(level.steps for level in job.levels()[:-1])
+            coarse = coarse_steps(Job(content, [style], params))
             reached = history[-1][1] <= args.target
             steps = f" {coarse} | {len(history) if reached else 'not reached'} |"
+        else:
+            start = time.perf_counter()
+            result = stylizer.stylize(Job(content, [style], params))
+            seconds, steps = time.perf_counter() - start, ""
         losses = result.losses
         print(
             f"| {run} | {seconds:.1f} | {losses.total:.4f} | {losses.style:.4f} | "

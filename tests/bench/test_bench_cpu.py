@@ -88,7 +88,9 @@ def test_levels_benchmark_counts_steps_to_a_target():
             "--run",
             "steps=6,levels=2,coarse_share=0.5",
         )
-        return [line.split(" | ") for line in out.splitlines() if line.startswith("| ")][1:]
+        table = [line.split(" | ") for line in out.splitlines() if line.startswith("| ")]
+        assert table[0][-1] == "full-size steps to the target |"  # the header has the columns
+        return table[1:]
 
     easy = steps_to("1000")  # any image is below it: the first full-size step stops the run
     assert [(row[-2], row[-1]) for row in easy] == [("0", "1 |"), ("3", "1 |")]
