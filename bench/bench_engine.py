@@ -167,7 +167,7 @@ def style_target_seconds(weights, content, style, params) -> tuple[float, float]
     for _ in range(2):
         start = time.perf_counter()
         with torch.no_grad():
-            prepare(job, params.size, stylizer.net, stylizer.device, cache=stylizer.style_cache)
+            prepare(job, params.size, stylizer.passes, cache=stylizer.style_cache)
         times.append(time.perf_counter() - start)
     return times[0], times[1]
 

@@ -60,8 +60,7 @@ def scores(stylizer: Stylizer, job: Job, image: Image.Image) -> dict[str, float]
     pixels = image_to_tensor(image).to(stylizer.device)
     for kind in STYLE_LOSSES:
         params = job.params.replace(style_loss=kind, average=0.0, preserve_color="none")
-        ready = prepare(dataclasses.replace(job, params=params), params.size, stylizer.net,
-                        stylizer.device)  # fmt: skip
+        ready = prepare(dataclasses.replace(job, params=params), params.size, stylizer.passes)
         run = BatchRun(stylizer.passes, [dataclasses.replace(ready, init=pixels)], [0])
         with torch.enable_grad():
             terms = run.losses([0], dtype=torch.float32)[0]

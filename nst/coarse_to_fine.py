@@ -81,11 +81,10 @@ def run_levels(
     deadline and ``started`` (a ``time.monotonic()`` instant) is when the jobs' own
     ``time_limit`` began.
     """
-    device = passes.device
 
     def prepared_at(job: Job, size: int, pixels: torch.Tensor | None) -> PreparedJob:
         try:
-            return prepare(job, size, passes.net, device, pixels, cache, clock.before_forward)
+            return prepare(job, size, passes, pixels, cache, clock.before_forward)
         finally:
             clock.after_forward()
 

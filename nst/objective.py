@@ -121,6 +121,21 @@ class PassConfig:
     one_pass_per_job: bool  # batch invariance: never mix jobs in one pass
 
 
+def target_features(
+    passes: PassConfig, pixels: torch.Tensor, names: Sequence[str], pooling: str
+) -> dict[str, torch.Tensor]:
+    """Features of ``pixels`` (1, 3, H, W) for loss targets, in float32: one forward pass in
+    the precision and layout of the steps' passes, so a bfloat16 run measures its features
+    against targets rounded the same way, at the cost of a bfloat16 pass (half of a float32
+    one on a CPU, docs/benchmarks.md)."""
+    model_in = passes.net.convention.to_model(pixels)
+    if passes.channels_last:
+        model_in = model_in.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad(), autocast(pixels.device, passes.dtype):
+        features = passes.net(model_in, names, pooling)
+    return {name: f.float() for name, f in features.items()}
+
+
 def evaluate_losses(
     passes: PassConfig,
     pixels: Sequence[torch.Tensor],

@@ -2,8 +2,9 @@
 
 Where it is safe: only the network's forward/backward runs in bfloat16 (autocast), plus the
 Gram products of its bfloat16 features (a GEMM accumulating in float32, the result cast to
-float32, ``nst.losses.gram_matrix``); the losses are reduced in float32, the loss targets are
-computed in float32, and the pixels, gradients and optimiser state are float32 throughout.
+float32, ``nst.losses.gram_matrix``); the losses are reduced in float32, the loss targets come
+from a pass in the same precision but are kept (and their statistics computed) in float32, and
+the pixels, gradients and optimiser state are float32 throughout.
 ``docs/benchmarks.md`` records how far the final losses move from a float32 run.
 """
 

@@ -18,11 +18,10 @@ from . import color
 from .imageio import image_to_tensor, resize_longest
 from .job import Job
 from .masks import region_weights
-from .objective import JobTargets, StyleRegion
+from .objective import JobTargets, PassConfig, StyleRegion, target_features
 from .pyramid import upsampled_start
 from .style_cache import StyleCache, style_key
 from .style_stats import Statistics, blend, style_statistics
-from .vgg import VGGFeatures
 
 # Colour modes whose style targets do not depend on the content (so they can be cached).
 CONTENT_FREE_COLOURS = ("none", "original_colors")
@@ -80,21 +79,20 @@ class PreparedJob:
 def prepare(
     job: Job,
     size: int,
-    net: VGGFeatures,
-    device: torch.device,
+    passes: PassConfig,
     start: torch.Tensor | None = None,
     cache: StyleCache | None = None,
     before_pass: BeforePass | None = None,
 ) -> PreparedJob:
     """Resize and colour-process a job's images for longest side ``size`` and compute its
-    loss targets once.
+    loss targets once, with the network and precision of ``passes``.
 
     ``start``: pixels of a coarser level to begin from instead of ``params.init``.
     ``cache``: reuse the style statistics of style images seen before. ``before_pass``:
     called before each VGG pass with its pixel count; it may raise
     (:class:`nst.pace.DeadlineExceeded`) to stop the preparation.
     """
-    p = job.params
+    p, device = job.params, passes.device
     width, height = job.output_size(size)
     content_rgb = image_to_tensor(job.content.resize((width, height), Image.Resampling.LANCZOS))
     content_rgb = content_rgb.to(device)
@@ -103,8 +101,10 @@ def prepare(
     before_pass = before_pass or (lambda pixels: None)
     with torch.no_grad():
         before_pass(width * height)
-        content_targets = net(net.convention.to_model(content), p.content_layers, p.pooling)
-        stats = [_style_stats(styles, k, net, cache, before_pass) for k in range(len(job.styles))]
+        content_targets = target_features(passes, content, p.content_layers, p.pooling)
+        stats = [
+            _style_stats(styles, k, passes, cache, before_pass) for k in range(len(job.styles))
+        ]
     regions = region_weights(job.mask, (width, height), device) if job.mask else None
     if start is not None:
         init = upsampled_start(start, content, (height, width))
@@ -165,7 +165,7 @@ class StyleTensors:
 def _style_stats(
     styles: StyleTensors,
     k: int,
-    net: VGGFeatures,
+    passes: PassConfig,
     cache: StyleCache | None,
     before_pass: BeforePass,
 ) -> Statistics:
@@ -180,7 +180,7 @@ def _style_stats(
             return cached
     style = styles[k]
     before_pass(style.shape[-1] * style.shape[-2])
-    features = net(net.convention.to_model(style), p.style_layers, p.pooling)
+    features = target_features(passes, style, p.style_layers, p.pooling)
     stats = style_statistics(p.style_loss, features)
     if cache is not None and key is not None:
         cache.put(key, stats)

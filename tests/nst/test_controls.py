@@ -121,7 +121,7 @@ def test_averaging_returns_the_bias_corrected_moving_average(stylizer, images):
     params = StyleParams(size=64, steps=4, average=0.7)
     job = Job(images["chelsea.png"], [images["the_scream.jpg"]], params)
     iterates = []
-    ready = prepare(job, 64, stylizer.net, stylizer.device)
+    ready = prepare(job, 64, stylizer.passes)
     run = BatchRun(stylizer.passes, [ready], [4], lambda p: iterates.append(
         run.pixels[0].detach().clone()))  # fmt: skip
     from nst.pace import Deadline, Pace

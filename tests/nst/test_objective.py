@@ -31,7 +31,7 @@ def two_jobs(stylizer, images):
             base.replace(seed=2, style_weight=30.0, tv_weight=5.0),
         ),
     ]
-    return [prepare(job, job.params.size, stylizer.net, stylizer.device) for job in jobs]
+    return [prepare(job, job.params.size, stylizer.passes) for job in jobs]
 
 
 def losses(stylizer, prepared, x):
