@@ -126,8 +126,8 @@ def target_features(
 ) -> dict[str, torch.Tensor]:
     """Features of ``pixels`` (1, 3, H, W) for loss targets, in float32: one forward pass in
     the precision and layout of the steps' passes, so a bfloat16 run measures its features
-    against targets rounded the same way, at the cost of a bfloat16 pass (half of a float32
-    one on a CPU, docs/benchmarks.md)."""
+    against targets rounded the same way, at the cost of a bfloat16 pass (about half of a
+    float32 one on a CPU that runs bfloat16 natively, docs/benchmarks.md)."""
     model_in = passes.net.convention.to_model(pixels)
     if passes.channels_last:
         model_in = model_in.contiguous(memory_format=torch.channels_last)
