@@ -55,15 +55,17 @@ SCORES = ("content", *STYLE_LOSSES, "tv")
 
 def scores(stylizer: Stylizer, job: Job, image: Image.Image) -> dict[str, float]:
     """Content loss, the distance to the style under each statistic, and total variation
-    of ``image`` (at the job's size, colours as the style's: no colour mode)."""
+    of ``image`` (at the job's size, colours as the style's: no colour mode), targets and
+    passes in float32 so that the measure is the same whatever precision the runs used."""
     out: dict[str, float] = {}
     pixels = image_to_tensor(image).to(stylizer.device)
+    judge = dataclasses.replace(stylizer.passes, dtype=torch.float32)
     for kind in STYLE_LOSSES:
         params = job.params.replace(style_loss=kind, average=0.0, preserve_color="none")
-        ready = prepare(dataclasses.replace(job, params=params), params.size, stylizer.passes)
-        run = BatchRun(stylizer.passes, [dataclasses.replace(ready, init=pixels)], [0])
+        ready = prepare(dataclasses.replace(job, params=params), params.size, judge)
+        run = BatchRun(judge, [dataclasses.replace(ready, init=pixels)], [0])
         with torch.enable_grad():
-            terms = run.losses([0], dtype=torch.float32)[0]
+            terms = run.losses([0])[0]
         out[kind], out["content"], out["tv"] = terms.style, terms.content, terms.tv
     return out
 
