@@ -63,6 +63,15 @@ class Losses(NamedTuple):
     total: torch.Tensor  # (B,): the weighted sum the optimiser minimises
 
 
+def network_input(net: VGGFeatures, pixels: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """Pixels (B, 3, H, W) in [0, 1] as the network takes them: its weights' input convention,
+    in channels-last memory when the passes run that way."""
+    model_in = net.convention.to_model(pixels)
+    if channels_last:
+        model_in = model_in.contiguous(memory_format=torch.channels_last)
+    return model_in
+
+
 def batch_losses(
     net: VGGFeatures,
     x: torch.Tensor,
@@ -79,9 +88,7 @@ def batch_losses(
     products take the features in that dtype and return float32, and every loss is reduced
     in float32 (``nst.precision``).
     """
-    model_in = net.convention.to_model(x)
-    if channels_last:
-        model_in = model_in.contiguous(memory_format=torch.channels_last)
+    model_in = network_input(net, x, channels_last)
     with autocast(x.device, dtype):
         features = net.activations(model_in, positions, pooling)
     # split, not slicing: split's backward is one cat that keeps the features' memory layout,
@@ -128,9 +135,7 @@ def target_features(
     the precision and layout of the steps' passes, so a bfloat16 run measures its features
     against targets rounded the same way, at the cost of a bfloat16 pass (about half of a
     float32 one on a CPU that runs bfloat16 natively, docs/benchmarks.md)."""
-    model_in = passes.net.convention.to_model(pixels)
-    if passes.channels_last:
-        model_in = model_in.contiguous(memory_format=torch.channels_last)
+    model_in = network_input(passes.net, pixels, passes.channels_last)
     with torch.no_grad(), autocast(pixels.device, passes.dtype):
         features = passes.net(model_in, names, pooling)
     return {name: f.float() for name, f in features.items()}
