@@ -13,7 +13,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from nst import MAX_STYLES, PRECISIONS, ParamError, StyleParams, declared, parameter_ranges, quote
+from nst import (
+    COMPILE_MODES,
+    MAX_STYLES,
+    PRECISIONS,
+    ParamError,
+    StyleParams,
+    declared,
+    parameter_ranges,
+    quote,
+)
 
 DEVICE_DEFAULTS = {"cpu": "cpu_defaults", "cuda": "gpu_defaults"}  # device type -> key
 
@@ -56,6 +65,11 @@ class ServerSettings:
     style_cache_size: int = declared(32, "style images whose targets stay cached", lo=0, hi=10_000)
     style_cache_mb: int = declared(512, "memory those targets may hold, MB", lo=0, hi=1_000_000)
     compile: bool = declared(False, "torch.compile each step's objective")
+    compile_mode: str = declared(
+        "default",
+        "torch.compile mode: reduce-overhead replays each step as CUDA graphs (GPUs)",
+        choices=COMPILE_MODES,
+    )
     stream_interval_s: float = declared(
         0.5, "streams: one progress line this often", lo=0.0, hi=60.0
     )

@@ -86,6 +86,7 @@ class StyleTransferHandler:
             style_cache_size=self.settings.style_cache_size,
             style_cache_bytes=self.settings.style_cache_mb * 2**20,
             compile=self.settings.compile,
+            compile_mode=self.settings.compile_mode,
         )
         self.initialized = True
         log.info("style_transfer ready on %s (%s)", device, self.settings)

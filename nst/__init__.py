@@ -13,7 +13,7 @@ The engine's API is what this module exports; its submodules are its parts (docs
   :class:`ImageError`) with a code and the field at fault; :class:`DeadlineExceeded`,
   :class:`WeightsError`; :func:`quote` shows a caller's value in a message.
 - Limits and cost, for a caller that serves others: :data:`MAX_STYLES` and
-  :func:`check_style_count`, :data:`PRECISIONS`, :func:`work_pixels` and
+  :func:`check_style_count`, :data:`PRECISIONS`, :data:`COMPILE_MODES`, :func:`work_pixels` and
   :func:`requested_work` (a job's cost in pixels through VGG), and :func:`declared` /
   :func:`parameter_ranges` to declare and describe settings the way the parameters are.
 """
@@ -31,6 +31,7 @@ from .errors import (
 from .gate import MAX_STYLES, check_layers_depth, check_style_count
 from .imageio import content_type, decode_image, encode_image, resize_longest
 from .job import Job
+from .objective import COMPILE_MODES
 from .params import StyleParams, declared, parameter_ranges
 from .precision import PRECISIONS
 from .progress import STOP_REASONS, Callback, LossTerms, Progress, Result, StopReason
@@ -38,6 +39,7 @@ from .style_cache import StyleCache
 from .stylizer import Stylizer
 
 __all__ = [
+    "COMPILE_MODES",
     "MAX_STYLES",
     "PRECISIONS",
     "STOP_REASONS",

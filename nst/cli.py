@@ -20,6 +20,7 @@ from .fetch_weights import FetchError, advice, ensure_weights
 from .imageio import decode_image, encode_image
 from .job import Job
 from .masks import palette_text
+from .objective import COMPILE_MODES
 from .params import StyleParams, describe
 from .precision import PRECISIONS
 from .progress import Progress
@@ -63,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="torch.compile the step (pays off on GPUs for long runs)",
     )
+    parser.add_argument(
+        "--compile-mode",
+        default="default",
+        choices=COMPILE_MODES,
+        help="with --compile: default, or reduce-overhead to replay each step as CUDA graphs "
+        "(GPUs; default: default)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     params = parser.add_argument_group("style parameters")
     for f in dataclasses.fields(StyleParams):
@@ -100,7 +108,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         weights = ensure_weights(args.weights)
         stylizer = Stylizer(
-            str(weights), device=args.device, precision=args.precision, compile=args.compile
+            str(weights),
+            device=args.device,
+            precision=args.precision,
+            compile=args.compile,
+            compile_mode=args.compile_mode,
         )
         stylizer.check(job)
     except (NSTError, WeightsError) as exc:

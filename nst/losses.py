@@ -138,33 +138,17 @@ def mean_covariance(
     return mean, cov
 
 
-def sqrtm_newton_schulz(matrix: torch.Tensor, iterations: int = 20) -> torch.Tensor:
-    """Square roots of symmetric positive semi-definite matrices (B, C, C) by the coupled
-    Newton-Schulz iteration: only matrix products, so it is differentiable and fast on GPUs.
-
-    The matrix is scaled by its Frobenius norm first (the iteration converges when the
-    scaled matrix's eigenvalues lie in (0, 1]), and a small ridge keeps it definite.
-    """
-    eye = torch.eye(matrix.shape[-1], dtype=matrix.dtype, device=matrix.device)
-    ridge = matrix + _EPS * eye
-    norm = ridge.flatten(1).norm(dim=1).view(-1, 1, 1)
-    y, z = ridge / norm, eye.expand_as(matrix)
-    for _ in range(iterations):
-        t = 0.5 * (3.0 * eye - z @ y)
-        y, z = y @ t, t @ z
-    return y * norm.sqrt()
-
-
 def trace_sqrt(matrix: torch.Tensor) -> torch.Tensor:
-    """``tr(M^½)`` of symmetric PSD matrices (B, C, C) -> (B,), differentiable.
+    """``tr(M^½)`` of symmetric PSD matrices (B, C, C) -> (B,), differentiable, from the
+    eigenvalues (``eigvalsh`` in float64, whose gradient needs no eigenvector differences),
+    on every device. Eigenvalues below a tiny share of the largest (zero, or below zero by rounding)
+    are raised to that share, where the root's gradient is finite.
 
-    On GPUs by :func:`sqrtm_newton_schulz` (matrix products only, no host synchronisation);
-    elsewhere from the eigenvalues (``eigvalsh`` in float64, whose gradient needs no
-    eigenvector differences), which a CPU computes far faster than the iteration's products
-    (docs/benchmarks.md). Eigenvalues below a tiny share of the largest count as zero.
+    Not Newton-Schulz iterations, though they need no host synchronisation on a GPU: a
+    covariance of ReLU features is nearly singular, rounding leaves it slightly negative
+    eigenvalues, and the iteration multiplies those at every step until it overflows (with
+    TF32 products on a GPU at once; see ``bench/bench_sqrtm.py``).
     """
-    if matrix.device.type == "cuda":
-        return torch.diagonal(sqrtm_newton_schulz(matrix), dim1=1, dim2=2).sum(1)
     # float64: in float32 the nearly singular covariances of small images (a few feature
     # pixels for hundreds of channels) gave NaN gradients and then LAPACK failures
     values = torch.linalg.eigvalsh(matrix.double())

@@ -114,6 +114,28 @@ def batch_losses(
 
 Objective = Callable[..., Losses]  # batch_losses, or its torch.compile'd form
 
+COMPILE_MODES = ("default", "reduce-overhead")  # torch.compile modes offered for the objective
+
+
+def compiled_objective(mode: str = "default") -> Objective:
+    """:func:`batch_losses` through ``torch.compile`` (its element-wise work and reductions
+    fused into fewer kernels). ``reduce-overhead`` also records each step's kernels as CUDA
+    graphs and replays them, so that a GPU step costs its GPU time rather than the launches
+    of its ~500 kernels (docs/benchmarks.md); one graph is kept per input shape."""
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"compile mode must be one of {COMPILE_MODES}, got {mode!r}")
+    if mode == "default":
+        return torch.compile(batch_losses)
+    compiled = torch.compile(batch_losses, mode=mode)
+
+    def each_call_a_new_step(*args, **kwargs) -> Losses:
+        # The graphs' outputs are overwritten by the next replay: evaluate_losses copies
+        # them out before the next call, so every call may start a new step.
+        torch.compiler.cudagraph_mark_step_begin()
+        return compiled(*args, **kwargs)
+
+    return each_call_a_new_step
+
 
 @dataclass(frozen=True)
 class PassConfig:

@@ -13,7 +13,7 @@ from .coarse_to_fine import run_levels
 from .gate import check_job
 from .imageio import tensor_to_image
 from .job import Job
-from .objective import PassConfig, batch_losses
+from .objective import PassConfig, batch_losses, compiled_objective
 from .pace import Deadline, Pace
 from .progress import Callback, Result
 from .style_cache import DEFAULT_MAX_BYTES, StyleCache
@@ -34,6 +34,7 @@ class Stylizer:
         style_cache_size: int = 32,
         style_cache_bytes: int = DEFAULT_MAX_BYTES,
         compile: bool = False,
+        compile_mode: str = "default",
     ):
         """``batch_invariant``: run the network once per job, so batching never changes a
         result (bit for bit). A batched pass picks different convolution blockings per batch
@@ -52,7 +53,9 @@ class Stylizer:
         ``compile``: run each step's objective (:func:`nst.objective.batch_losses`) through
         ``torch.compile``, which fuses its element-wise work and reductions into fewer
         kernels. Each new input shape costs a compilation the first time, so it pays for
-        long-lived workers serving a few sizes (docs/benchmarks.md).
+        long-lived workers serving a few sizes (docs/benchmarks.md). ``compile_mode``:
+        ``default``, or ``reduce-overhead`` to replay each step as CUDA graphs on a GPU
+        (:func:`nst.objective.compiled_objective`).
         """
         torch_device = torch.device(device)
         dtype = precision_mod.resolve(precision, torch_device)
@@ -67,7 +70,7 @@ class Stylizer:
         self.passes = PassConfig(
             net,
             torch_device,
-            torch.compile(batch_losses) if compile else batch_losses,
+            compiled_objective(compile_mode) if compile else batch_losses,
             dtype,
             channels_last,
             one_pass_per_job=torch_device.type == "cpu"

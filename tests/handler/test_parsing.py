@@ -194,6 +194,7 @@ def test_settings_give_each_device_its_defaults():
         ({"max_styles": 9}, "handler.max_styles must be an integer in [1, 8]"),
         ({"deadline_margin_s": True}, "handler.deadline_margin_s must be a number"),
         ({"precision": "FP16"}, "handler.precision must be one of auto, fp32, bf16"),
+        ({"compile_mode": "max-autotune"}, "handler.compile_mode must be one of default, reduce"),
         ({"batch_invariant": "auto"}, "handler.batch_invariant must be true, false or null"),
         ({"preview_max_side": -256}, "handler.preview_max_side must be an integer"),
         ({"gpu_defaults": {"size": 2048}}, "handler.gpu_defaults: size must be at most 1024"),

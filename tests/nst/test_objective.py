@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from nst import Job, StyleParams
-from nst.objective import JobTargets, StyleRegion, batch_losses, style_term
+from nst.objective import JobTargets, StyleRegion, batch_losses, compiled_objective, style_term
 from nst.prepare import prepare
 from nst.style_stats import style_statistics
 from nst.vgg import layer_positions
@@ -151,3 +151,8 @@ def test_compiled_step_matches_the_eager_one(weights_path, images):
     assert compiled.steps_run == eager.steps_run == 4
     assert compiled.losses.total == pytest.approx(eager.losses.total, rel=0.005)
     assert compiled.losses.total < compiled.initial_losses.total
+
+
+def test_an_unknown_compile_mode_is_refused_before_any_compilation():
+    with pytest.raises(ValueError, match="compile mode must be one of"):
+        compiled_objective("max-autotune")
