@@ -141,8 +141,8 @@ def mean_covariance(
 def trace_sqrt(matrix: torch.Tensor) -> torch.Tensor:
     """``tr(M^½)`` of symmetric PSD matrices (B, C, C) -> (B,), differentiable, from the
     eigenvalues (``eigvalsh`` in float64, whose gradient needs no eigenvector differences),
-    on every device. Eigenvalues below a tiny share of the largest (zero, or below zero by rounding)
-    are raised to that share, where the root's gradient is finite.
+    on every device. Eigenvalues below a tiny share of the largest (zero, or below zero by
+    rounding) are raised to that share, where the root's gradient is finite.
 
     Not Newton-Schulz iterations, though they need no host synchronisation on a GPU: a
     covariance of ReLU features is nearly singular, rounding leaves it slightly negative
