@@ -77,14 +77,21 @@ def ms_per_step(
     """Time of ``2*steps`` minus ``steps`` steps, per step (set-up and final pass cancel)."""
     # Warm-up: cuDNN autotuning, and compilation for a compiled variant.
     stylizer.stylize_batch(jobs(content, style, size, batch, 2, optimizer))
-    times = []
-    for n in (steps, 2 * steps):
-        sync(stylizer.device)
-        start = time.perf_counter()
-        stylizer.stylize_batch(jobs(content, style, size, batch, n, optimizer))
-        sync(stylizer.device)
-        times.append(time.perf_counter() - start)
+    times = [
+        time_batch(stylizer, jobs(content, style, size, batch, n, optimizer))[0]
+        for n in (steps, 2 * steps)
+    ]
     return (times[1] - times[0]) / steps * 1000
+
+
+def time_batch(stylizer: Stylizer, batch: list[Job]) -> tuple[float, list]:
+    """Seconds of one ``stylize_batch`` (the device synchronised at both ends), and its
+    results."""
+    sync(stylizer.device)
+    start = time.perf_counter()
+    results = stylizer.stylize_batch(batch)
+    sync(stylizer.device)
+    return time.perf_counter() - start, results
 
 
 def flop_per_step(stylizer: Stylizer, content, style, size: int, batch: int) -> float:
@@ -174,11 +181,7 @@ def timed_batch(stylizer: Stylizer, batch: list[Job]) -> tuple[float, list]:
     stylizer.stylize_batch(
         [dataclasses.replace(j, params=j.params.replace(steps=2)) for j in batch]
     )
-    sync(stylizer.device)
-    start = time.perf_counter()
-    results = stylizer.stylize_batch(batch)
-    sync(stylizer.device)
-    return time.perf_counter() - start, results
+    return time_batch(stylizer, batch)
 
 
 def job_figures(seconds: float, results: list, stylizer: Stylizer) -> dict:
