@@ -16,57 +16,12 @@ The engine's API is what this module exports; its submodules are its parts (docs
   :func:`check_style_count`, :data:`PRECISIONS`, :data:`COMPILE_MODES`, :func:`work_pixels` and
   :func:`requested_work` (a job's cost in pixels through VGG), and :func:`declared` /
   :func:`parameter_ranges` to declare and describe settings the way the parameters are.
+
+The names are loaded on first use (``__init__.pyi`` lists them, for readers and type
+checkers alike), so a caller that only needs the parameters, the limits or the errors, such
+as the server's launcher and its jobs API, never imports torch.
 """
 
-from .cost import requested_work, work_pixels
-from .errors import (
-    DeadlineExceeded,
-    ImageError,
-    InputError,
-    NSTError,
-    ParamError,
-    WeightsError,
-    quote,
-)
-from .gate import MAX_STYLES, check_layers_depth, check_style_count
-from .imageio import content_type, decode_image, encode_image, resize_longest
-from .job import Job
-from .objective import COMPILE_MODES
-from .params import StyleParams, declared, parameter_ranges
-from .precision import PRECISIONS
-from .progress import STOP_REASONS, Callback, LossTerms, Progress, Result, StopReason
-from .style_cache import StyleCache
-from .stylizer import Stylizer
+import lazy_loader
 
-__all__ = [
-    "COMPILE_MODES",
-    "MAX_STYLES",
-    "PRECISIONS",
-    "STOP_REASONS",
-    "Callback",
-    "DeadlineExceeded",
-    "ImageError",
-    "InputError",
-    "Job",
-    "LossTerms",
-    "NSTError",
-    "ParamError",
-    "Progress",
-    "Result",
-    "StopReason",
-    "StyleCache",
-    "StyleParams",
-    "Stylizer",
-    "WeightsError",
-    "check_layers_depth",
-    "check_style_count",
-    "content_type",
-    "declared",
-    "decode_image",
-    "encode_image",
-    "parameter_ranges",
-    "quote",
-    "requested_work",
-    "resize_longest",
-    "work_pixels",
-]
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

@@ -20,9 +20,7 @@ from .fetch_weights import FetchError, advice, ensure_weights
 from .imageio import decode_image, encode_image
 from .job import Job
 from .masks import palette_text
-from .objective import COMPILE_MODES
-from .params import StyleParams, describe
-from .precision import PRECISIONS
+from .params import COMPILE_MODES, PRECISIONS, StyleParams, describe
 from .progress import Progress
 from .stylizer import Stylizer
 from .version import add_version

@@ -150,6 +150,14 @@ def ensure_weights(explicit: str | os.PathLike | None = None) -> Path:
     return cached_weights()
 
 
+def weights_or_exit(explicit: str | os.PathLike | None = None) -> Path:
+    """:func:`ensure_weights` for a command: SystemExit with :func:`advice` when it fails."""
+    try:
+        return ensure_weights(explicit)
+    except FetchError as exc:
+        raise SystemExit(advice(exc)) from None
+
+
 def advice(error: FetchError) -> str:
     """One line: what failed and what to do instead."""
     return (

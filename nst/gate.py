@@ -12,10 +12,8 @@ from .imageio import source_size
 from .job import Job
 from .layers import check_depth
 from .masks import check_mask
-from .params import StyleParams
+from .params import MAX_STYLES, StyleParams
 from .vgg import VGGFeatures
-
-MAX_STYLES = 8  # style images the engine takes per job; a server may allow fewer
 
 
 def check_style_count(count: int, max_styles: int = MAX_STYLES) -> None:

@@ -8,10 +8,14 @@ Names follow the paper: ``conv{block}_{n}``, ``relu{block}_{n}``, ``pool{block}`
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from functools import cache
 
 from .errors import ParamError, quote
+
+# A conv tensor's name in a VGG19 state dict: full-model or bare ``features`` keys.
+CONV_KEY = re.compile(r"(?:features\.)?(\d+)\.(weight|bias)")
 
 # Output channels of each 3x3 convolution (each followed by a ReLU); "M": a 2x2 max pool.
 VGG19_LAYOUT: tuple[int | str, ...] = (
@@ -93,3 +97,11 @@ def min_input_side(names: tuple[str, ...] | list[str]) -> int:
     """Smallest image side (pixels) that still reaches every layer in ``names``."""
     deepest = max(layer_index(n) for n in names)
     return 2 ** sum(1 for name in layer_names()[:deepest] if name.startswith("pool"))
+
+
+def deepest_conv(keys: Iterable[str]) -> int | None:
+    """``features`` index of the deepest conv among a weights file's tensor names
+    (full-model or bare ``features`` keys), or None; a check that reads no tensor, where
+    :func:`nst.weights.features_state_dict` validates them all."""
+    indices = [int(m[1]) for k in keys if (m := CONV_KEY.fullmatch(k))]
+    return max(indices, default=None)

@@ -16,6 +16,7 @@ import torch
 
 from .losses import content_loss, tv_loss
 from .masks import layer_mask
+from .params import COMPILE_MODES
 from .precision import autocast
 from .style_stats import Statistics, style_distance
 from .vgg import LayerPositions, VGGFeatures
@@ -113,8 +114,6 @@ def batch_losses(
 
 
 Objective = Callable[..., Losses]  # batch_losses, or its torch.compile'd form
-
-COMPILE_MODES = ("default", "reduce-overhead")  # torch.compile modes offered for the objective
 
 
 def compiled_objective(mode: str = "default") -> Objective:

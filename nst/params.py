@@ -46,6 +46,9 @@ def declared(
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 STYLE_LOSSES = ("gram", "mean_cov", "sliced_wasserstein")
 PARAMETERIZATIONS = ("pixels", "pyramid")  # what the optimiser moves (nst.preconditioner)
+# Choices of a Stylizer (a server's settings, not a request's), declared here without torch.
+PRECISIONS = ("auto", "fp32", "bf16")  # dtype of the VGG passes (nst.precision)
+COMPILE_MODES = ("default", "reduce-overhead")  # torch.compile modes (nst.objective)
 # What each preset sets, chosen from the measurements in docs/benchmarks.md ("Presets").
 PRESETS: dict[str, dict[str, Any]] = {
     "none": {},
@@ -54,6 +57,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "best": {"steps": 600, "levels": 2, "average": 0.0},
 }
 MAX_LIST = 16  # longest list parameter (layers, weights)
+MAX_STYLES = 8  # style images the engine takes per job; a server may allow fewer
 
 
 @dataclass(frozen=True)

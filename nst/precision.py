@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-PRECISIONS = ("auto", "fp32", "bf16")
+from .params import PRECISIONS
 
 
 def bf16_supported(device: torch.device) -> bool:

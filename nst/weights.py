@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +20,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .errors import WeightsError
-from .layers import conv_shapes, layer_names
+from .layers import CONV_KEY, conv_shapes, layer_names
 
 WEIGHTS_ENV = "NST_WEIGHTS"
 CACHED_NAME = "vgg19-torchvision-features.safetensors"  # what nst-fetch-weights writes
@@ -115,10 +113,6 @@ class VGGWeights:
     source: str
 
 
-# A conv tensor's name in a VGG19 state dict: full-model or bare ``features`` keys.
-_CONV_KEY = re.compile(r"(?:features\.)?(\d+)\.(weight|bias)")
-
-
 def _triple(values: list) -> tuple[float, float, float]:
     """Floats, one per channel (:class:`InputConvention` checks that there are three)."""
     return tuple(float(v) for v in values)  # type: ignore[return-value]
@@ -151,14 +145,6 @@ def missing_advice(path: Path) -> str:
     )
 
 
-def deepest_conv(keys: Iterable[str]) -> int | None:
-    """``features`` index of the deepest conv among a weights file's tensor names
-    (full-model or bare ``features`` keys), or None; a check that reads no tensor, where
-    :func:`features_state_dict` validates them all."""
-    indices = [int(m[1]) for k in keys if (m := _CONV_KEY.fullmatch(k))]
-    return max(indices, default=None)
-
-
 def features_state_dict(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], int]:
     """Keep the ``features.*`` conv tensors of a VGG19 state dict and check them.
 
@@ -172,7 +158,7 @@ def features_state_dict(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, 
     for key, tensor in state_dict.items():
         if key.startswith("classifier."):
             continue
-        match = _CONV_KEY.fullmatch(key)
+        match = CONV_KEY.fullmatch(key)
         if match is None:
             raise WeightsError(f"unexpected key {key!r}: not a VGG19 features conv tensor")
         name = key if key.startswith("features.") else f"features.{key}"

@@ -42,7 +42,6 @@ from handler.histograms import (
 )
 from handler.settings import SettingsError
 from nst.errors import WeightsError
-from nst.fetch_weights import FetchError, advice, ensure_weights
 
 from . import RESOURCES, add_version, jobs, server_home
 from . import mar as archive
@@ -387,11 +386,11 @@ def prepare_archive(
     try:
         if not rebuild and archive.up_to_date(store, model_config, weights):
             return
-        found = ensure_weights(weights)
+        from nst.fetch_weights import weights_or_exit  # torch: only a build pays its import
+
+        found = weights_or_exit(weights)
         print(f"building the model archive in {store}")
         archive.build(found, model_config or archive.DEFAULT_CONFIG, store)
-    except FetchError as exc:
-        raise SystemExit(advice(exc)) from None
     except (SettingsError, WeightsError) as exc:
         raise SystemExit(f"nst-server: {exc}") from None
 

@@ -30,10 +30,8 @@ import yaml
 from handler import MODEL_NAME
 from handler.settings import ServerSettings, SettingsError
 from nst.errors import WeightsError
-from nst.fetch_weights import FetchError, advice, ensure_weights
-from nst.layers import depth_through
+from nst.layers import deepest_conv, depth_through
 from nst.version import version as package_version
-from nst.weights import deepest_conv, load_weights
 
 from . import RESOURCES, add_version, server_home
 
@@ -181,6 +179,8 @@ def build(
 ) -> Path:
     """Check the config and weights, stage the packages and run torch-model-archiver;
     returns the .mar path. Raises SettingsError or WeightsError before writing anything."""
+    from nst.weights import load_weights  # torch: only a build pays its import
+
     merged = checked_config(config, override)
     load_weights(weights)  # fail here, not in the worker, on a bad weights file
     info = build_info(merged, weights)
@@ -282,11 +282,9 @@ def main(argv: list[str] | None = None) -> int:
             wanted = model_config(args.config, args.override)
             return 0 if packed_config(args.packed_in / f"{MODEL_NAME}.mar") == wanted else 1
         checked_config(args.config, args.override)  # before any download
-        weights = ensure_weights(args.weights)
-        mar = build(weights, args.config, args.out, override=args.override)
-    except FetchError as exc:
-        print(advice(exc), file=sys.stderr)
-        return 1
+        from nst.fetch_weights import weights_or_exit  # torch: only a build pays its import
+
+        mar = build(weights_or_exit(args.weights), args.config, args.out, override=args.override)
     except (SettingsError, WeightsError) as exc:
         print(f"nst-build-mar: {exc}", file=sys.stderr)
         return 2

@@ -155,3 +155,20 @@ def test_the_engines_tour_lists_every_module_above_what_it_imports():
     for position, name in enumerate(order):
         later = graph[name] & set(order[position + 1 :])
         assert not later, f"nst/{name}.py imports {sorted(later)}, listed after it"
+
+
+def test_the_launchers_and_probes_never_import_torch(tmp_path):
+    """What runs around the workers: ``nst-server start`` with its archive built, ``nst-build-mar
+    --packed-in`` (each pod start with a mounted model-config), the probes, the handler's
+    settings. ``import torch`` alone costs over a second of each of their starts."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, nst, nst_server.control, nst_server.healthcheck, handler.settings\n"
+        "from nst_server import mar\n"
+        f"print(mar.main(['--packed-in', {str(tmp_path)!r}]), nst.MAX_STYLES,"
+        " sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["1", "8", "[]"]  # no archive there: 1; the limits: no torch

@@ -135,9 +135,8 @@ def test_not_a_weights_file_fails(tmp_path):
 
 def test_layer_deeper_than_weights_is_a_param_error(tmp_path):
     from nst.errors import ParamError
-    from nst.layers import check_depth
+    from nst.layers import check_depth, deepest_conv
     from nst.vgg import VGGFeatures
-    from nst.weights import deepest_conv
 
     path = tmp_path / "short.safetensors"
     save_weights(path, synthetic_features(10), CAFFE)
