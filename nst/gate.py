@@ -7,13 +7,16 @@ coarse-to-fine level, so that nothing can fail for bad input once the work has s
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .errors import ParamError
 from .imageio import source_size
 from .job import Job
 from .layers import check_depth
-from .masks import check_mask
 from .params import MAX_STYLES, StyleParams
-from .vgg import VGGFeatures
+
+if TYPE_CHECKING:
+    from .vgg import VGGFeatures
 
 
 def check_style_count(count: int, max_styles: int = MAX_STYLES) -> None:
@@ -37,6 +40,8 @@ def check_layers_depth(params: StyleParams, depth: int) -> None:
 
 def check_job(job: Job, net: VGGFeatures) -> None:
     """Raise the :class:`ParamError` any part of ``job``'s run would raise, at no cost."""
+    from .masks import check_mask  # torch: check_style_count and check_layers_depth need none
+
     p = job.params
     check_style_count(len(job.styles))
     if p.style_weights and len(p.style_weights) != len(job.styles):

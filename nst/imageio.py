@@ -7,12 +7,15 @@ import io
 import math
 import os
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
+
+if TYPE_CHECKING:  # decoding and encoding need no torch: the jobs API checks images without it
+    import torch
 
 DEFAULT_MAX_PIXELS = 50_000_000  # decoded pixels allowed for one input image
 # The input formats we document and decode; Pillow's other decoders (EPS runs Ghostscript,
@@ -277,6 +280,8 @@ def content_type(fmt: str) -> str:
 
 def image_to_tensor(image: Image.Image) -> torch.Tensor:
     """RGB image -> float tensor (1, 3, H, W) in [0, 1]."""
+    import torch
+
     array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
     return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
-import torch
 from PIL import Image
+
+if TYPE_CHECKING:
+    import torch
 
 # Why a job stopped before its steps: the server's deadline, the job's own time_limit, its
 # callback, a loss that stopped being finite (the image is then the last one whose loss was).

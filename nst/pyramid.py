@@ -8,9 +8,10 @@ plain values; :mod:`nst.coarse_to_fine` runs the levels.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-import torch
+if TYPE_CHECKING:  # the plan takes plain values: a job is planned without torch
+    import torch
 
 
 class Level(NamedTuple):
@@ -48,9 +49,11 @@ def level_plan(
 
 def resize_pixels(pixels: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
     """Pixels (1, 3, h, w) resized to ``hw`` (bicubic up, antialiased down), kept in 0..1."""
+    from torch.nn import functional
+
     if tuple(pixels.shape[-2:]) == hw:
         return pixels.detach().clone()
-    return torch.nn.functional.interpolate(
+    return functional.interpolate(
         pixels.detach(), size=hw, mode="bicubic", align_corners=False, antialias=True
     ).clamp(0, 1)
 

@@ -157,15 +157,16 @@ def test_the_engines_tour_lists_every_module_above_what_it_imports():
         assert not later, f"nst/{name}.py imports {sorted(later)}, listed after it"
 
 
-def test_the_launchers_and_probes_never_import_torch(tmp_path):
-    """What runs around the workers: ``nst-server start`` with its archive built, ``nst-build-mar
-    --packed-in`` (each pod start with a mounted model-config), the probes, the handler's
-    settings. ``import torch`` alone costs over a second of each of their starts."""
+def test_what_runs_beside_the_workers_never_imports_torch(tmp_path):
+    """``nst-server start`` with its archive built, ``nst-build-mar --packed-in`` (each pod
+    start with a mounted model-config), the probes, and the jobs API with the request parsing
+    it checks submissions with: ``import torch`` costs over a second of each start and, in a
+    long-lived service, about 0.5 GB resident beside the workers."""
     import subprocess
     import sys
 
     code = (
-        "import sys, nst, nst_server.control, nst_server.healthcheck, handler.settings\n"
+        "import sys, nst, nst_server.control, nst_server.healthcheck, nst_server.jobs.service\n"
         "from nst_server import mar\n"
         f"print(mar.main(['--packed-in', {str(tmp_path)!r}]), nst.MAX_STYLES,"
         " sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision')))"

@@ -16,6 +16,8 @@ import hashlib
 import logging
 import os
 import sqlite3
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -313,10 +315,23 @@ def server_settings(model_config: Path) -> ServerSettings:
     """The handler's settings from ``model_config`` (a model-config.yaml, or the model
     archive that packs one), for the device this machine offers (the pod's workers see the
     same devices)."""
-    import torch
+    return served_settings(model_config).for_device(worker_device())
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    return served_settings(model_config).for_device(device)
+
+# Asked in a child process: this service never holds torch (about 0.5 GB resident).
+DEVICE_PROBE = "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')"
+
+
+def worker_device() -> str:
+    """ "cuda" where torch in this environment sees a GPU, as the pod's workers will, else
+    "cpu"; SystemExit when torch cannot tell (the workers could not start either)."""
+    probe = subprocess.run(
+        [sys.executable, "-c", DEVICE_PROBE], capture_output=True, text=True, timeout=300
+    )
+    answer = probe.stdout.strip()
+    if probe.returncode != 0 or answer not in ("cuda", "cpu"):
+        raise SystemExit(f"nst-jobs: cannot tell the workers' device: {probe.stderr.strip()}")
+    return answer
 
 
 async def maintain(store: JobStore, state_dir: Path, every_s: float = 5.0) -> None:

@@ -7,6 +7,7 @@ import base64
 import io
 import re
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -78,6 +79,27 @@ def test_a_submitted_job_runs_and_its_result_is_fetched(server):
     assert image.status_code == 200
     assert image.headers["Content-Type"] == "image/png" and image.headers["X-NST-Steps"] == "6"
     assert Image.open(io.BytesIO(image.content)).size == (64, 64)
+    service = jobs_service_pid(server)  # it checked and relayed the job without torch
+    assert resident_mb(service) < 200
+    assert "libtorch" not in Path(f"/proc/{service}/maps").read_text()
+
+
+def jobs_service_pid(server) -> int:
+    """The jobs API process beside ``server`` (started with ``--address HOST:PORT``)."""
+    address = server.jobs.removeprefix("http://")
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"nst_server.jobs" in args and address.encode() in args:
+            return int(entry.name)
+    raise AssertionError(f"no jobs service on {address}")
+
+
+def resident_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+) kB", status)[1]) / 1024
 
 
 def test_a_json_submit_runs_too(server):
