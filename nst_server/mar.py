@@ -101,11 +101,12 @@ def _file_id(path: Path) -> dict:
 
 
 def code_digest() -> str:
-    """sha256 over the packed packages' Python files (names and bytes)."""
+    """sha256 over the packed packages' Python files and stubs (names and bytes): ``nst``'s
+    exports are read from its ``__init__.pyi`` at run time."""
     digest = hashlib.sha256()
     for package in PACKAGES:
         base = package_dir(package)
-        for path in sorted(base.rglob("*.py")):
+        for path in sorted(p for p in base.rglob("*.py*") if p.suffix in (".py", ".pyi")):
             digest.update(str(path.relative_to(base.parent)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 

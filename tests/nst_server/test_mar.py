@@ -117,6 +117,29 @@ def test_an_archive_is_up_to_date_for_what_it_was_built_from(tmp_path, weights_p
     assert not up_to_date(tmp_path / "empty")
 
 
+def test_the_code_digest_follows_every_file_the_workers_read(tmp_path, monkeypatch):
+    """A changed module or stub (``nst`` loads its exports from ``__init__.pyi``) makes the
+    archive out of date; bytecode caches and other files do not."""
+    import shutil
+
+    from nst_server import mar
+
+    copies = {name: tmp_path / name for name in mar.PACKAGES}
+    for name, copy in copies.items():
+        shutil.copytree(mar.package_dir(name), copy)
+    monkeypatch.setattr(mar, "package_dir", copies.__getitem__)
+    digests = [mar.code_digest()]
+    (copies["nst"] / "__pycache__").mkdir(exist_ok=True)
+    (copies["nst"] / "__pycache__" / "extra.pyc").write_bytes(b"cache")
+    (copies["nst"] / "notes.txt").write_text("not code")
+    digests.append(mar.code_digest())
+    for changed in ("__init__.pyi", "job.py"):
+        with (copies["nst"] / changed).open("a") as file:
+            file.write("\n# changed\n")
+        digests.append(mar.code_digest())
+    assert digests[0] == digests[1] and len(set(digests)) == 3
+
+
 def test_the_depth_of_the_packed_weights_is_read_without_loading_them(tmp_path, weights_path):
     """What the jobs API checks a submit's layers against, before the job is queued."""
     from nst import ParamError, StyleParams, check_layers_depth
