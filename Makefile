@@ -45,7 +45,7 @@ mar: venv  ## model_store/style_transfer.mar (fetches the weights when none are 
 	$(VENV)/bin/nst-build-mar
 
 # nst-server start rebuilds the archive only when it does not pack this code, this
-# model-config.yaml and these weights (a rebuild takes seconds: the weights are zipped again).
+# model-config.yaml and these weights (a rebuild takes seconds: the weights are checked).
 serve: venv  ## TorchServe on 127.0.0.1:8080/8081/8082, returns once the model is READY
 	$(VENV)/bin/nst-server start --model-config nst_server/resources/model-config.yaml \
 		$(if $(NST_WEIGHTS),--weights $(NST_WEIGHTS))

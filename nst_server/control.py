@@ -302,7 +302,7 @@ def wait_ready(management: str, timeout: float, log_dir: Path) -> None:
         f"{MODEL_NAME} not READY",
         timeout,
         log_dir / "model_log.log",
-        every_s=1.0,
+        every_s=0.25,
     )
 
 

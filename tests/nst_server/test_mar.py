@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -115,6 +116,8 @@ def test_an_archive_is_up_to_date_for_what_it_was_built_from(tmp_path, weights_p
     assert not up_to_date(store, DEFAULT_CONFIG)  # the override is not the shipped config
     assert not up_to_date(store, weights=tmp_path / "other.safetensors")
     assert not up_to_date(tmp_path / "empty")
+    with zipfile.ZipFile(store / "style_transfer.mar") as mar:  # unpacked at each start
+        assert {e.compress_type for e in mar.infolist()} == {zipfile.ZIP_STORED}
 
 
 def test_the_code_digest_follows_every_file_the_workers_read(tmp_path, monkeypatch):
