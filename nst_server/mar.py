@@ -106,7 +106,7 @@ def code_digest() -> str:
     digest = hashlib.sha256()
     for package in PACKAGES:
         base = package_dir(package)
-        for path in sorted(p for p in base.rglob("*.py*") if p.suffix in (".py", ".pyi")):
+        for path in sorted([*base.rglob("*.py"), *base.rglob("*.pyi")]):
             digest.update(str(path.relative_to(base.parent)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
