@@ -36,7 +36,7 @@ from bench_startup import wall
 from torch import nn
 from torchvision.models.vgg import cfgs, make_layers
 
-from nst import Job, StyleParams, Stylizer, decode_image, optimize
+from nst import Job, StyleParams, Stylizer, decode_image, optimize, reuse_freed_memory
 from nst.imageio import image_to_tensor, resize_longest
 from nst.layers import layer_index
 from nst.losses import content_loss, relative_sq_error, tv_loss
@@ -227,6 +227,7 @@ def main() -> int:
     s = image_to_tensor(resize_longest(style, args.size))
     base_s, base_hist = seeds_loop(weights, c, s, params, args.steps)
     target = base_hist[-1][1]
+    reuse_freed_memory()  # the engine's rows run as the nst command and the workers do
     rows = [
         (
             "plain Gatys loop (baseline)",

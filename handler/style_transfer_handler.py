@@ -40,6 +40,7 @@ from nst import (
     Result,
     Stylizer,
     requested_work,
+    reuse_freed_memory,
 )
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class StyleTransferHandler:
         serve_histograms(self.histograms)
         # The weights travel as the archive's serialized file (nst-build-mar).
         weights = os.path.join(props.get("model_dir"), context.manifest["model"]["serializedFile"])
+        reuse_freed_memory()  # the worker process serves this model alone
         self.stylizer = Stylizer(
             weights,
             device=device,

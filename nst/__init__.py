@@ -6,7 +6,8 @@ The engine's API is what this module exports; its submodules are its parts (docs
   :class:`StyleCache`, :meth:`~Stylizer.check` a
   :class:`Job`, :meth:`~Stylizer.stylize` it or a batch), :class:`StyleParams` (every
   parameter, declared once), :class:`Progress` and :class:`LossTerms` for a ``Callback``,
-  :class:`Result`, and why a job stopped early (:data:`STOP_REASONS`).
+  :class:`Result`, and why a job stopped early (:data:`STOP_REASONS`);
+  :func:`reuse_freed_memory` for a program's entry point (steps reuse freed host memory).
 - Images: :func:`decode_image` (bounded, colour-managed), :func:`encode_image`,
   :func:`content_type`, :func:`resize_longest`.
 - Errors: every input error is an :class:`InputError` (:class:`ParamError`,

@@ -1,5 +1,6 @@
 """The engine's API (see ``__init__.py``): what ``nst`` exports, loaded on first use."""
 
+from .allocator import reuse_freed_memory
 from .cost import requested_work, work_pixels
 from .errors import (
     DeadlineExceeded,
@@ -55,5 +56,6 @@ __all__ = [
     "quote",
     "requested_work",
     "resize_longest",
+    "reuse_freed_memory",
     "work_pixels",
 ]

@@ -15,6 +15,7 @@ from typing import NoReturn
 
 from tqdm import tqdm
 
+from .allocator import reuse_freed_memory
 from .errors import NSTError, WeightsError
 from .fetch_weights import FetchError, advice, ensure_weights
 from .imageio import decode_image, encode_image
@@ -105,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             mask=decode_image(args.mask, field="mask", manage_colours=False) if args.mask else None,
         )
         weights = ensure_weights(args.weights)
+        reuse_freed_memory()
         stylizer = Stylizer(
             str(weights),
             device=args.device,

@@ -17,7 +17,6 @@ import torch
 from .losses import content_loss, tv_loss
 from .masks import layer_mask
 from .params import COMPILE_MODES
-from .precision import autocast
 from .style_stats import Statistics, style_distance
 from .vgg import LayerPositions, VGGFeatures
 
@@ -85,17 +84,17 @@ def batch_losses(
     """:class:`Losses` of pixels ``x`` (B, 3, H, W), row ``k`` against ``jobs[k]``.
 
     Only the network pass is batched; row ``k`` comes from ``x[k]`` and ``jobs[k]`` alone,
-    so no reduction ever mixes jobs. The pass runs in ``dtype`` (autocast); the Gram
+    so no reduction ever mixes jobs. The pass runs in ``dtype``; the Gram
     products take the features in that dtype and return float32, and every loss is reduced
     in float32 (``nst.precision``).
     """
     model_in = network_input(net, x, channels_last)
-    with autocast(x.device, dtype):
-        features = net.activations(model_in, positions, pooling)
+    features = net.activations(model_in, positions, pooling, dtype)
     # split, not slicing: split's backward is one cat that keeps the features' memory layout,
     # where each slice's backward would scatter into a fresh contiguous tensor, and
-    # channels-last gradients would meet it in slow strided adds.
-    per_job = {name: f.split(1) for name, f in features.items()}
+    # channels-last gradients would meet it in slow strided adds. A lone job takes its
+    # features whole: its split's cat would only copy each layer's gradient.
+    per_job = {name: f.split(1) if len(f) > 1 else (f,) for name, f in features.items()}
     terms = []
     for k, job in enumerate(jobs):
         own = {name: parts[k] for name, parts in per_job.items()}
@@ -157,8 +156,8 @@ def target_features(
     against targets rounded the same way, at the cost of a bfloat16 pass (about half of a
     float32 one on a CPU that runs bfloat16 natively, docs/benchmarks.md)."""
     model_in = network_input(passes.net, pixels, passes.channels_last)
-    with torch.no_grad(), autocast(pixels.device, passes.dtype):
-        features = passes.net(model_in, names, pooling)
+    with torch.no_grad():
+        features = passes.net(model_in, names, pooling, passes.dtype)
     return {name: f.float() for name, f in features.items()}
 
 

@@ -1,10 +1,11 @@
 """Reduced precision and memory layout for the VGG passes (pixels and optimiser stay fp32).
 
-Where it is safe: only the network's forward/backward runs in bfloat16 (autocast), plus the
-Gram products of its bfloat16 features (a GEMM accumulating in float32, the result cast to
-float32, ``nst.losses.gram_matrix``); the losses are reduced in float32, the loss targets come
-from a pass in the same precision but are kept (and their statistics computed) in float32, and
-the pixels, gradients and optimiser state are float32 throughout.
+Where it is safe: only the network's forward/backward runs in bfloat16 (a bfloat16 copy of
+its layers, ``nst.vgg.VGGFeatures.keep_copy_in``), plus the Gram products of its bfloat16
+features (a GEMM accumulating in float32, the result cast to float32,
+``nst.losses.gram_matrix``); the losses are reduced in float32, the loss targets come from a
+pass in the same precision but are kept (and their statistics computed) in float32, and the
+pixels, gradients and optimiser state are float32 throughout.
 ``docs/benchmarks.md`` records how far the final losses move from a float32 run.
 """
 
@@ -39,12 +40,6 @@ def use_channels_last(device: torch.device, dtype: torch.dtype) -> bool:
     """NHWC where it pays: cuDNN on GPUs, and oneDNN's bfloat16 kernels on CPUs. On a CPU in
     float32 it does not (docs/benchmarks.md)."""
     return device.type == "cuda" or dtype == torch.bfloat16
-
-
-def autocast(device: torch.device, dtype: torch.dtype) -> torch.autocast:
-    """Autocast to ``dtype`` for the network pass; disabled for float32 (a plain
-    ``torch.autocast`` either way, which ``torch.compile`` traces)."""
-    return torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype != torch.float32)
 
 
 def configure_gpu(device: torch.device) -> None:

@@ -65,6 +65,7 @@ class Stylizer:
         self.pace = Pace()  # this device's measured speed, for deadlines (nst.pace)
         loaded = weights if isinstance(weights, VGGWeights) else load_weights(weights)
         net = VGGFeatures(loaded).to(torch_device)
+        net.keep_copy_in(dtype)
         if channels_last:
             net = net.to(memory_format=torch.channels_last)
         self.passes = PassConfig(

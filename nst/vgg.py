@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 
 import torch
@@ -19,7 +20,8 @@ class VGGFeatures(nn.Module):
     """Frozen, eval-mode VGG19 ``features`` cut after the deepest conv the weights cover.
 
     ReLUs are not in place, so an activation returned for ``conv4_2`` is not overwritten by
-    ``relu4_2``. ``forward`` stops at the deepest requested layer.
+    ``relu4_2``. ``forward`` stops at the deepest requested layer. :meth:`keep_copy_in`
+    adds a copy of the layers in a reduced precision for the passes that run in it.
     """
 
     def __init__(self, weights: VGGWeights):
@@ -33,25 +35,57 @@ class VGGFeatures(nn.Module):
             assign=True,
         )
         assert not missing and not unexpected
+        self.reduced = nn.ModuleDict()  # dtype name -> self.layers cast to that dtype
         self.requires_grad_(False)
         self.eval()
         self.convention = weights.convention
 
+    def keep_copy_in(self, dtype: torch.dtype) -> None:
+        """Keep the layers cast to ``dtype`` (once, here), for passes in that precision.
+
+        The same arithmetic as ``torch.autocast`` (weights, bias and input cast to
+        ``dtype``), without its cost: autocast caches casts only of weights that need a
+        gradient, so it casts these frozen ones again at every pass (docs/benchmarks.md).
+        """
+        if dtype != torch.float32:
+            self.reduced[dtype_name(dtype)] = copy.deepcopy(self.layers).to(dtype)
+
     def forward(
-        self, x: torch.Tensor, names: Iterable[str], pooling: str = "max"
+        self,
+        x: torch.Tensor,
+        names: Iterable[str],
+        pooling: str = "max",
+        dtype: torch.dtype = torch.float32,
     ) -> dict[str, torch.Tensor]:
-        """Activations of ``names`` for network input ``x`` (B, 3, H, W)."""
-        return self.activations(x, layer_positions(names), pooling)
+        """Activations of ``names`` for network input ``x`` (B, 3, H, W), computed in
+        ``dtype`` (a copy :meth:`keep_copy_in` kept, or autocast where there is none)."""
+        return self.activations(x, layer_positions(names), pooling, dtype)
 
     def activations(
-        self, x: torch.Tensor, positions: LayerPositions, pooling: str = "max"
+        self,
+        x: torch.Tensor,
+        positions: LayerPositions,
+        pooling: str = "max",
+        dtype: torch.dtype = torch.float32,
     ) -> dict[str, torch.Tensor]:
         """:meth:`forward` with the layers given as :func:`layer_positions` (no name
         lookups, so ``torch.compile`` traces only tensor work)."""
+        name = dtype_name(dtype)
+        if dtype == torch.float32:
+            return self._run(self.layers, x, positions, pooling)
+        if name in self.reduced:
+            return self._run(self.reduced[name], x.to(dtype), positions, pooling)
+        with torch.autocast(device_type=x.device.type, dtype=dtype):
+            return self._run(self.layers, x, positions, pooling)
+
+    @staticmethod
+    def _run(
+        layers: nn.Sequential, x: torch.Tensor, positions: LayerPositions, pooling: str
+    ) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
         deepest = max(i for i, _ in positions)
         names = dict(positions)
-        for i, module in enumerate(self.layers[: deepest + 1]):
+        for i, module in enumerate(layers[: deepest + 1]):
             if isinstance(module, nn.MaxPool2d) and pooling == "avg":
                 # Gatys et al. report smoother results with average pooling.
                 x = nn.functional.avg_pool2d(x, kernel_size=2, stride=2)
@@ -78,6 +112,12 @@ def vgg19_layers(count: int) -> nn.Sequential:
             else:
                 modules.append(nn.MaxPool2d(kernel_size=2, stride=2))
     return nn.Sequential(*modules)
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """``torch.bfloat16`` -> ``"in_bfloat16"``, a module key (``bfloat16`` alone is a
+    method of every module)."""
+    return "in_" + str(dtype).removeprefix("torch.")
 
 
 def layer_positions(names: Iterable[str]) -> LayerPositions:
