@@ -2,8 +2,9 @@
 
 Each step allocates and frees the same activations and gradients (tens of MB at 256 px).
 glibc's defaults hand large blocks straight back to the kernel when they are freed, so
-the next step gets fresh pages and faults each one in again: on a 2-core CPU that was a
-tenth of a 256 px step's wall time and more at 512 px (docs/benchmarks.md, "Memory reuse").
+the next step gets fresh pages and faults each one in again: on a 2-core CPU that cost
+5-8 % of a 256 px step and about a quarter of a 512 px one (docs/benchmarks.md, "The cost
+of a step beyond the convolutions").
 PyTorch's GPU allocator caches blocks for the same reason; its CPU allocator does not.
 """
 
