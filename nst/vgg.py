@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
+from typing import cast
 
 import torch
 from torch import nn
@@ -74,7 +75,8 @@ class VGGFeatures(nn.Module):
         if dtype == torch.float32:
             return self._run(self.layers, x, positions, pooling)
         if name in self.reduced:
-            return self._run(self.reduced[name], x.to(dtype), positions, pooling)
+            layers = cast(nn.Sequential, self.reduced[name])
+            return self._run(layers, x.to(dtype), positions, pooling)
         with torch.autocast(device_type=x.device.type, dtype=dtype):
             return self._run(self.layers, x, positions, pooling)
 
