@@ -59,7 +59,7 @@ class VGGFeatures(nn.Module):
         dtype: torch.dtype = torch.float32,
     ) -> dict[str, torch.Tensor]:
         """Activations of ``names`` for network input ``x`` (B, 3, H, W), computed in
-        ``dtype`` (a copy :meth:`keep_copy_in` kept, or autocast where there is none)."""
+        ``dtype`` (other than float32: through the copy :meth:`keep_copy_in` kept)."""
         return self.activations(x, layer_positions(names), pooling, dtype)
 
     def activations(
@@ -71,14 +71,10 @@ class VGGFeatures(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """:meth:`forward` with the layers given as :func:`layer_positions` (no name
         lookups, so ``torch.compile`` traces only tensor work)."""
-        name = dtype_name(dtype)
         if dtype == torch.float32:
             return self._run(self.layers, x, positions, pooling)
-        if name in self.reduced:
-            layers = cast(nn.Sequential, self.reduced[name])
-            return self._run(layers, x.to(dtype), positions, pooling)
-        with torch.autocast(device_type=x.device.type, dtype=dtype):
-            return self._run(self.layers, x, positions, pooling)
+        layers = cast(nn.Sequential, self.reduced[dtype_name(dtype)])  # from keep_copy_in
+        return self._run(layers, x.to(dtype), positions, pooling)
 
     @staticmethod
     def _run(
